@@ -1,0 +1,104 @@
+"""How each provider proves who we are: httpx.Auth classes and the Incus TLS context."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ssl
+import time
+from collections.abc import Generator, Iterable
+from urllib.parse import parse_qsl
+
+import httpx
+from pydantic import SecretStr
+
+from mcp_cloudops.settings import IncusEndpoint
+
+EXO2_LIFETIME = 600  # seconds a signature stays valid, as Exoscale's own clients use
+
+
+def exo2_query_args(raw_query: str) -> list[tuple[str, str]]:
+    """Query params to sign, in name order; a name given twice cannot be signed and is left out."""
+    pairs = parse_qsl(raw_query, keep_blank_values=True)
+    names = [name for name, _ in pairs]
+    return sorted((name, value) for name, value in pairs if names.count(name) == 1)
+
+
+def exo2_message(method: str, path: str, body: bytes, query: Iterable[tuple[str, str]], expires: int) -> bytes:
+    """The five-line EXO2-HMAC-SHA256 string to sign: request line, body, query values, headers, expiry."""
+    values = "".join(value for _, value in query)
+    return b"\n".join([f"{method} {path}".encode(), body, values.encode(), b"", str(expires).encode()])
+
+
+def exo2_authorization(key: str, secret: str, method: str, path: str, raw_query: str, body: bytes, expires: int) -> str:
+    """The Authorization header value for one request, as sent (path with its literal ':action')."""
+    query = exo2_query_args(raw_query)
+    message = exo2_message(method, path, body, query, expires)
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    parts = [f"EXO2-HMAC-SHA256 credential={key}"]
+    if query:
+        parts.append("signed-query-args=" + ";".join(name for name, _ in query))
+    parts.append(f"expires={expires}")
+    parts.append("signature=" + base64.standard_b64encode(digest).decode())
+    return ",".join(parts)
+
+
+class ExoscaleV2Auth(httpx.Auth):
+    """Signs each request with Exoscale's EXO2-HMAC-SHA256 scheme (key + secret, 10-minute expiry)."""
+
+    requires_request_body = True
+
+    def __init__(self, key: SecretStr, secret: SecretStr, clock: type[time] | None = None) -> None:
+        self._key = key
+        self._secret = secret
+        self._now = (clock or time).time
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = exo2_authorization(
+            self._key.get_secret_value(),
+            self._secret.get_secret_value(),
+            request.method,
+            request.url.raw_path.split(b"?", 1)[0].decode("ascii"),
+            request.url.query.decode("ascii"),
+            request.content,
+            int(self._now()) + EXO2_LIFETIME,
+        )
+        yield request
+
+
+class HeaderAuth(httpx.Auth):
+    """A static secret in one header: Scaleway's X-Auth-Token, Portainer's X-API-Key, a bearer token."""
+
+    def __init__(self, header: str, secret: SecretStr, prefix: str = "") -> None:
+        self.header = header
+        self._secret = secret
+        self._prefix = prefix
+
+    def header_value(self) -> str:
+        return self._prefix + self._secret.get_secret_value()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[self.header] = self.header_value()
+        yield request
+
+
+def bearer(secret: SecretStr) -> HeaderAuth:
+    return HeaderAuth("Authorization", secret, prefix="Bearer ")
+
+
+def incus_ssl_context(endpoint: IncusEndpoint) -> ssl.SSLContext:
+    """TLS with our client certificate, trusting the pinned server certificate when one is given.
+
+    An Incus server certificate is usually self-signed: pin it with INCUS_SERVER_CERT rather than
+    turning verification off. Without a pin, the system CAs decide (a CA-signed server).
+    """
+    if endpoint.server_cert is not None:
+        context = ssl.create_default_context(cafile=str(endpoint.server_cert))
+        # A pinned self-signed certificate names the server's hostname, not the address we dial.
+        context.check_hostname = False
+    else:
+        context = ssl.create_default_context()
+    if endpoint.cert is not None and endpoint.key is not None:
+        context.load_cert_chain(str(endpoint.cert), str(endpoint.key))
+    return context

@@ -1,0 +1,276 @@
+"""Load tools.yaml into frozen models, refusing any mistake at start with the tool and field named."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+REGISTRY_VERSION = 1
+TOOLS_ENV = "MCP_CLOUDOPS_TOOLS"
+PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ParamLocation = Literal["path", "query", "body", "zone", "option"]
+
+
+class RegistryError(ValueError):
+    """tools.yaml is broken; the message says which tool and field, and what is wrong."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AuthSpec(_Frozen):
+    scheme: Literal["exoscale-v2", "header", "bearer", "incus"]
+    header: str | None = None
+    key_env: str | None = None
+    secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_scheme(self) -> AuthSpec:
+        needed = {
+            "exoscale-v2": ("key_env", "secret_env"),
+            "header": ("header", "secret_env"),
+            "bearer": ("secret_env",),
+            "incus": (),
+        }[self.scheme]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth scheme {self.scheme!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """The environment variables holding this provider's secrets."""
+        return tuple(name for name in (self.key_env, self.secret_env) if name)
+
+
+class Provider(_Frozen):
+    key: str = ""
+    title: str
+    base_url: str | None
+    url_env: str
+    auth: AuthSpec
+    zones: tuple[str, ...] = ()
+    default_zone: str | None = None
+    zone_env: str | None = None
+    response: Literal["json", "incus-envelope"] = "json"
+    lookup_tool: str | None = None
+
+    @model_validator(mode="after")
+    def _zone_defaults(self) -> Provider:
+        if self.default_zone is not None and self.default_zone not in self.zones:
+            raise ValueError(f"default_zone {self.default_zone!r} is not one of zones")
+        return self
+
+
+class Param(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    location: ParamLocation = Field(alias="in")
+    required: bool = False
+    description: str = Field(min_length=1)
+    json_schema: dict[str, Any] = Field(default_factory=dict, alias="schema")
+
+
+class Hints(_Frozen):
+    """All four MCP hints, always stated: a missing hint is a mistake, not a default."""
+
+    readOnly: StrictBool
+    destructive: StrictBool
+    idempotent: StrictBool
+    openWorld: StrictBool
+
+
+class ToolSpec(_Frozen):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    provider: str
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    method: Method
+    path: str = Field(pattern=r"^/")
+    query: dict[str, str] = Field(default_factory=dict)
+    websocket: bool = False
+    hints: Hints
+    params: tuple[Param, ...] = ()
+
+    def params_in(self, *locations: ParamLocation) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.location in locations)
+
+    @property
+    def mutating(self) -> bool:
+        return not self.hints.readOnly
+
+
+class Registry(_Frozen):
+    version: int
+    providers: dict[str, Provider]
+    tools: tuple[ToolSpec, ...]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_providers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("providers"), dict):
+            data = dict(data)
+            data["providers"] = {
+                key: {**value, "key": key} if isinstance(value, dict) else value
+                for key, value in data["providers"].items()
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Registry:
+        if self.version != REGISTRY_VERSION:
+            raise ValueError(
+                f"version {self.version} is not supported (this mcp-cloudops reads version {REGISTRY_VERSION})"
+            )
+        problems = [p for tool in self.tools for p in _tool_problems(tool, self.providers)]
+        seen: set[str] = set()
+        for tool in self.tools:
+            if tool.name in seen:
+                problems.append(f"tool {tool.name!r}: duplicate tool name")
+            seen.add(tool.name)
+        for provider in self.providers.values():
+            if provider.lookup_tool and provider.lookup_tool not in seen:
+                problems.append(
+                    f"provider {provider.key!r} field 'lookup_tool': no tool named {provider.lookup_tool!r}"
+                )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @cached_property
+    def by_name(self) -> dict[str, ToolSpec]:
+        return {tool.name: tool for tool in self.tools}
+
+    def provider_of(self, tool: ToolSpec) -> Provider:
+        return self.providers[tool.provider]
+
+
+def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
+    """Every cross-field mistake in one tool, each naming the tool and the field."""
+    where = f"tool {tool.name!r}"
+    problems: list[str] = []
+    provider = providers.get(tool.provider)
+    if provider is None:
+        return [f"{where} field 'provider': unknown provider {tool.provider!r} (known: {', '.join(providers)})"]
+
+    names = [p.name for p in tool.params]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(f"{where} field 'params': parameter {name!r} is declared twice")
+
+    placeholders = PLACEHOLDER.findall(tool.path)
+    path_params = {p.name for p in tool.params_in("path")}
+    zone_params = tool.params_in("zone")
+    for name in placeholders:
+        if name == "zone" and zone_params:
+            continue
+        if name not in path_params:
+            problems.append(f"{where} field 'path': placeholder {{{name}}} has no 'in: path' parameter")
+    for name in path_params - set(placeholders):
+        problems.append(f"{where} field 'params': path parameter {name!r} does not appear in path")
+    for param in tool.params_in("path"):
+        if not param.required:
+            problems.append(f"{where} field 'params.{param.name}': path parameters must be required")
+
+    zoned = "{zone}" in (provider.base_url or "") or "{zone}" in tool.path
+    if zoned and not zone_params:
+        problems.append(f"{where} field 'params': the URL holds {{zone}} but no parameter has 'in: zone'")
+    if zone_params and not provider.zones:
+        problems.append(f"{where} field 'params': 'in: zone' but provider {provider.key!r} declares no zones")
+
+    if tool.hints.readOnly and tool.method != "GET":
+        problems.append(f"{where} field 'hints.readOnly': a read-only tool must use GET, not {tool.method}")
+    if tool.hints.readOnly and tool.hints.destructive:
+        problems.append(f"{where} field 'hints': readOnly and destructive contradict each other")
+    if tool.method in ("GET", "DELETE") and tool.params_in("body"):
+        problems.append(f"{where} field 'params': {tool.method} requests carry no body parameters")
+    if tool.websocket and tool.method != "GET":
+        problems.append(f"{where} field 'method': websocket tools open with GET")
+    for name in tool.query:
+        if name in names:
+            problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")
+
+    for param in tool.params:
+        try:
+            Draft202012Validator.check_schema(param.json_schema)
+        except SchemaError as exc:
+            problems.append(f"{where} field 'params.{param.name}.schema': {exc.message}")
+    return problems
+
+
+def _locate(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """Turn a pydantic error location into 'tool NAME field F' (or 'provider KEY field F')."""
+    if len(loc) >= 2 and loc[0] == "tools" and isinstance(loc[1], int):
+        tools = raw.get("tools") if isinstance(raw, dict) else None
+        item = tools[loc[1]] if isinstance(tools, list) and loc[1] < len(tools) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        label = f"tool {name!r}" if name else f"tools[{loc[1]}]"
+        field = _field_path(raw, loc[2:], item)
+        return f"{label} field {field!r}" if field else label
+    if len(loc) >= 2 and loc[0] == "providers":
+        field = ".".join(str(part) for part in loc[2:])
+        return f"provider {loc[1]!r}" + (f" field {field!r}" if field else "")
+    return ".".join(str(part) for part in loc) or "tools.yaml"
+
+
+def _field_path(raw: Any, loc: tuple[int | str, ...], item: Any) -> str:
+    parts: list[str] = []
+    node = item
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+            name = node.get("name") if isinstance(node, dict) else None
+            parts.append(str(name) if name else str(part))
+            continue
+        if isinstance(part, int):
+            parts.append(str(part))
+            continue
+        parts.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts)
+
+
+def parse_registry(raw: Any) -> Registry:
+    """Validate already-parsed YAML; raise RegistryError listing every problem found."""
+    try:
+        return Registry.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["loc"]:
+                lines.append(f"{_locate(raw, tuple(error['loc']))}: {message}")
+            else:
+                lines.extend(message.splitlines())
+        raise RegistryError("tools.yaml is invalid:\n  " + "\n  ".join(lines)) from None
+
+
+def default_path() -> Path:
+    """tools.yaml: $MCP_CLOUDOPS_TOOLS, else the checkout's top-level file, else the packaged copy."""
+    if override := os.environ.get(TOOLS_ENV):
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "tools.yaml", here / "tools.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise RegistryError(f"tools.yaml not found next to {here}; set {TOOLS_ENV} to its path")
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    source = path or default_path()
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RegistryError(f"cannot read {source}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{source}: expected a mapping with version, providers and tools")
+    return parse_registry(raw)

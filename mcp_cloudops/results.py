@@ -1,0 +1,99 @@
+"""Upstream responses -> what the agent reads: a JSON payload, or one actionable error line."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mcp_cloudops.registry import Provider, ToolSpec
+
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
+_PAGE = re.compile(r"[?&]page=(\d+)")
+
+
+class UpstreamError(RuntimeError):
+    """A call that did not succeed; the message is safe to show and says what to do next."""
+
+
+def parse_body(content: bytes) -> Any:
+    """JSON if the body is JSON, else None (the caller decides whether that is an error)."""
+    if not content.strip():
+        return None
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _pagination(headers: dict[str, str]) -> dict[str, Any]:
+    """Scaleway-style paging lives in headers; surface it so the agent can ask for the next page."""
+    extra: dict[str, Any] = {}
+    if (total := headers.get("x-total-count", "")).isdigit():
+        extra["total_count"] = int(total)
+    for url, rel in _LINK.findall(headers.get("link", "")):
+        if rel == "next" and (page := _PAGE.search(url)):
+            extra["next_page"] = int(page.group(1))
+    return extra
+
+
+def payload(provider: Provider, status: int, headers: dict[str, str], body: Any) -> dict[str, Any]:
+    """The structured result of a successful call (always an object, as MCP structuredContent must be)."""
+    if provider.response == "incus-envelope" and isinstance(body, dict) and "metadata" in body:
+        if body.get("type") == "async":
+            return {"operation": body.get("operation"), "metadata": body.get("metadata")}
+        body = body["metadata"]
+    if body is None:
+        return {"ok": True, "status": status}
+    result = dict(body) if isinstance(body, dict) else {"result": body}
+    result.update(_pagination(headers))
+    return result
+
+
+def upstream_message(body: Any, text: str) -> str:
+    """The upstream's own words about a failure, whatever envelope it uses."""
+    if isinstance(body, dict):
+        # Incus says type "error" on every failure: noise, unlike Scaleway's "unknown_resource".
+        parts = [
+            str(body[key])
+            for key in ("type", "error", "message", "details")
+            if body.get(key) and not (key == "type" and body[key] in ("error", "sync", "async"))
+        ]
+        if isinstance(body.get("fields"), dict) and body["fields"]:
+            parts.append("fields: " + json.dumps(body["fields"], separators=(",", ":"))[:300])
+        if parts:
+            return ": ".join(dict.fromkeys(parts))
+    if body is None and text.strip() and not text.lstrip().startswith("<"):
+        return text.strip().splitlines()[0][:200]
+    return "no error message (non-JSON body)" if text.strip() else "empty body"
+
+
+def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any) -> str:
+    """What an agent should try after this status."""
+    if status == 400 or status == 422:
+        return "Fix the arguments the message names and call again."
+    if status == 401:
+        names = " and ".join(provider.auth.env_names) or "the Incus client certificate"
+        return f"The credentials were refused: check {names} in the MCP server's environment."
+    if status == 403:
+        return "The credentials lack permission for this action, or the resource is protected."
+    if status == 404:
+        finder = f" (list them with {provider.lookup_tool})" if provider.lookup_tool else ""
+        return f"Check the id, the zone or project{finder}."
+    if status == 409:
+        return "The resource is in a conflicting state: read its current state, then retry if still needed."
+    if status == 429:
+        wait = body.get("retry_after") if isinstance(body, dict) else None
+        return f"Rate limited: wait {wait or 'a few'} seconds, then retry."
+    if status >= 500:
+        if tool.mutating:
+            return "Upstream failure: the outcome is unknown; read the resource's state before retrying."
+        return "Upstream failure: retry in a moment."
+    return "See the upstream message."
+
+
+def error_text(tool: ToolSpec, provider: Provider, status: int, body: Any, text: str) -> str:
+    return (
+        f"{provider.title} returned HTTP {status} for {tool.name}: {upstream_message(body, text)}. "
+        f"{next_step(status, tool, provider, body)}"
+    )

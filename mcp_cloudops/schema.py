@@ -1,0 +1,99 @@
+"""A tool's registry params -> its published inputSchema, and argument checks an agent can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import ValidationError
+
+from mcp_cloudops.registry import Param, Provider, ToolSpec
+
+_FORMATS = FormatChecker()
+_SHOWN = 60  # characters of a rejected value quoted back to the agent
+
+
+class ArgumentError(ValueError):
+    """The agent's arguments do not fit the tool's schema; the message says what to fix."""
+
+
+def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
+    schema = dict(param.json_schema)
+    if param.location == "zone":
+        schema.setdefault("type", "string")
+        schema.setdefault("enum", list(provider.zones))
+    if param.location == "path" and schema.get("type", "string") == "string":
+        schema.setdefault("minLength", 1)
+    schema["description"] = param.description
+    return schema
+
+
+def input_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
+    """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {p.name: param_schema(p, provider) for p in tool.params},
+        "additionalProperties": False,
+    }
+    required = [p.name for p in tool.params if p.required]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
+    """One agent-readable line per failed check: which argument, what was wrong, what is allowed."""
+    path = ".".join(str(part) for part in error.absolute_path)
+    where = f"argument {path!r}" if path else "arguments"
+    rule = error.schema if isinstance(error.schema, Mapping) else {}
+    match error.validator:
+        case "required":
+            missing = error.message.split("'")[1] if "'" in error.message else error.message
+            return f"missing required argument {missing!r}" + (f" in {path!r}" if path else "")
+        case "additionalProperties":
+            allowed = ", ".join(rule.get("properties", {})) or "none"
+            extra = sorted(set(error.instance) - set(rule.get("properties", {})))
+            names = ", ".join(_shown(name) for name in extra)
+            return f"unknown {where if path else 'argument'} {names}; allowed: {allowed}"
+        case "type":
+            return f"{where} must be of type {rule.get('type')}, got {type(error.instance).__name__}"
+        case "enum":
+            return f"{where} must be one of {', '.join(map(str, rule['enum']))}; got {_shown(error.instance)}"
+        case "format":
+            return f"{where} must be a valid {rule.get('format')}; got {_shown(error.instance)}"
+        case "pattern":
+            return f"{where} must match {rule.get('pattern')}; got {_shown(error.instance)}"
+        case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
+            bounds = [f"{k} {rule[k]}" for k in ("minimum", "maximum") if k in rule]
+            return f"{where} is out of range ({', '.join(bounds)}); got {_shown(error.instance)}"
+        case "minLength" | "maxLength" | "minItems" | "maxItems":
+            bounds = [f"{k} {rule[k]}" for k in ("minLength", "maxLength", "minItems", "maxItems") if k in rule]
+            return f"{where} has the wrong length ({', '.join(bounds)})"
+        case _:
+            return f"{where}: {error.message[:200]}"
+
+
+class ArgumentValidator:
+    """Validates call arguments against one tool's published schema, before any request is built."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self._validator = Draft202012Validator(schema, format_checker=_FORMATS)
+
+    def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the arguments with schema defaults filled in; raise ArgumentError listing every fault."""
+        errors = sorted(self._validator.iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path))
+        if errors:
+            lines = list(dict.fromkeys(_describe(error, self.schema) for error in errors))
+            raise ArgumentError("; ".join(lines))
+        filled = dict(arguments)
+        for name, prop in self.schema["properties"].items():
+            if name not in filled and "default" in prop:
+                filled[name] = prop["default"]
+        return filled

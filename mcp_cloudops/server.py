@@ -1,0 +1,119 @@
+"""One MCPServer built from the registry: each tools.yaml entry becomes a tool with its schema and hints.
+
+`mcp` at module level is what `mcp dev mcp_cloudops/server.py` and `mcp run` look for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ConfigDict
+
+from mcp_cloudops import __version__, websocket
+from mcp_cloudops.registry import Registry, ToolSpec, load_registry
+from mcp_cloudops.results import UpstreamError
+from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
+from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.upstream import Upstreams
+
+logger = logging.getLogger("mcp_cloudops")
+
+INSTRUCTIONS = (
+    "Operate Incus, Exoscale, Scaleway, Portainer and Nirvana Labs. Tool names and hints come from "
+    "tools.yaml; read-only tools are safe to call freely, destructive ones change or delete resources. "
+    "Mutating Exoscale calls return an operation: poll it until it ends."
+)
+
+
+class _PassThrough(ArgModelBase):
+    """Hands the raw arguments to the tool: validation is ours, against the registry's schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def ok(data: dict[str, Any]) -> CallToolResult:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def failed(message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def annotations(tool: ToolSpec) -> ToolAnnotations:
+    return ToolAnnotations(
+        title=tool.title,
+        read_only_hint=tool.hints.readOnly,
+        destructive_hint=tool.hints.destructive,
+        idempotent_hint=tool.hints.idempotent,
+        open_world_hint=tool.hints.openWorld,
+    )
+
+
+def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
+    schema = input_schema(spec, registry.provider_of(spec))
+    validator = ArgumentValidator(schema)
+    send: Callable[[ToolSpec, dict[str, Any]], Awaitable[dict[str, Any]]] = (
+        (lambda tool, args: websocket.stream(upstreams, tool, args)) if spec.websocket else upstreams.call
+    )
+
+    async def run(ctx: Context, **arguments: Any) -> CallToolResult:
+        try:
+            args = validator.validate(arguments)
+        except ArgumentError as exc:
+            return failed(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again.")
+        try:
+            return ok(await send(spec, args))
+        except (UpstreamError, ConfigError) as exc:
+            logger.info("%s failed: %s", spec.name, type(exc).__name__)
+            return failed(str(exc))
+
+    return Tool(
+        fn=run,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        parameters=schema,
+        fn_metadata=FuncMetadata(arg_model=_PassThrough),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=annotations(spec),
+    )
+
+
+def build_server(settings: Settings | None = None, registry: Registry | None = None) -> MCPServer:
+    """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
+    registry = registry or load_registry()
+    upstreams = Upstreams(registry, settings or Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[None]:
+        await upstreams.acquire()
+        try:
+            yield
+        finally:
+            await upstreams.release()
+
+    return MCPServer(
+        name="mcp-cloudops",
+        title="mcp-cloudops",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        tools=[make_tool(spec, registry, upstreams) for spec in registry.tools],
+        log_level="WARNING",
+        lifespan=lifespan,
+    )
+
+
+mcp = build_server()

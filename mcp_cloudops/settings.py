@@ -1,0 +1,114 @@
+"""Runtime settings: where each provider lives and which credentials it has, read from the environment.
+
+Secrets are held as SecretStr so that no repr, log line or traceback can print them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from mcp_cloudops.registry import Provider
+
+INCUS_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
+INCUS_ENV = {
+    "socket": "INCUS_SOCKET",
+    "cert": "INCUS_CLIENT_CERT",
+    "key": "INCUS_CLIENT_KEY",
+    "server_cert": "INCUS_SERVER_CERT",
+    "token": "INCUS_TOKEN",
+}
+
+
+class ConfigError(RuntimeError):
+    """A provider is not configured; the message names the environment variable to set."""
+
+
+@dataclass(frozen=True)
+class IncusEndpoint:
+    """How to reach Incus: a unix socket path, or an HTTPS URL with a client certificate."""
+
+    socket: str | None = None
+    url: str | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_cert: Path | None = None
+    token: SecretStr | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = dict(os.environ if env is None else env)
+        return cls(
+            env=source,
+            connect_timeout=float(source.get("MCP_CLOUDOPS_CONNECT_TIMEOUT", 5.0)),
+            read_timeout=float(source.get("MCP_CLOUDOPS_READ_TIMEOUT", 30.0)),
+        )
+
+    def value(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def secret(self, name: str) -> SecretStr:
+        """The secret in env var `name`, or ConfigError telling the agent which variable to set."""
+        value = self.value(name)
+        if value is None:
+            raise ConfigError(f"{name} is not set: set it in the MCP server's environment and restart the server")
+        return SecretStr(value)
+
+    def base_url(self, provider: Provider) -> str:
+        url = self.value(provider.url_env) or provider.base_url
+        if not url:
+            raise ConfigError(f"{provider.title} has no URL: set {provider.url_env} in the MCP server's environment")
+        return url.rstrip("/")
+
+    def default_zone(self, provider: Provider) -> str | None:
+        return (self.value(provider.zone_env) if provider.zone_env else None) or provider.default_zone
+
+    def incus(self, provider: Provider) -> IncusEndpoint:
+        """Incus is reached over $INCUS_URL (https, client cert) or a unix socket, like the incus CLI."""
+        url = self.value(provider.url_env)
+        if url and url.startswith("https://"):
+            config = Path(self.value("INCUS_CONF") or Path.home() / ".config" / "incus")
+            cert = Path(self.value(INCUS_ENV["cert"]) or config / "client.crt")
+            key = Path(self.value(INCUS_ENV["key"]) or config / "client.key")
+            server = self.value(INCUS_ENV["server_cert"])
+            token = self.value(INCUS_ENV["token"])
+            return IncusEndpoint(
+                url=url.rstrip("/"),
+                cert=cert,
+                key=key,
+                server_cert=Path(server) if server else None,
+                token=SecretStr(token) if token else None,
+            )
+        socket = self.value(INCUS_ENV["socket"])
+        if url and url.startswith("unix://"):
+            socket = url.removeprefix("unix://")
+        if socket is None:
+            socket = next((path for path in INCUS_SOCKETS if Path(path).exists()), INCUS_SOCKETS[0])
+        return IncusEndpoint(socket=socket)
+
+    def credential_status(self, provider: Provider) -> dict[str, bool]:
+        """Which credential variables are set (never their values): what `check` reports."""
+        if provider.auth.scheme == "incus":
+            endpoint = self.incus(provider)
+            if endpoint.socket:
+                return {f"socket {endpoint.socket}": Path(endpoint.socket).exists()}
+            return {
+                INCUS_ENV["cert"]: bool(endpoint.cert and endpoint.cert.is_file()),
+                INCUS_ENV["key"]: bool(endpoint.key and endpoint.key.is_file()),
+            }
+        status = {name: self.value(name) is not None for name in provider.auth.env_names}
+        if provider.base_url is None:
+            status = {provider.url_env: self.value(provider.url_env) is not None, **status}
+        return status

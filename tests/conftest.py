@@ -1,0 +1,30 @@
+"""Shared fixtures: the sandbox simulators on loopback, and a server pointed at them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from mcp import Client
+
+from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with run_sandbox() as running:
+        yield running
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[Client]:
+    """An in-memory MCP client talking to a server whose providers all point at the sandbox."""
+    async with Client(build_server(Settings.from_env(sandbox.env))) as connected:
+        yield connected

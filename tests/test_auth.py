@@ -1,0 +1,96 @@
+"""The Exoscale signer reproduces the published vectors and an independent implementation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import requests
+from exoscale_auth import ExoscaleV2Auth as ReferenceAuth
+from pydantic import SecretStr
+
+from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, exo2_authorization
+
+KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
+SECRET = "X" * 43
+EXPIRES = 3376684800
+
+
+class FrozenClock:
+    @staticmethod
+    def time() -> float:
+        return EXPIRES - 600
+
+
+def test_published_vector_without_query() -> None:
+    header = exo2_authorization(KEY, SECRET, "GET", "/v2/zone", "", b"", EXPIRES)
+    assert header == (
+        f"EXO2-HMAC-SHA256 credential={KEY},expires={EXPIRES},signature=Ntbq/p0HVmA3Zg1HHY+Lq1vjFGi7HeMrrgXDS5jRNlY="
+    )
+
+
+def test_published_vector_with_query() -> None:
+    header = exo2_authorization(KEY, SECRET, "GET", "/v2/zone", "k1=v1&k2=v2", b"", EXPIRES)
+    assert "signed-query-args=k1;k2" in header
+    assert header.endswith("signature=iqOBz13+44L5j0uJclE8hmUhQQcvtCSoPEOXYK6liqY=")
+
+
+def sign_with_httpx(method: str, url: str, body: bytes = b"") -> str:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    auth = ExoscaleV2Auth(SecretStr(KEY), SecretStr(SECRET), clock=FrozenClock)  # type: ignore[arg-type]
+    with httpx.Client(transport=httpx.MockTransport(handler), auth=auth) as client:
+        client.request(method, url, content=body)
+    return seen[0].headers["Authorization"]
+
+
+def sign_with_reference(method: str, url: str, body: bytes = b"") -> str:
+    prepared = requests.Request(method, url, data=body or None).prepare()
+    ReferenceAuth(KEY, SECRET)._sign_request(prepared, EXPIRES)
+    return prepared.headers["Authorization"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "https://api-ch-gva-2.exoscale.com/v2/instance", b""),
+        (
+            "GET",
+            "https://api-ch-gva-2.exoscale.com/v2/instance?manager-type=instance-pool&ip-address=1.2.3.4",
+            b"",
+        ),
+        (
+            "PUT",
+            "https://api-de-fra-1.exoscale.com/v2/instance/0b9c8f1e-1111-4222-8333-444455556666:stop",
+            b"",
+        ),
+        (
+            "PUT",
+            "https://api-ch-gva-2.exoscale.com/v2/instance/0b9c8f1e-1111-4222-8333-444455556666:scale",
+            b'{"instance-type":{"id":"b6cd1ff5-3a2f-4e9d-a4d1-8988c1191fe8"}}',
+        ),
+        (
+            "POST",
+            "https://api-ch-gva-2.exoscale.com/v2/instance",
+            b'{"name":"\xc3\xa9t\xc3\xa9","disk-size":10}',
+        ),
+    ],
+)
+def test_matches_requests_exoscale_auth(method: str, url: str, body: bytes) -> None:
+    assert sign_with_httpx(method, url, body) == sign_with_reference(method, url, body)
+
+
+def test_signature_covers_literal_colon_path() -> None:
+    header = sign_with_httpx("PUT", "https://api-ch-gva-2.exoscale.com/v2/instance/abc:start")
+    other = sign_with_httpx("PUT", "https://api-ch-gva-2.exoscale.com/v2/instance/abc%3Astart")
+    assert header != other
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    auth = ExoscaleV2Auth(SecretStr(KEY), SecretStr(SECRET))
+    header = HeaderAuth("X-Auth-Token", SecretStr("topsecret"))
+    assert SECRET not in repr(vars(auth)) and "topsecret" not in repr(vars(header))
+    assert bearer(SecretStr("tok")).header_value() == "Bearer tok"

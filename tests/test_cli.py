@@ -1,0 +1,65 @@
+"""The command line: list-tools, check, and refusals that happen before anything is served."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from mcp_cloudops.cli import is_loopback, list_tools
+from mcp_cloudops.registry import default_path, load_registry
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "SECRET_KEY"))}
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_cloudops", *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_list_tools_prints_forty_with_provider_and_hints() -> None:
+    result = cli("list-tools")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and len(lines) == 40
+    assert any(line.split()[:2] == ["stop-compute-instance", "exoscale"] for line in lines)
+    rows = json.loads(cli("list-tools", "--json").stdout)
+    assert len(rows) == 40 and set(rows[0]["hints"]) == {"readOnly", "destructive", "idempotent", "openWorld"}
+
+
+def test_markdown_table_has_a_row_per_tool() -> None:
+    table = list_tools(load_registry(), "markdown").splitlines()
+    assert len(table) == 42 and table[0].startswith("| tool |")
+
+
+def test_check_reports_credentials_without_values() -> None:
+    secret = "super-secret-value-42"
+    result = cli("check", env={"SCW_SECRET_KEY": secret})
+    assert result.returncode == 0
+    assert "scaleway  ready" in result.stdout and "SCW_SECRET_KEY set" in result.stdout
+    assert "EXOSCALE_API_KEY MISSING" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_broken_registry_fails_at_start_naming_tool_and_field(tmp_path: Path) -> None:
+    raw = yaml.safe_load(default_path().read_text())
+    raw["tools"][3]["provider"] = "aws"
+    broken = tmp_path / "tools.yaml"
+    broken.write_text(yaml.safe_dump(raw))
+    result = cli("check", env={"MCP_CLOUDOPS_TOOLS": str(broken)})
+    assert result.returncode == 2
+    assert f"tool '{raw['tools'][3]['name']}' field 'provider': unknown provider 'aws'" in result.stderr
+
+
+def test_non_loopback_bind_is_refused() -> None:
+    result = cli("serve", "--transport", "http", "--host", "0.0.0.0")
+    assert result.returncode == 2 and "refusing to bind 0.0.0.0" in result.stderr
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("192.0.2.1")

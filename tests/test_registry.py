@@ -1,0 +1,122 @@
+"""The registry refuses every mistake at start, naming the tool and field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from mcp_cloudops.registry import RegistryError, default_path, load_registry, parse_registry
+
+SEED_COUNTS = {"incus": 8, "exoscale": 20, "scaleway": 6, "portainer": 4, "nirvana": 2}
+
+
+@pytest.fixture(scope="module")
+def raw() -> dict[str, Any]:
+    return yaml.safe_load(default_path().read_text())
+
+
+def broken(raw: dict[str, Any], tool: str, **changes: Any) -> str:
+    data = copy.deepcopy(raw)
+    entry = next(t for t in data["tools"] if t["name"] == tool)
+    for key, value in changes.items():
+        if value is None:
+            entry.pop(key, None)
+        else:
+            entry[key] = value
+    with pytest.raises(RegistryError) as caught:
+        parse_registry(data)
+    return str(caught.value)
+
+
+def test_tools_yaml_has_every_seed_tool_once() -> None:
+    registry = load_registry()
+    counts: dict[str, int] = {}
+    for tool in registry.tools:
+        counts[tool.provider] = counts.get(tool.provider, 0) + 1
+    assert counts == SEED_COUNTS
+    assert len({t.name for t in registry.tools}) == 40
+
+
+def test_every_tool_is_open_world_and_read_only_tools_only_get() -> None:
+    for tool in load_registry().tools:
+        assert tool.hints.openWorld, tool.name
+        if tool.hints.readOnly:
+            assert tool.method == "GET" and not tool.hints.destructive, tool.name
+
+
+def test_no_credential_is_a_parameter() -> None:
+    for tool in load_registry().tools:
+        names = {p.name.lower() for p in tool.params}
+        assert not names & {"token", "api_key", "apikey", "secret_key", "password", "authorization"}, tool.name
+
+
+def test_unknown_provider_is_named(raw: dict[str, Any]) -> None:
+    message = broken(raw, "stop-compute-instance", provider="aws")
+    assert "tool 'stop-compute-instance' field 'provider'" in message and "aws" in message
+
+
+def test_missing_hint_is_refused(raw: dict[str, Any]) -> None:
+    message = broken(raw, "stop-compute-instance", hints={"readOnly": False, "destructive": False, "openWorld": True})
+    assert "tool 'stop-compute-instance' field 'hints.idempotent'" in message
+
+
+def test_read_only_tool_with_mutating_method(raw: dict[str, Any]) -> None:
+    message = broken(raw, "get-operation-state", method="DELETE")
+    assert "tool 'get-operation-state' field 'hints.readOnly'" in message and "DELETE" in message
+
+
+def test_path_placeholder_without_param(raw: dict[str, Any]) -> None:
+    message = broken(raw, "get-operation-state", path="/1.0/operations/{uuid}")
+    assert "placeholder {uuid}" in message and "tool 'get-operation-state'" in message
+
+
+def test_path_param_missing_from_path(raw: dict[str, Any]) -> None:
+    message = broken(raw, "get-operation-state", path="/1.0/operations")
+    assert "path parameter 'id' does not appear in path" in message
+
+
+def test_duplicate_tool_name(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["tools"].append(copy.deepcopy(data["tools"][0]))
+    with pytest.raises(RegistryError, match=f"tool '{data['tools'][0]['name']}': duplicate tool name"):
+        parse_registry(data)
+
+
+def test_bad_param_schema_and_location(raw: dict[str, Any]) -> None:
+    tool = next(t for t in raw["tools"] if t["name"] == "get-operation-state")
+    params = copy.deepcopy(tool["params"])
+    params[0]["schema"] = {"type": "strung"}
+    assert "field 'params.id.schema'" in broken(raw, "get-operation-state", params=params)
+    params[0]["in"] = "header"
+    assert "field 'params.id.in'" in broken(raw, "get-operation-state", params=params)
+
+
+def test_unknown_field_and_version(raw: dict[str, Any]) -> None:
+    assert "field 'verb'" in broken(raw, "get-operation-state", verb="GET")
+    data = copy.deepcopy(raw)
+    data["version"] = 2
+    with pytest.raises(RegistryError, match="version 2 is not supported"):
+        parse_registry(data)
+
+
+def test_body_on_get_and_websocket_method(raw: dict[str, Any]) -> None:
+    tool = next(t for t in raw["tools"] if t["name"] == "list-compute-instances")
+    params = [*copy.deepcopy(tool["params"]), {"name": "x", "in": "body", "description": "d"}]
+    assert "GET requests carry no body parameters" in broken(raw, "list-compute-instances", params=params)
+    assert "websocket tools open with GET" in broken(
+        raw,
+        "list-compute-instances",
+        websocket=True,
+        method="POST",
+        hints={"readOnly": False, "destructive": False, "idempotent": False, "openWorld": True},
+    )
+
+
+def test_unreadable_file(tmp_path: Any) -> None:
+    path = tmp_path / "tools.yaml"
+    path.write_text("- just a list\n")
+    with pytest.raises(RegistryError, match="expected a mapping"):
+        load_registry(path)

@@ -1,0 +1,72 @@
+"""Responses become objects an agent can use; failures become one actionable line."""
+
+from __future__ import annotations
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.results import error_text, payload, upstream_message
+
+REGISTRY = load_registry()
+INCUS = REGISTRY.providers["incus"]
+SCALEWAY = REGISTRY.providers["scaleway"]
+EXOSCALE = REGISTRY.providers["exoscale"]
+
+
+def test_incus_envelope_is_unwrapped() -> None:
+    body = {
+        "type": "sync",
+        "status": "Success",
+        "status_code": 200,
+        "operation": "",
+        "error_code": 0,
+        "error": "",
+        "metadata": {"id": "x", "status": "Running"},
+    }
+    assert payload(INCUS, 200, {}, body) == {"id": "x", "status": "Running"}
+
+
+def test_incus_list_metadata_and_null_metadata() -> None:
+    assert payload(INCUS, 200, {}, {"type": "sync", "metadata": ["/1.0/operations/a"]}) == {
+        "result": ["/1.0/operations/a"]
+    }
+    assert payload(INCUS, 200, {}, {"type": "sync", "metadata": None}) == {"ok": True, "status": 200}
+
+
+def test_scaleway_paging_headers_are_surfaced() -> None:
+    headers = {
+        "x-total-count": "120",
+        "link": '</instance/v1/zones/fr-par-1/images?page=1>; rel="first", '
+        '</instance/v1/zones/fr-par-1/images?page=3>; rel="next"',
+    }
+    assert payload(SCALEWAY, 200, headers, {"images": []}) == {
+        "images": [],
+        "total_count": 120,
+        "next_page": 3,
+    }
+
+
+def test_empty_body_is_ok() -> None:
+    assert payload(SCALEWAY, 204, {}, None) == {"ok": True, "status": 204}
+
+
+def test_upstream_messages_from_each_envelope() -> None:
+    assert upstream_message({"type": "error", "error": "Operation not found", "error_code": 404}, "") == (
+        "Operation not found"
+    )
+    assert "unknown_resource: image not found" in upstream_message(
+        {"type": "unknown_resource", "message": "image not found"}, ""
+    )
+    assert "fields:" in upstream_message(
+        {"type": "invalid_request_error", "message": "Validation Error", "fields": {"name": ["required"]}}, ""
+    )
+    assert upstream_message(None, "<html><body>502 Bad Gateway</body></html>") == "no error message (non-JSON body)"
+
+
+def test_error_text_names_provider_status_and_next_step() -> None:
+    tool = REGISTRY.by_name["retrieve-compute-instance-details"]
+    text = error_text(tool, EXOSCALE, 404, {"message": "Instance not found"}, "")
+    assert text.startswith("Exoscale returned HTTP 404 for retrieve-compute-instance-details: Instance not found.")
+    assert "list-compute-instances" in text
+    assert "EXOSCALE_API_KEY" in error_text(tool, EXOSCALE, 401, {"message": "no"}, "")
+    stop = REGISTRY.by_name["stop-compute-instance"]
+    assert "outcome is unknown" in error_text(stop, EXOSCALE, 503, None, "")
+    assert "wait 3 seconds" in error_text(stop, EXOSCALE, 429, {"message": "slow", "retry_after": 3}, "")

@@ -1,0 +1,66 @@
+"""Published schemas are the registry's, and bad arguments get one clear line each."""
+
+from __future__ import annotations
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
+
+REGISTRY = load_registry()
+
+
+def validator(name: str) -> ArgumentValidator:
+    tool = REGISTRY.by_name[name]
+    return ArgumentValidator(input_schema(tool, REGISTRY.provider_of(tool)))
+
+
+def reject(name: str, arguments: dict) -> str:
+    with pytest.raises(ArgumentError) as caught:
+        validator(name).validate(arguments)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("tool", REGISTRY.tools, ids=lambda t: t.name)
+def test_every_schema_is_closed_valid_and_described(tool) -> None:
+    schema = input_schema(tool, REGISTRY.provider_of(tool))
+    Draft202012Validator.check_schema(schema)
+    assert schema["type"] == "object" and schema["additionalProperties"] is False
+    for name, prop in schema["properties"].items():
+        assert prop.get("description"), f"{tool.name}.{name} has no description"
+
+
+def test_zone_gets_the_provider_enum() -> None:
+    schema = input_schema(REGISTRY.by_name["stop-compute-instance"], REGISTRY.providers["exoscale"])
+    assert "ch-gva-2" in schema["properties"]["zone"]["enum"]
+    assert "zone" not in schema.get("required", [])
+
+
+def test_missing_required() -> None:
+    assert "missing required argument 'id'" in reject("stop-compute-instance", {})
+
+
+def test_unknown_argument_lists_allowed() -> None:
+    message = reject("get-operation-state", {"id": "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b", "verbose": True})
+    assert "unknown argument 'verbose'" in message and "allowed: id" in message
+
+
+def test_wrong_type_and_format() -> None:
+    assert "must be of type" in reject("get-operation-state", {"id": 42})
+    assert "must be a valid uuid" in reject("get-operation-state", {"id": "../x"})
+
+
+def test_enum_names_the_choices() -> None:
+    message = reject("stop-compute-instance", {"id": "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b", "zone": "mars-1"})
+    assert "argument 'zone' must be one of" in message and "ch-gva-2" in message
+
+
+def test_long_values_are_not_echoed_whole() -> None:
+    message = reject("get-operation-state", {"id": "x" * 100_000})
+    assert len(message) < 400
+
+
+def test_defaults_are_filled_for_options() -> None:
+    args = validator("get-websocket-stream").validate({"id": "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b", "secret": "s"})
+    assert args["max_seconds"] > 0 and args["idle_seconds"] > 0 and args["max_bytes"] > 0

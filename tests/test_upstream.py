@@ -1,0 +1,119 @@
+"""Requests are built from the registry so that no argument can change the route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_cloudops.registry import load_registry, parse_registry
+from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.upstream import Upstreams, build_request, encode_segment
+
+REGISTRY = load_registry()
+UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
+HOSTILE = ["../x", "a/b", "x?y=1", "%2e%2e", ".", "..", "x#frag", "a b", "ü/../..", "x:reboot"]
+
+
+def request(name: str, args: dict[str, Any], env: dict[str, str] | None = None):
+    tool = REGISTRY.by_name[name]
+    upstreams = Upstreams(REGISTRY, Settings.from_env(env or {}))
+    return upstreams.request_for(tool, args)[1]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_stay_one_segment(value: str) -> None:
+    encoded = encode_segment(value)
+    assert "/" not in encoded and "?" not in encoded and "#" not in encoded
+    assert encoded not in (".", "..")
+    url = httpx.URL(f"http://h/base/{encoded}/tail")
+    assert url.raw_path.decode().startswith("/base/") and url.raw_path.decode().endswith("/tail")
+    assert url.raw_path.decode().count("/") == 3
+
+
+def free_form_registry():
+    """A tool whose path parameter accepts any string, so only encoding stands between it and the route."""
+    return parse_registry(
+        {
+            "version": 1,
+            "providers": {
+                "p": {
+                    "title": "P",
+                    "base_url": "http://127.0.0.1:9/api",
+                    "url_env": "P_URL",
+                    "auth": {"scheme": "bearer", "secret_env": "P_KEY"},
+                }
+            },
+            "tools": [
+                {
+                    "name": "get-thing",
+                    "provider": "p",
+                    "title": "t",
+                    "description": "d",
+                    "method": "GET",
+                    "path": "/things/{name}:show",
+                    "query": {"recursion": "1"},
+                    "hints": {"readOnly": True, "destructive": False, "idempotent": True, "openWorld": True},
+                    "params": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "description": "d",
+                            "schema": {"type": "string"},
+                        },
+                        {"name": "q", "in": "query", "description": "d", "schema": {"type": "boolean"}},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_free_form_path_values_cannot_escape(value: str) -> None:
+    registry = free_form_registry()
+    tool = registry.tools[0]
+    built = build_request(tool, registry.providers["p"], {"name": value}, "http://127.0.0.1:9/api", Settings({}))
+    raw = httpx.Request("GET", built.url, params=built.params).url.raw_path.decode()
+    path = raw.split("?")[0]
+    assert path.startswith("/api/things/") and path.endswith(":show") and path.count("/") == 3
+    assert raw.endswith("?recursion=1")
+
+
+def test_fixed_query_becomes_a_real_parameter() -> None:
+    built = request("get-operations-2", {"project": "default"}, {"INCUS_SOCKET": "/nonexistent.sock"})
+    assert built.url == "http://incus/1.0/operations"
+    assert ("recursion", "1") in built.params and ("project", "default") in built.params
+
+
+def test_exoscale_zone_from_argument_default_and_env() -> None:
+    env = {"EXOSCALE_API_KEY": "k", "EXOSCALE_API_SECRET": "s"}
+    assert request("stop-compute-instance", {"id": UUID, "zone": "de-fra-1"}, env).url == (
+        f"https://api-de-fra-1.exoscale.com/v2/instance/{UUID}:stop"
+    )
+    assert request("stop-compute-instance", {"id": UUID}, env).url.startswith("https://api-ch-gva-2.")
+    assert request("stop-compute-instance", {"id": UUID}, {**env, "EXOSCALE_ZONE": "at-vie-1"}).url.startswith(
+        "https://api-at-vie-1."
+    )
+    with pytest.raises(ConfigError, match="EXOSCALE_ZONE"):
+        request("stop-compute-instance", {"id": UUID}, {**env, "EXOSCALE_ZONE": "moon-1"})
+
+
+def test_scaleway_zone_in_path_and_url_override() -> None:
+    built = request(
+        "get-instance-image", {"image_id": UUID, "zone": "nl-ams-1"}, {"SCW_API_URL": "http://127.0.0.1:1/"}
+    )
+    assert built.url == f"http://127.0.0.1:1/instance/v1/zones/nl-ams-1/images/{UUID}"
+
+
+def test_body_carries_only_given_fields() -> None:
+    built = request("scale-compute-instance-new-instance", {"id": UUID, "instance-type": {"id": UUID}})
+    assert built.method == "PUT" and built.body == {"instance-type": {"id": UUID}}
+    assert request("stop-compute-instance", {"id": UUID}).body is None
+
+
+def test_portainer_without_url_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="PORTAINER_URL"):
+        request("attach-websocket", {"endpointId": 1, "id": "abc123"})

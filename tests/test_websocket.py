@@ -1,0 +1,92 @@
+"""A websocket session always ends: on close, an empty text frame, idle, deadline or the byte cap."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from mcp_cloudops.websocket import Limits, collect
+
+pytestmark = pytest.mark.anyio
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+async def run(handler: Handler, limits: Limits, stdin: str | None = None):
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", proxy=None, close_timeout=1) as ws:
+            with anyio.fail_after(10):
+                return await collect(ws, stdin, limits)
+
+
+async def test_reads_until_peer_closes() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"hello ")
+        await ws.send("world")
+
+    transcript = await run(handler, Limits())
+    assert transcript.output == "hello world" and transcript.stopped == "closed" and not transcript.truncated
+
+
+async def test_empty_text_frame_ends_an_incus_stream() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"out")
+        await ws.send("")
+        await ws.wait_closed()
+
+    transcript = await run(handler, Limits(idle_seconds=3))
+    assert transcript.output == "out" and transcript.stopped == "closed" and transcript.seconds < 2
+
+
+async def test_idle_gap_stops_reading() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("prompt$ ")
+        await ws.wait_closed()
+
+    transcript = await run(handler, Limits(idle_seconds=0.3, max_seconds=5))
+    assert transcript.output == "prompt$ " and transcript.stopped == "idle"
+
+
+async def test_deadline_stops_a_chatty_stream() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send("y\n")
+                await anyio.sleep(0.05)
+
+    transcript = await run(handler, Limits(idle_seconds=1, max_seconds=0.5))
+    assert transcript.stopped == "deadline" and transcript.output.startswith("y\n") and transcript.seconds < 1.5
+
+
+async def test_byte_cap_truncates() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for _ in range(100):
+                await ws.send(b"x" * 1000)
+
+    transcript = await run(handler, Limits(max_bytes=2500))
+    assert transcript.bytes == 2500 and len(transcript.output) == 2500
+    assert transcript.truncated and transcript.stopped == "max_bytes"
+
+
+async def test_stdin_is_sent_first() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        line = await ws.recv()
+        await ws.send(f"ran: {line}")
+
+    transcript = await run(handler, Limits(), stdin="ls\n")
+    assert transcript.output == "ran: ls\n"
+
+
+async def test_undecodable_bytes_are_replaced_not_fatal() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"\xff\xfeok")
+
+    transcript = await run(handler, Limits())
+    assert transcript.output.endswith("ok") and transcript.bytes == 4
