@@ -1,0 +1,307 @@
+"""Nirvana Labs operations simulator (`GET /v1/operations`, `GET /v1/operations/{id}`).
+
+Listing is cursor-paginated with opaque cursors that only make sense with the query they came
+from (SDKs resend the same query plus `cursor`), so a client that drops `project_id` or a filter
+while paging is told so instead of silently mixing result sets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_cloudops.sandbox import credentials
+from mcp_cloudops.sandbox.base import Simulator
+
+KINDS = ("vm", "volume", "vpc", "firewall_rule", "nks_cluster", "nks_node_pool")
+STATUSES = ("pending", "running", "done", "failed", "unknown")
+TYPES = ("create", "update", "delete", "restart")
+SORTS = {
+    "created_at": ("created_at", False),
+    "created_at:asc": ("created_at", False),
+    "-created_at": ("created_at", True),
+    "created_at:desc": ("created_at", True),
+    "updated_at": ("updated_at", False),
+    "updated_at:asc": ("updated_at", False),
+    "-updated_at": ("updated_at", True),
+    "updated_at:desc": ("updated_at", True),
+}
+DEFAULT_SORT = "-created_at"  # newest first
+_FILTERS = ("kind", "status", "type", "resource_id", "created_at_min", "created_at_max")
+DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+
+PROJECT_MAIN = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a1"  # 36 seeded operations
+PROJECT_OTHER = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a2"  # 24 seeded operations
+SEED_COUNT = 60
+
+
+def operation_id(n: int) -> str:
+    """Seeded operations are numbered 1..60: `0b5e7a00-0000-4000-8000-0000000000NN`."""
+    return f"0b5e7a00-0000-4000-8000-{n:012d}"
+
+
+OPERATION_RUNNING = operation_id(60)  # PROJECT_MAIN's newest, running
+OPERATION_PENDING = operation_id(59)  # PROJECT_OTHER's newest, pending
+OPERATION_FAILED = operation_id(13)  # PROJECT_OTHER, failed
+OPERATION_DONE = operation_id(1)  # PROJECT_MAIN's oldest, done
+
+_EPOCH = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
+_NAMESPACE = uuid.UUID("0b5e7a00-5ca1-4e00-8000-000000000000")
+_CHANGES: dict[str, dict[str, dict[str, Any]]] = {
+    "vm": {"cpu_config.vcpu": {"from": 2, "to": 4}, "memory_config.size": {"from": 4, "to": 8}},
+    "volume": {"size": {"from": 100, "to": 250}},
+    "vpc": {"name": {"from": "vpc-staging", "to": "vpc-prod"}},
+    "firewall_rule": {"destination_ports": {"from": ["22"], "to": ["22", "443"]}},
+    "nks_cluster": {"name": {"from": "cluster-a", "to": "cluster-b"}},
+    "nks_node_pool": {"node_count": {"from": 3, "to": 5}},
+}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed_operations() -> list[dict[str, Any]]:
+    """60 deterministic operations, oldest first, spread over two projects and every kind."""
+    operations = []
+    for n in range(1, SEED_COUNT + 1):
+        kind = KINDS[n % len(KINDS)]
+        op_type = TYPES[n % len(TYPES)]
+        status = {60: "running", 59: "pending", 13: "failed", 37: "failed", 58: "running"}.get(n, "done")
+        created = _EPOCH + timedelta(minutes=37 * n)
+        finished = status in ("done", "failed")
+        changes: dict[str, Any] | None = None
+        if op_type == "update":
+            changes = {"changes": _CHANGES[kind]}
+        elif op_type == "create":
+            changes = {"changes": {"name": {"from": "", "to": f"{kind.replace('_', '-')}-{n}"}}}
+        operations.append(
+            {
+                "id": operation_id(n),
+                "created_at": _iso(created),
+                "details": changes,
+                "kind": kind,
+                "project_id": PROJECT_MAIN if n % 5 < 3 else PROJECT_OTHER,
+                "resource_id": str(uuid.uuid5(_NAMESPACE, f"{kind}/{n // 3}")),
+                "status": status,
+                "type": op_type,
+                "updated_at": _iso(created + timedelta(seconds=95 if finished else 5)),
+            }
+        )
+    return operations
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- pure pieces: query parsing and cursors ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    project_id: str
+    limit: int
+    cursor: str | None
+    filters: tuple[tuple[str, str], ...]  # kind, status, type, resource_id, created_at_min/max
+    sort: str
+
+    def fingerprint(self) -> str:
+        """What a cursor is bound to: everything but `limit` and `cursor` itself."""
+        material = json.dumps([self.project_id, self.filters, self.sort])
+        return hashlib.sha256(material.encode()).hexdigest()[:12]
+
+
+def _timestamp(value: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an RFC 3339 timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
+    params = dict(pairs)
+    unknown = sorted(set(params) - {"project_id", "cursor", "limit", "sort", *_FILTERS})
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+    if not params.get("project_id"):
+        raise BadRequest("project_id is required")
+    limit_text = params.get("limit", str(DEFAULT_LIMIT))
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
+    sort = params.get("sort", DEFAULT_SORT)
+    if sort not in SORTS:
+        raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+    for name, choices in (("kind", KINDS), ("status", STATUSES), ("type", TYPES)):
+        if name in params and params[name] not in choices:
+            raise BadRequest(f"{name} must be one of {', '.join(choices)}")
+    for name in ("created_at_min", "created_at_max"):
+        if name in params:
+            _timestamp(params[name], name)
+    return ListQuery(
+        project_id=params["project_id"],
+        limit=int(limit_text),
+        cursor=params.get("cursor") or None,
+        filters=tuple(sorted((k, v) for k, v in params.items() if k in _FILTERS)),
+        sort=sort,
+    )
+
+
+def encode_cursor(query: ListQuery, offset: int) -> str:
+    raw = json.dumps({"o": offset, "f": query.fingerprint()}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(query: ListQuery) -> int:
+    """Offset encoded in `query.cursor` (0 without one); BadRequest if forged or from another query."""
+    if query.cursor is None:
+        return 0
+    try:
+        padded = query.cursor + "=" * (-len(query.cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset, fingerprint = data["o"], data["f"]
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise BadRequest("invalid cursor") from None
+    if not isinstance(offset, int) or offset < 0 or fingerprint != query.fingerprint():
+        raise BadRequest("invalid cursor")
+    return offset
+
+
+def select(operations: Sequence[dict[str, Any]], query: ListQuery) -> list[dict[str, Any]]:
+    """The operations the query asks for, in the requested order."""
+    filters = dict(query.filters)
+    low = _timestamp(filters["created_at_min"], "created_at_min") if "created_at_min" in filters else None
+    high = _timestamp(filters["created_at_max"], "created_at_max") if "created_at_max" in filters else None
+    chosen = []
+    for op in operations:
+        created = _timestamp(op["created_at"], "created_at")
+        if (
+            op["project_id"] == query.project_id
+            and all(op[k] == v for k, v in filters.items() if k in ("kind", "status", "type", "resource_id"))
+            and (low is None or created >= low)
+            and (high is None or created <= high)
+        ):
+            chosen.append(op)
+    key, descending = SORTS[query.sort]
+    return sorted(chosen, key=lambda op: (op[key], op["id"]), reverse=descending)
+
+
+def paginate(operations: Sequence[dict[str, Any]], query: ListQuery) -> dict[str, Any]:
+    selected = select(operations, query)
+    offset = decode_cursor(query)
+    end = offset + query.limit
+    return {
+        "items": selected[offset:end],
+        "pagination": {
+            "next_cursor": encode_cursor(query, end) if end < len(selected) else None,
+            "previous_cursor": encode_cursor(query, max(0, offset - query.limit)) if offset > 0 else None,
+            "total_count": len(selected),
+        },
+    }
+
+
+# --- the simulator ---------------------------------------------------------------------------------
+
+
+class NirvanaSimulator(Simulator):
+    """Stand-in for `https://api.nirvanalabs.io` (operations).
+
+    Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body, retry_after)`,
+    `add_operation(**fields)`, `set_status(id, status)`; state in `operations` (id -> JSON).
+    """
+
+    provider: ClassVar[str] = "nirvana"
+
+    def __init__(self) -> None:
+        self.operations: dict[str, dict[str, Any]] = {op["id"]: op for op in seed_operations()}
+        self._faults: list[Response] = []
+        super().__init__()
+
+    def rate_limit_next(self, retry_after: int = 1) -> None:
+        self.fail_next(429, {"message": "Too many requests"}, retry_after)
+
+    def fail_next(self, status: int, body: Any = None, retry_after: int | None = None) -> None:
+        """The next request answers `status` with `body` (JSON), optionally with Retry-After."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        payload = body if body is not None else {"message": f"Injected upstream error {status}"}
+        self._faults.append(JSONResponse(payload, status_code=status, headers=headers))
+
+    def add_operation(self, **fields: Any) -> dict[str, Any]:
+        """Add an operation (defaults: a pending vm create in PROJECT_MAIN, created now)."""
+        now = _iso(datetime.now(UTC))
+        op = {
+            "id": str(uuid.uuid4()),
+            "created_at": now,
+            "details": None,
+            "kind": "vm",
+            "project_id": PROJECT_MAIN,
+            "resource_id": str(uuid.uuid4()),
+            "status": "pending",
+            "type": "create",
+            "updated_at": now,
+            **fields,
+        }
+        self.operations[op["id"]] = op
+        return op
+
+    def set_status(self, op_id: str, status: str) -> None:
+        assert status in STATUSES, status
+        self.operations[op_id].update(status=status, updated_at=_iso(datetime.now(UTC)))
+
+    def build_app(self) -> Starlette:
+        routes = [
+            Route("/v1/operations", self._endpoint(self._list), methods=["GET"]),
+            Route("/v1/operations/{operation_id}", self._endpoint(self._get), methods=["GET"]),
+        ]
+
+        async def http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
+
+        return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    def _endpoint(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if self._faults:
+                return self._faults.pop(0)
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                return JSONResponse({"message": "missing bearer token"}, status_code=401)
+            if token != credentials.NIRVANA_LABS_API_KEY:
+                return JSONResponse({"message": "invalid API key"}, status_code=401)
+            try:
+                return await handler(request)
+            except BadRequest as exc:
+                return JSONResponse({"message": exc.message}, status_code=400)
+
+        return endpoint
+
+    async def _list(self, request: Request) -> Response:
+        query = parse_list_query(parse_qsl(request.url.query, keep_blank_values=True))
+        return JSONResponse(paginate(list(self.operations.values()), query))
+
+    async def _get(self, request: Request) -> Response:
+        op = self.operations.get(request.path_params["operation_id"])
+        if op is None:
+            return JSONResponse({"message": "operation not found"}, status_code=404)
+        return JSONResponse(op)
+
+    def env(self, address: str) -> dict[str, str]:
+        return {"NIRVANA_LABS_BASE_URL": address, "NIRVANA_LABS_API_KEY": credentials.NIRVANA_LABS_API_KEY}

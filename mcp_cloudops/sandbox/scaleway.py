@@ -1,0 +1,556 @@
+"""Scaleway Instance API simulator, images only (`/instance/v1/zones/{zone}/images`).
+
+Page-based listing with the total only in `X-Total-Count` and navigation in `Link`, and the
+instance API's legacy error bodies (`invalid_request_error` with `fields`, `unknown_resource`),
+which differ from the newer Scaleway APIs: clients that handle only one style break here first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_cloudops.sandbox import credentials
+from mcp_cloudops.sandbox.base import Simulator
+
+ZONES = (
+    "fr-par-1",
+    "fr-par-2",
+    "fr-par-3",
+    "nl-ams-1",
+    "nl-ams-2",
+    "nl-ams-3",
+    "pl-waw-1",
+    "pl-waw-2",
+    "pl-waw-3",
+    "it-mil-1",
+)
+ARCHES = ("x86_64", "arm", "arm64")
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 100
+
+SCALEWAY_ORGANIZATION = "51b656e3-4865-41e8-adbc-0c45bdd780db"  # owns the public images upstream
+SANDBOX_ORGANIZATION = "5a4db0c5-0000-4000-8000-000000000001"  # the sandbox key's organization...
+SANDBOX_PROJECT = SANDBOX_ORGANIZATION  # ...whose default project shares its id, as upstream
+SANDBOX_PROJECT_2 = "5a4db0c5-0000-4000-8000-000000000002"
+PROJECTS = (SANDBOX_PROJECT, SANDBOX_PROJECT_2)
+
+# Snapshots usable as root_volume / extra_volumes (all in SANDBOX_PROJECT).
+SNAPSHOT_FR_PAR_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50001"
+SNAPSHOT_FR_PAR_1_DATA = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50002"
+SNAPSHOT_NL_AMS_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50003"
+
+# Private images in SANDBOX_PROJECT.
+IMAGE_PRIVATE = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50101"  # fr-par-1, deletable
+IMAGE_IN_USE = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50102"  # fr-par-1, used by a server: DELETE -> 409
+IMAGE_PRIVATE_ARM = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50103"  # fr-par-1, arm64, project 2
+IMAGE_PRIVATE_AMS = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50104"  # nl-ams-1
+SERVER_USING_IMAGE = "0b7c2e91-4f3a-4d6b-9c8e-5a4db0c50201"
+
+PUBLIC_IMAGES_PER_ZONE = {"fr-par-1": 60, "fr-par-2": 20, "nl-ams-1": 20, "pl-waw-1": 10}  # others: 2
+_DISTRIBUTIONS = (
+    "Ubuntu 24.04 Noble Numbat",
+    "Ubuntu 22.04 Jammy Jellyfish",
+    "Debian 12 Bookworm",
+    "Debian 11 Bullseye",
+    "Rocky Linux 9",
+    "AlmaLinux 9",
+    "Fedora 41",
+    "CentOS Stream 9",
+    "Docker on Ubuntu 24.04",
+    "GPU OS 12",
+)
+_NAMESPACE = uuid.UUID("5a4db0c5-5ca1-4e00-8000-000000000000")
+_EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+DENIED = {"message": "authentication is denied", "method": "api_key", "type": "denied_authentication"}
+WRITABLE = frozenset({"name", "arch", "extra_volumes", "tags", "public"})
+READ_ONLY = frozenset({"creation_date", "modification_date", "default_bootscript", "from_server", "state", "zone"})
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds")
+
+
+class ApiError(Exception):
+    """Answered as `body` with `status`."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message"))
+        self.status = status
+        self.body = body
+
+
+def validation_error(fields: dict[str, list[str]]) -> ApiError:
+    return ApiError(400, {"type": "invalid_request_error", "message": "Validation Error", "fields": fields})
+
+
+def not_found(resource_id: str, resource: str = "") -> ApiError:
+    prefix = f"{resource} " if resource else ""
+    return ApiError(404, {"type": "unknown_resource", "message": f'{prefix}"{resource_id}" not found'})
+
+
+def _forbidden() -> ApiError:
+    return ApiError(
+        403,
+        {
+            "type": "permissions_denied",
+            "message": "insufficient permissions",
+            "details": [{"resource": "instance_image", "action": "write"}],
+        },
+    )
+
+
+def _is_uuid(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+# --- pure pieces: list parameters, filtering, pagination ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+    organization: str | None = None
+    project: str | None = None
+    name: str | None = None
+    public: bool | None = None
+    arch: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
+    """Validate the list query string; all problems are reported at once, per field."""
+    values = dict(pairs)
+    errors: dict[str, list[str]] = {}
+    parsed: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in ("page", "per_page"):
+            if not value.isdigit():
+                errors[name] = ["expected int"]
+            elif int(value) < 1:
+                errors[name] = ["value must be at least 1"]
+            elif name == "per_page" and int(value) > MAX_PER_PAGE:
+                errors[name] = [f"value must be at most {MAX_PER_PAGE}"]
+            else:
+                parsed[name] = int(value)
+        elif name == "public":
+            if value not in ("true", "false"):
+                errors[name] = ["expected boolean"]
+            else:
+                parsed[name] = value == "true"
+        elif name in ("organization", "project"):
+            if not _is_uuid(value):
+                errors[name] = [f"{value} is not a valid UUID."]
+            else:
+                parsed[name] = value
+        elif name == "arch":
+            if value not in ARCHES:
+                errors[name] = [f"value must be one of {list(ARCHES)}"]
+            else:
+                parsed[name] = value
+        elif name == "tags":
+            parsed[name] = tuple(t for t in value.split(",") if t)
+        elif name == "name":
+            parsed[name] = value
+        else:
+            errors[name] = ["extra keys not allowed"]
+    if errors:
+        raise validation_error(errors)
+    return ListQuery(**parsed)
+
+
+def matches(image: dict[str, Any], query: ListQuery) -> bool:
+    """`name` is a case-insensitive substring; `tags` must all be present."""
+    return (
+        (query.organization is None or image["organization"] == query.organization)
+        and (query.project is None or image["project"] == query.project)
+        and (query.name is None or query.name.lower() in image["name"].lower())
+        and (query.public is None or image["public"] == query.public)
+        and (query.arch is None or image["arch"] == query.arch)
+        and all(tag in image["tags"] for tag in query.tags)
+    )
+
+
+def link_header(path: str, pairs: Sequence[tuple[str, str]], page: int, per_page: int, total: int) -> str:
+    """RFC 8288 `Link` with first/previous/next/last; other query parameters are carried over."""
+    last = max(1, math.ceil(total / per_page))
+    rest = [(k, v) for k, v in pairs if k not in ("page", "per_page")]
+    rels = [("first", 1)]
+    if page > 1:
+        rels.append(("previous", min(page - 1, last)))
+    if page < last:
+        rels.append(("next", page + 1))
+    rels.append(("last", last))
+    return ",".join(
+        f'<{path}?{urlencode([("page", n), ("per_page", per_page), *rest])}>; rel="{rel}"' for rel, n in rels
+    )
+
+
+# --- body validation (voluptuous-style messages, as the instance API answers) ----------------------
+
+
+def _check_body(body: Any, allowed: frozenset[str], errors: dict[str, list[str]]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise validation_error({"body": ["expected a JSON object"]})
+    for key in sorted(set(body) - allowed):
+        errors[key] = ["extra keys not allowed"]
+    return body
+
+
+def _check_fields(body: dict[str, Any], errors: dict[str, list[str]], snapshot_ok: Callable[[str], bool]) -> None:
+    """Type-check the writable image fields present in `body`, recording problems in `errors`."""
+    if "name" in body and (not isinstance(body["name"], str) or not body["name"]):
+        errors["name"] = ["expected a non-empty str"]
+    if "arch" in body and body["arch"] not in ARCHES:
+        errors["arch"] = [f"value must be one of {list(ARCHES)}"]
+    if "public" in body and not isinstance(body["public"], bool):
+        errors["public"] = ["expected bool"]
+    if "tags" in body and not (isinstance(body["tags"], list) and all(isinstance(t, str) for t in body["tags"])):
+        errors["tags"] = ["expected a list of str"]
+    volumes = body.get("extra_volumes")
+    if volumes is None:
+        return
+    if not isinstance(volumes, dict):
+        errors["extra_volumes"] = ["expected dict"]
+        return
+    for index, volume in volumes.items():
+        where = f"extra_volumes.{index}"
+        if not (index.isdigit() and 1 <= int(index) <= 14):
+            errors[where] = ["volume index must be 1 to 14"]
+        elif not isinstance(volume, dict) or "id" not in volume:
+            errors[f"{where}.id"] = ["required key not provided"]
+        elif not _is_uuid(volume["id"]):
+            errors[f"{where}.id"] = [f"{volume['id']} is not a valid UUID."]
+        elif not snapshot_ok(volume["id"]):
+            raise not_found(volume["id"], "Snapshot")
+
+
+# --- the simulator ---------------------------------------------------------------------------------
+
+
+class ScalewaySimulator(Simulator):
+    """Stand-in for `https://api.scaleway.com` (Instance images).
+
+    Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body)`; state in `images`
+    (id -> public JSON), `snapshots` and `images_in_use` (image id -> server id).
+    """
+
+    provider: ClassVar[str] = "scaleway"
+
+    def __init__(self) -> None:
+        self.images: dict[str, dict[str, Any]] = {}
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.images_in_use: dict[str, str] = {IMAGE_IN_USE: SERVER_USING_IMAGE}
+        self._faults: list[Response] = []
+        self._seed()
+        super().__init__()
+
+    def rate_limit_next(self, retry_after: int = 1) -> None:
+        self.fail_next(429, {"message": "Too many requests", "type": "too_many_requests"}, retry_after)
+
+    def fail_next(self, status: int, body: Any = None, retry_after: int | None = None) -> None:
+        """The next request answers `status` with `body` (JSON), optionally with Retry-After."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        payload = body if body is not None else {"message": f"Injected upstream error {status}"}
+        self._faults.append(JSONResponse(payload, status_code=status, headers=headers))
+
+    # -- seed --
+
+    def _seed(self) -> None:
+        for zone_index, zone in enumerate(ZONES):
+            count = PUBLIC_IMAGES_PER_ZONE.get(zone, 2)
+            catalogue = [
+                (build, name, arch) for build in range(3) for name in _DISTRIBUTIONS for arch in ("x86_64", "arm64")
+            ]
+            for n, (build, name, arch) in enumerate(catalogue[:count]):
+                key = f"{zone}/{name}/{arch}/{build}"
+                created = _EPOCH + timedelta(days=30 * build + zone_index, minutes=7 * n)
+                self._add_image(
+                    image_id=str(uuid.uuid5(_NAMESPACE, "image/" + key)),
+                    zone=zone,
+                    name=name,
+                    arch=arch,
+                    owner=SCALEWAY_ORGANIZATION,
+                    project=SCALEWAY_ORGANIZATION,
+                    public=True,
+                    root={
+                        "id": str(uuid.uuid5(_NAMESPACE, "root/" + key)),
+                        "name": "",
+                        "size": 0,
+                        "volume_type": "sbs_snapshot",
+                    },
+                    created=created,
+                )
+        for snapshot_id, zone, name, size in (
+            (SNAPSHOT_FR_PAR_1, "fr-par-1", "app-root-snapshot", 20_000_000_000),
+            (SNAPSHOT_FR_PAR_1_DATA, "fr-par-1", "app-data-snapshot", 50_000_000_000),
+            (SNAPSHOT_NL_AMS_1, "nl-ams-1", "edge-root-snapshot", 10_000_000_000),
+        ):
+            self.snapshots[snapshot_id] = {
+                "id": snapshot_id,
+                "zone": zone,
+                "name": name,
+                "size": size,
+                "volume_type": "l_ssd",
+                "project": SANDBOX_PROJECT,
+            }
+        private = (
+            (IMAGE_PRIVATE, "fr-par-1", "app-golden-2025-04", "x86_64", SANDBOX_PROJECT, ["golden", "app"]),
+            (IMAGE_IN_USE, "fr-par-1", "app-golden-2025-03", "x86_64", SANDBOX_PROJECT, ["golden", "app", "prod"]),
+            (IMAGE_PRIVATE_ARM, "fr-par-1", "ci-runner-arm", "arm64", SANDBOX_PROJECT_2, ["ci"]),
+            (IMAGE_PRIVATE_AMS, "nl-ams-1", "edge-proxy", "x86_64", SANDBOX_PROJECT, ["edge"]),
+        )
+        for n, (image_id, zone, name, arch, project, tags) in enumerate(private):
+            snapshot = SNAPSHOT_NL_AMS_1 if zone == "nl-ams-1" else SNAPSHOT_FR_PAR_1
+            self._add_image(
+                image_id=image_id,
+                zone=zone,
+                name=name,
+                arch=arch,
+                owner=SANDBOX_ORGANIZATION,
+                project=project,
+                public=False,
+                root=self._volume(snapshot),
+                created=_EPOCH + timedelta(days=90 + n),
+                tags=tags,
+            )
+
+    def _add_image(
+        self,
+        *,
+        image_id: str,
+        zone: str,
+        name: str,
+        arch: str,
+        owner: str,
+        project: str,
+        public: bool,
+        root: dict[str, Any],
+        created: datetime,
+        tags: list[str] | None = None,
+        extra_volumes: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        image = {
+            "id": image_id,
+            "name": name,
+            "arch": arch,
+            "creation_date": _timestamp(created),
+            "modification_date": _timestamp(created),
+            "default_bootscript": None,
+            "extra_volumes": extra_volumes or {},
+            "from_server": "",
+            "organization": owner,
+            "project": project,
+            "public": public,
+            "root_volume": root,
+            "state": "available",
+            "tags": list(tags or []),
+            "zone": zone,
+        }
+        self.images[image_id] = image
+        return image
+
+    def _volume(self, snapshot_id: str) -> dict[str, Any]:
+        snapshot = self.snapshots[snapshot_id]
+        return {k: snapshot[k] for k in ("id", "name", "size", "volume_type")}
+
+    # -- app --
+
+    def build_app(self) -> Starlette:
+        base = "/instance/v1/zones/{zone}/images"
+        routes = [
+            Route(base, self._endpoint(self._collection), methods=["GET", "POST"]),
+            Route(base + "/{image_id}", self._endpoint(self._item), methods=["GET", "PATCH", "PUT", "DELETE"]),
+        ]
+
+        async def http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
+
+        return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    def _endpoint(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if self._faults:
+                return self._faults.pop(0)
+            # Upstream checks the zone before the token (seen on a token-less request).
+            if request.path_params["zone"] not in ZONES:
+                return JSONResponse({"message": "Unknown zone in path"}, status_code=400)
+            token = request.headers.get("x-auth-token")
+            if token != credentials.SCW_SECRET_KEY:
+                reason = "not_found" if _is_uuid(token) else "invalid_argument"
+                return JSONResponse({**DENIED, "reason": reason}, status_code=401)
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return JSONResponse(exc.body, status_code=exc.status)
+
+        return endpoint
+
+    async def _body(self, request: Request) -> Any:
+        try:
+            return json.loads(await request.body() or b"null")
+        except ValueError:
+            raise validation_error({"body": ["invalid JSON"]}) from None
+
+    def _visible(self, zone: str) -> list[dict[str, Any]]:
+        """Public images plus the sandbox organization's, newest first."""
+        images = [
+            i
+            for i in self.images.values()
+            if i["zone"] == zone and (i["public"] or i["organization"] == SANDBOX_ORGANIZATION)
+        ]
+        return sorted(images, key=lambda i: (i["creation_date"], i["id"]), reverse=True)
+
+    def _snapshot_in(self, zone: str) -> Callable[[str], bool]:
+        return lambda snapshot_id: self.snapshots.get(snapshot_id, {}).get("zone") == zone
+
+    async def _collection(self, request: Request) -> Response:
+        zone = request.path_params["zone"]
+        if request.method == "POST":
+            return await self._create(request, zone)
+        pairs = parse_qsl(request.url.query, keep_blank_values=True)
+        query = parse_list_query(pairs)
+        selected = [i for i in self._visible(zone) if matches(i, query)]
+        start = (query.page - 1) * query.per_page
+        headers = {
+            "X-Total-Count": str(len(selected)),
+            "Link": link_header(request.url.path, pairs, query.page, query.per_page, len(selected)),
+        }
+        return JSONResponse({"images": selected[start : start + query.per_page]}, headers=headers)
+
+    async def _create(self, request: Request, zone: str) -> Response:
+        errors: dict[str, list[str]] = {}
+        allowed = WRITABLE | {"root_volume", "organization", "project"}
+        body = _check_body(await self._body(request), allowed, errors)
+        for required in ("name", "root_volume", "arch"):
+            if required not in body:
+                errors[required] = ["required key not provided"]
+        if "root_volume" in body and not _is_uuid(body["root_volume"]):
+            errors["root_volume"] = [f"{body['root_volume']} is not a valid UUID."]
+        owner_keys = [k for k in ("project", "organization") if k in body]
+        if not owner_keys:
+            errors["project"] = ["required key not provided"]
+        elif len(owner_keys) == 2:
+            errors["organization"] = ["two or more values in the same group of exclusion 'project'"]
+        for key in owner_keys:
+            if not _is_uuid(body[key]):
+                errors[key] = [f"{body[key]} is not a valid UUID."]
+        _check_fields(body, errors, self._snapshot_in(zone))
+        if errors:
+            raise validation_error(errors)
+        project = body.get("project") or body["organization"]
+        if project not in PROJECTS:
+            raise _forbidden()
+        if not self._snapshot_in(zone)(body["root_volume"]):
+            raise not_found(body["root_volume"], "Snapshot")
+        now = datetime.now(UTC)
+        image = self._add_image(
+            image_id=str(uuid.uuid4()),
+            zone=zone,
+            name=body["name"],
+            arch=body["arch"],
+            owner=SANDBOX_ORGANIZATION,
+            project=project,
+            public=body.get("public", False),
+            root=self._volume(body["root_volume"]),
+            created=now,
+            tags=body.get("tags"),
+            extra_volumes=self._extra_volumes(body.get("extra_volumes")),
+        )
+        return JSONResponse({"image": image}, status_code=201)
+
+    def _extra_volumes(self, volumes: dict[str, Any] | None) -> dict[str, Any]:
+        return {index: self._volume(v["id"]) for index, v in (volumes or {}).items()}
+
+    def _find(self, request: Request) -> dict[str, Any]:
+        image_id = request.path_params["image_id"]
+        if not _is_uuid(image_id):
+            raise validation_error({"image_id": [f"{image_id} is not a valid UUID."]})
+        image = next((i for i in self._visible(request.path_params["zone"]) if i["id"] == image_id), None)
+        if image is None:
+            raise not_found(image_id)
+        return image
+
+    async def _item(self, request: Request) -> Response:
+        image = self._find(request)
+        if request.method == "GET":
+            return JSONResponse({"image": image})
+        if image["organization"] != SANDBOX_ORGANIZATION:
+            raise _forbidden()
+        if request.method == "DELETE":
+            server = self.images_in_use.get(image["id"])
+            if server:
+                message = f"Image is in use by server {server}. You cannot delete it."
+                raise ApiError(409, {"type": "conflict", "message": message})
+            del self.images[image["id"]]
+            return Response(status_code=204)
+        body = await self._body(request)
+        changes = self._patch(body, image) if request.method == "PATCH" else self._put(body, image)
+        image.update(changes, modification_date=_timestamp(datetime.now(UTC)))
+        return JSONResponse({"image": image})
+
+    def _patch(self, body: Any, image: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        body = _check_body(body if body is not None else {}, WRITABLE, errors)
+        _check_fields(body, errors, self._snapshot_in(image["zone"]))
+        if errors:
+            raise validation_error(errors)
+        changes = {k: v for k, v in body.items() if k != "extra_volumes"}
+        if "extra_volumes" in body:
+            changes["extra_volumes"] = self._extra_volumes(body["extra_volumes"])
+        return changes
+
+    def _put(self, body: Any, image: dict[str, Any]) -> dict[str, Any]:
+        """Full replacement: the whole image must be sent back; identity fields may not change.
+
+        `id` travels in the path (the body may repeat it); unsent `tags` are reset to none.
+        """
+        errors: dict[str, list[str]] = {}
+        identity = ("id", "root_volume", "organization", "project")
+        body = _check_body(body, WRITABLE | READ_ONLY | frozenset(identity), errors)
+        for required in ("name", "arch", "root_volume", "extra_volumes", "public", "project"):
+            if required not in body and not (required == "project" and "organization" in body):
+                errors[required] = ["required key not provided"]
+        root = body.get("root_volume")
+        if isinstance(root, dict):
+            root = root.get("id")
+        if "id" in body and body["id"] != image["id"]:
+            errors["id"] = ["does not match the image in the path"]
+        if "root_volume" in body and root != image["root_volume"]["id"]:
+            errors["root_volume"] = ["the root volume of an image cannot be changed"]
+        for key in ("organization", "project"):
+            if key in body and body[key] != image[key]:
+                errors[key] = [f"the {key} of an image cannot be changed"]
+        _check_fields(body, errors, self._snapshot_in(image["zone"]))
+        if errors:
+            raise validation_error(errors)
+        return {
+            "name": body["name"],
+            "arch": body["arch"],
+            "public": body["public"],
+            "tags": list(body.get("tags", [])),
+            "extra_volumes": self._extra_volumes(body["extra_volumes"]),
+        }
+
+    def env(self, address: str) -> dict[str, str]:
+        return {"SCW_API_URL": address, "SCW_SECRET_KEY": credentials.SCW_SECRET_KEY}
