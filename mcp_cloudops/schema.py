@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +80,22 @@ def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
             return f"{where}: {error.message[:200]}"
 
 
+def unquote_json(arguments: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    """Some clients send object and array arguments as JSON text; take those when they parse to the declared type."""
+    result = dict(arguments)
+    for name, value in arguments.items():
+        kind = {"object": dict, "array": list}.get(properties.get(name, {}).get("type"))
+        if kind is None or not isinstance(value, str):
+            continue
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(parsed, kind):
+            result[name] = parsed
+    return result
+
+
 class ArgumentValidator:
     """Validates call arguments against one tool's published schema, before any request is built."""
 
@@ -88,7 +105,8 @@ class ArgumentValidator:
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Return the arguments with schema defaults filled in; raise ArgumentError listing every fault."""
-        errors = sorted(self._validator.iter_errors(dict(arguments)), key=lambda e: list(e.absolute_path))
+        arguments = unquote_json(arguments, self.schema["properties"])
+        errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
             lines = list(dict.fromkeys(_describe(error, self.schema) for error in errors))
             raise ArgumentError("; ".join(lines))

@@ -63,3 +63,11 @@ def test_non_loopback_bind_is_refused() -> None:
     assert result.returncode == 2 and "refusing to bind 0.0.0.0" in result.stderr
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.0.2.1")
+
+
+def test_readme_tool_table_matches_the_registry() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("<!-- tools:start -->\n", 1)[1].split("<!-- tools:end -->", 1)[0]
+    assert table.strip() == list_tools(load_registry(), "markdown").strip(), (
+        "README tool table is stale: regenerate it with `mcp-cloudops list-tools --markdown`"
+    )

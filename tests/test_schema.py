@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -64,3 +66,14 @@ def test_long_values_are_not_echoed_whole() -> None:
 def test_defaults_are_filled_for_options() -> None:
     args = validator("get-websocket-stream").validate({"id": "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b", "secret": "s"})
     assert args["max_seconds"] > 0 and args["idle_seconds"] > 0 and args["max_bytes"] > 0
+
+
+def test_object_arguments_sent_as_json_text_are_accepted() -> None:
+    uuid = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
+    args = validator("scale-compute-instance-new-instance").validate(
+        {"id": uuid, "instance-type": json.dumps({"id": uuid})}
+    )
+    assert args["instance-type"] == {"id": uuid}
+    assert "must be of type object" in reject(
+        "scale-compute-instance-new-instance", {"id": uuid, "instance-type": "[1]"}
+    )

@@ -1,0 +1,586 @@
+"""A stateful Portainer CE simulator: the four `/api/websocket/*` routes and the Docker exec calls
+a non-interactive run needs, with Portainer's auth, errors and stream quirks.
+
+What it follows from Portainer (`api/http/handler/websocket/*.go`, `api/ws`, the request bouncer):
+
+- Auth: `X-API-Key` (header, or a query parameter of that name in any case) or a JWT
+  (`Authorization: Bearer`, or `token` query). Anything else is 401
+  `{"message":"A valid authorisation token is missing","details":"Unauthorized"}`; an API key
+  sent as a bearer token is not a JWT, so it is refused too. The sandbox JWT is `SANDBOX_JWT`.
+- Parameters and the environment are checked before the upgrade (400, 404 with
+  `{"message","details"}`); what Docker or Kubernetes refuse (unknown exec or container, an exec
+  that already ran, an unknown pod) is only found after it: the socket opens, then drops.
+- Output is relayed as text frames of at most 2048 bytes with invalid UTF-8 dropped, stdout and
+  stderr merged. Portainer ends a session by dropping the TCP connection (no close frame: the
+  client sees 1006). A client frame over 2048 bytes is refused with close code 1009.
+- exec: Portainer starts the exec with `Tty: true`, so the stream is raw; the socket drops when
+  the process ends and the exit code is only in `GET .../docker/exec/{id}/json`.
+- attach: a live stream of the container (no log replay); without a TTY Docker multiplexes it,
+  so each frame starts with the 8-byte stream header. It never ends by itself.
+- pod and kubernetes-shell run under a TTY (`\\n` becomes `\\r\\n`, input is echoed) and the socket
+  stays open after the command ends: clients need an idle or deadline cutoff.
+
+Test helpers (see `PortainerSimulator`): `create_exec`, `get_exec`, `endpoints`, seeded ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from mcp_cloudops.sandbox import credentials
+from mcp_cloudops.sandbox.base import Simulator
+from mcp_cloudops.sandbox.incus import Proc, Stdin, is_known, run_command, run_shell
+
+SANDBOX_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MSwidXNlcm5hbWUiOiJhZG1pbiIsInJvbGUiOjF9.sandbox"
+"""A JWT the simulator accepts as `Authorization: Bearer` or `?token=` (public by design)."""
+
+FRAME_LIMIT = 2048
+"""Portainer's read buffer: the most bytes one output frame carries, and the largest client frame."""
+
+DOCKER, KUBERNETES = 1, 5  # Portainer environment types: Docker (local), Kubernetes (local)
+_UNAUTHORIZED = {"message": "A valid authorisation token is missing", "details": "Unauthorized"}
+_NO_ENDPOINT = "Unable to find the environment associated to the stack inside the database"
+
+
+def _hex_id(seed: str) -> str:
+    """A stable 64-hex Docker id, so sandbox ids stay the same between runs."""
+    return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def perror(status: int, message: str, details: str | None = None) -> JSONResponse:
+    """Portainer's error body."""
+    return JSONResponse({"message": message, "details": details or message}, status_code=status)
+
+
+def docker_error(status: int, message: str) -> JSONResponse:
+    """Docker's error body, relayed as-is by Portainer's Docker proxy."""
+    return JSONResponse({"message": message}, status_code=status)
+
+
+def _first(params: Any, name: str) -> str:
+    values = params.getlist(name)
+    return values[0] if values else ""
+
+
+@dataclass(eq=False)
+class Container:
+    """A Docker container: `log` is what it prints after an attach, one line per `interval`."""
+
+    name: str
+    image: str
+    state: str = "running"
+    tty: bool = False
+    log: list[str] = field(default_factory=list)
+    endless: bool = False
+    interval: float = 0.05
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        self.id = self.id or _hex_id(f"container:{self.name}")
+
+    def summary(self) -> dict[str, Any]:
+        status = "Up 3 days" if self.state == "running" else "Exited (0) 2 hours ago"
+        return {"Id": self.id, "Names": [f"/{self.name}"], "Image": self.image, "State": self.state, "Status": status}
+
+
+@dataclass(eq=False)
+class DockerExec:
+    """A Docker exec instance: it can start once; `exit_code` is None until it has run."""
+
+    container: Container
+    cmd: list[str]
+    attach_stdin: bool = False
+    tty: bool = False
+    id: str = field(default_factory=lambda: secrets.token_hex(32))
+    started: bool = False
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+
+    def inspect(self) -> dict[str, Any]:
+        return {
+            "ID": self.id,
+            "Running": self.running,
+            "ExitCode": self.exit_code,
+            "ProcessConfig": {
+                "entrypoint": self.cmd[0] if self.cmd else "",
+                "arguments": self.cmd[1:],
+                "privileged": False,
+                "tty": self.tty,
+                "user": "",
+            },
+            "OpenStdin": self.attach_stdin,
+            "OpenStdout": True,
+            "OpenStderr": True,
+            "CanRemove": False,
+            "ContainerID": self.container.id,
+            "DetachKeys": "",
+            "Pid": self.pid,
+        }
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """A Portainer environment: Docker containers and execs, or Kubernetes pods."""
+
+    id: int
+    name: str
+    type: int
+    url: str
+    containers: dict[str, Container] = field(default_factory=dict)
+    execs: dict[str, DockerExec] = field(default_factory=dict)
+    pods: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """namespace -> pod -> container names"""
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.type in (5, 6, 7)
+
+    def summary(self) -> dict[str, Any]:
+        return {"Id": self.id, "Name": self.name, "Type": self.type, "URL": self.url, "Status": 1}
+
+    def find_container(self, ref: str) -> Container | None:
+        """Docker's lookup: full id, name, or a unique id prefix."""
+        if ref in self.containers:
+            return self.containers[ref]
+        by_name = [c for c in self.containers.values() if c.name == ref.lstrip("/")]
+        by_prefix = [c for c in self.containers.values() if c.id.startswith(ref)]
+        matches = by_name or by_prefix
+        return matches[0] if len(matches) == 1 else None
+
+
+class TextFrames:
+    """Output as Portainer relays it: text frames of at most 2048 bytes, invalid UTF-8 dropped,
+    stdout and stderr merged. Under a TTY, `\\n` goes out as `\\r\\n`."""
+
+    def __init__(self, ws: WebSocket, *, tty: bool) -> None:
+        self.ws, self.tty = ws, tty
+
+    async def write(self, stream: int, data: bytes) -> None:
+        if self.tty:
+            data = data.replace(b"\n", b"\r\n")
+        for start in range(0, len(data), FRAME_LIMIT):
+            try:
+                await self.ws.send_text(data[start : start + FRAME_LIMIT].decode("utf-8", errors="ignore"))
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+                raise BrokenPipeError from exc
+
+
+class _Process:
+    """A program run under a cancel scope, so the socket side can kill it."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.kill_code: int | None = None
+        self.done = False
+
+    def kill(self, code: int) -> None:
+        if not self.done and self.kill_code is None:
+            self.kill_code = code
+            self.scope.cancel()
+
+    async def run(self, program: Callable[[], Awaitable[int]]) -> int:
+        code = 137
+        with self.scope:
+            try:
+                code = await program()
+            except BrokenPipeError:
+                code = 141  # SIGPIPE: its output had nowhere to go
+        self.done = True
+        return self.kill_code if self.kill_code is not None else code
+
+
+def _tty_input(data: bytes) -> bytes:
+    """What a TTY line discipline hands the program: carriage returns become newlines."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+class PortainerSimulator(Simulator):
+    """Portainer CE on 127.0.0.1, authenticated by `credentials.PORTAINER_API_KEY` or `SANDBOX_JWT`.
+
+    Constructor: `seed=True`, `log_interval=0.05` (between attach lines), `tick_interval=0.5`
+    (the endless container), `disconnect_grace=1.0` (seconds a Docker exec may run on after its
+    socket closes before it is killed; real Docker would let it run).
+
+    Seeded environment 1 "local" (Docker): containers `web` (nginx, no TTY, prints three access log
+    lines on attach), `ticker` (TTY, prints "tick N" forever) and `db` (exited); ids in
+    `container_ids` (`container_id` is web's). Exec instances on web: `exec_id` runs
+    `echo hello from web`, `shell_exec_id` runs `sh` with stdin attached. Environment 2 "k8s"
+    (Kubernetes): namespace "default" with pods "web-0" and "web-1" (container "web").
+
+    Helpers: `create_exec(endpoint_id, container_id, cmd, attach_stdin=False, tty=False) -> exec id`,
+    `get_exec(exec_id) -> DockerExec`; state in `endpoints` (id -> `Endpoint`).
+    """
+
+    provider = "portainer"
+
+    def __init__(
+        self,
+        *,
+        seed: bool = True,
+        log_interval: float = 0.05,
+        tick_interval: float = 0.5,
+        disconnect_grace: float = 1.0,
+    ) -> None:
+        self.jwt = SANDBOX_JWT
+        self.disconnect_grace = disconnect_grace
+        self.endpoints: dict[int, Endpoint] = {}
+        self.container_ids: dict[str, str] = {}
+        self.container_id = self.exec_id = self.shell_exec_id = ""
+        if seed:
+            self._seed(log_interval, tick_interval)
+        super().__init__()
+
+    def env(self, address: str) -> dict[str, str]:
+        return {"PORTAINER_URL": address, "PORTAINER_API_KEY": credentials.PORTAINER_API_KEY}
+
+    # -- helpers for tests and the sandbox -------------------------------------------------
+
+    def create_exec(
+        self, endpoint_id: int, container_id: str, cmd: list[str], *, attach_stdin: bool = False, tty: bool = False
+    ) -> str:
+        """An exec instance as `POST .../docker/containers/{id}/exec` makes it; returns its id."""
+        endpoint = self.endpoints[endpoint_id]
+        container = endpoint.find_container(container_id)
+        if container is None:
+            raise KeyError(container_id)
+        instance = DockerExec(container, list(cmd), attach_stdin=attach_stdin, tty=tty)
+        endpoint.execs[instance.id] = instance
+        return instance.id
+
+    def get_exec(self, exec_id: str) -> DockerExec:
+        for endpoint in self.endpoints.values():
+            if exec_id in endpoint.execs:
+                return endpoint.execs[exec_id]
+        raise KeyError(exec_id)
+
+    def _seed(self, log_interval: float, tick_interval: float) -> None:
+        access = '172.17.0.1 - - [01/Jan/2025:00:00:0{n} +0000] "GET /{path} HTTP/1.1" 200 615'
+        web = Container(
+            "web",
+            "nginx:1.27",
+            log=[access.format(n=n, path=path) for n, path in enumerate(["", "health", "favicon.ico"])],
+            interval=log_interval,
+        )
+        ticker = Container("ticker", "busybox:1.36", tty=True, endless=True, interval=tick_interval)
+        db = Container("db", "postgres:16", state="exited")
+        docker = Endpoint(1, "local", DOCKER, "unix:///var/run/docker.sock")
+        docker.containers = {c.id: c for c in (web, ticker, db)}
+        self.endpoints[1] = docker
+        self.container_ids = {c.name: c.id for c in (web, ticker, db)}
+        self.container_id = web.id
+        self.exec_id = self._seeded_exec(docker, web, ["echo", "hello from web"], "echo")
+        self.shell_exec_id = self._seeded_exec(docker, web, ["sh"], "shell", attach_stdin=True)
+        kube = Endpoint(2, "k8s", KUBERNETES, "https://kubernetes.default.svc")
+        kube.pods = {"default": {"web-0": ["web"], "web-1": ["web"]}, "kube-system": {"coredns-0": ["coredns"]}}
+        self.endpoints[2] = kube
+
+    @staticmethod
+    def _seeded_exec(endpoint: Endpoint, container: Container, cmd: list[str], name: str, **kw: Any) -> str:
+        instance = DockerExec(container, cmd, id=_hex_id(f"exec:{name}"), **kw)
+        endpoint.execs[instance.id] = instance
+        return instance.id
+
+    # -- auth and parameters ----------------------------------------------------------------
+
+    def _authorized(self, conn: HTTPConnection) -> bool:
+        api_key = conn.headers.get("x-api-key") or next(
+            (value for name, value in conn.query_params.multi_items() if name.lower() == "x-api-key"), ""
+        )
+        if api_key and secrets.compare_digest(api_key, credentials.PORTAINER_API_KEY):
+            return True
+        token = _first(conn.query_params, "token")
+        if "authorization" in conn.headers:
+            token = conn.headers["authorization"].removeprefix("Bearer ")
+        return bool(token) and secrets.compare_digest(token, self.jwt)
+
+    def _endpoint_param(self, params: Any) -> Endpoint | JSONResponse:
+        raw = _first(params, "endpointId")
+        if not raw:
+            return perror(400, "Invalid query parameter: endpointId", "Missing query parameter")
+        if not re.fullmatch(r"[+-]?\d+", raw):
+            return perror(400, "Invalid query parameter: endpointId", f'strconv.Atoi: parsing "{raw}": invalid syntax')
+        endpoint = self.endpoints.get(int(raw))
+        if endpoint is None:
+            return perror(404, _NO_ENDPOINT, "object not found inside the database")
+        return endpoint
+
+    def _docker_id_params(self, params: Any) -> tuple[Endpoint, str] | JSONResponse:
+        """attach and exec: a hexadecimal `id`, then the environment."""
+        ref = _first(params, "id")
+        if not ref:
+            return perror(400, "Invalid query parameter: id", "Missing query parameter")
+        if not re.fullmatch(r"[0-9a-fA-F]+", ref):
+            return perror(400, "Invalid query parameter: id (must be hexadecimal identifier)")
+        endpoint = self._endpoint_param(params)
+        return endpoint if isinstance(endpoint, JSONResponse) else (endpoint, ref)
+
+    def _pod_params(self, params: Any) -> tuple[Endpoint, str, str, str, str] | JSONResponse:
+        endpoint = self._endpoint_param(params)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        values = []
+        for name in ("namespace", "podName", "containerName", "command"):
+            value = _first(params, name)
+            if not value:
+                return perror(400, f"Invalid query parameter: {name}", "Missing query parameter")
+            values.append(value)
+        if not endpoint.kubernetes:
+            return perror(500, "Unable to create Kubernetes client", "environment is not a Kubernetes environment")
+        namespace, pod, container, command = values
+        return endpoint, namespace, pod, container, command
+
+    def _shell_params(self, params: Any) -> Endpoint | JSONResponse:
+        endpoint = self._endpoint_param(params)
+        if isinstance(endpoint, Endpoint) and not endpoint.kubernetes:
+            return perror(500, "Unable to create Kubernetes client", "environment is not a Kubernetes environment")
+        return endpoint
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def build_app(self) -> Starlette:
+        websockets = {
+            "attach": (self._docker_id_params, self._attach),
+            "exec": (self._docker_id_params, self._exec),
+            "pod": (self._pod_params, self._pod),
+            "kubernetes-shell": (self._shell_params, self._shell),
+        }
+        routes: list[Any] = [Route("/api/status", self._status)]
+        for name, (check, run) in websockets.items():
+            routes.append(WebSocketRoute(f"/api/websocket/{name}", self._websocket(check, run)))
+            routes.append(Route(f"/api/websocket/{name}", self._plain_http(check)))
+        routes += [
+            Route("/api/endpoints", self._list_endpoints),
+            Route("/api/endpoints/{eid}/docker/containers/json", self._list_containers),
+            Route("/api/endpoints/{eid}/docker/containers/{cid}/exec", self._exec_create, methods=["POST"]),
+            Route("/api/endpoints/{eid}/docker/exec/{xid}/json", self._exec_inspect),
+        ]
+
+        async def not_found(request: Request, exc: Exception) -> Response:
+            return PlainTextResponse("404 page not found\n", status_code=404)
+
+        async def not_allowed(request: Request, exc: Exception) -> Response:
+            return PlainTextResponse("405 method not allowed\n", status_code=405)
+
+        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+    def _websocket(self, check: Callable[[Any], Any], run: Callable[[WebSocket, Any], Awaitable[None]]) -> Any:
+        async def endpoint(ws: WebSocket) -> None:
+            if not self._authorized(ws):
+                await ws.send_denial_response(JSONResponse(_UNAUTHORIZED, status_code=401))
+                return
+            outcome = check(ws.query_params)
+            if isinstance(outcome, Response):
+                await ws.send_denial_response(outcome)
+                return
+            await ws.accept()
+            await run(ws, outcome)
+            # Returning without a close frame drops the connection, as Portainer does.
+
+        return endpoint
+
+    def _plain_http(self, check: Callable[[Any], Any]) -> Any:
+        async def endpoint(request: Request) -> Response:
+            if not self._authorized(request):
+                return JSONResponse(_UNAUTHORIZED, status_code=401)
+            outcome = check(request.query_params)
+            if isinstance(outcome, Response):
+                return outcome
+            return PlainTextResponse("Bad Request\n", status_code=400, headers={"Sec-Websocket-Version": "13"})
+
+        return endpoint
+
+    async def _status(self, request: Request) -> Response:
+        return JSONResponse({"Version": "2.27.0", "InstanceID": "sandbox"})
+
+    # -- websocket sessions -----------------------------------------------------------------
+
+    async def _exec(self, ws: WebSocket, params: tuple[Endpoint, str]) -> None:
+        endpoint, exec_id = params
+        instance = endpoint.execs.get(exec_id)
+        if instance is None or instance.started or instance.container.state != "running":
+            return  # Docker refused to start it: the socket just drops
+        instance.started = instance.running = True
+        instance.pid = 1000 + len(endpoint.execs)
+        argv = instance.cmd
+
+        async def program(proc: Proc) -> int:
+            if argv and not is_known(argv[0]):
+                await proc.out(
+                    f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
+                    "executable file not found in $PATH: unknown\r\n"
+                )
+                return 127
+            return await run_command(argv, proc)
+
+        hostname = instance.container.id[:12]
+        code = await self._session(ws, program, hostname, stdin=instance.attach_stdin, tty=instance.tty)
+        instance.running, instance.exit_code = False, code
+
+    async def _pod(self, ws: WebSocket, params: tuple[Endpoint, str, str, str, str]) -> None:
+        endpoint, namespace, pod, container, command = params
+        argv = command.split(" ")
+        if container not in endpoint.pods.get(namespace, {}).get(pod, []) or not is_known(argv[0]):
+            return  # Kubernetes refused the exec: "Unable to start exec process inside container"
+        await self._session(ws, lambda proc: run_command(argv, proc), pod, stdin=True, tty=True, keep_open=True)
+
+    async def _shell(self, ws: WebSocket, endpoint: Endpoint) -> None:
+        await self._session(
+            ws, lambda proc: run_shell(proc, prompt="$ "), "kubectl-shell", stdin=True, tty=True, keep_open=True
+        )
+
+    async def _session(
+        self,
+        ws: WebSocket,
+        program: Callable[[Proc], Awaitable[int]],
+        hostname: str,
+        *,
+        stdin: bool,
+        tty: bool,
+        keep_open: bool = False,
+    ) -> int:
+        """Run a program wired to the socket; with `keep_open` the socket outlives it (pod, shell)."""
+        frames = TextFrames(ws, tty=tty)
+        proc = Proc(frames.write, Stdin() if stdin else Stdin.empty(), hostname)
+        process = _Process()
+        code = 137
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._pump, ws, proc.stdin if stdin else None, frames, process)
+            code = await process.run(lambda: program(proc))
+            if not keep_open:
+                tg.cancel_scope.cancel()  # the process ended: Portainer drops the socket
+        return code
+
+    async def _pump(self, ws: WebSocket, stdin: Stdin | None, frames: TextFrames, process: _Process) -> None:
+        """Client frames go to stdin (echoed under a TTY) until the client leaves or sends too much."""
+        while True:
+            message = await ws.receive()
+            data = message.get("bytes") if message.get("bytes") is not None else (message.get("text") or "").encode()
+            if message["type"] == "websocket.disconnect" or len(data) > FRAME_LIMIT:
+                if message["type"] != "websocket.disconnect":
+                    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                        await ws.close(1009, "read limit exceeded")
+                if stdin is not None:
+                    stdin.close()
+                if frames.tty:
+                    process.kill(129)  # the terminal hung up: SIGHUP
+                elif not process.done:
+                    await anyio.sleep(self.disconnect_grace)
+                    process.kill(137)
+                return
+            if stdin is None or process.done:
+                continue
+            if frames.tty:
+                data = _tty_input(data)
+                with contextlib.suppress(BrokenPipeError):
+                    await frames.write(1, data)  # the terminal's echo
+            stdin.feed(data)
+
+    async def _attach(self, ws: WebSocket, params: tuple[Endpoint, str]) -> None:
+        endpoint, ref = params
+        container = endpoint.find_container(ref)
+        if container is None or container.state != "running":
+            return  # "You cannot attach to a stopped container": the socket just drops
+
+        async def stream() -> None:
+            lines = iter(container.log) if not container.endless else (f"tick {n}" for n in range(1, 1 << 62))
+            for line in lines:
+                await anyio.sleep(container.interval)
+                data = (line + "\n").encode()
+                if container.tty:
+                    await ws.send_text(data.replace(b"\n", b"\r\n").decode())
+                else:  # Docker's multiplexed stream: an 8-byte header (stream 1, length) per chunk
+                    await ws.send_text((struct.pack(">BxxxL", 1, len(data)) + data).decode("utf-8", errors="ignore"))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_suppress_disconnect, stream)
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass  # attach stdin: the container's main process reads it, nothing to show
+            tg.cancel_scope.cancel()
+
+    # -- HTTP routes ------------------------------------------------------------------------
+
+    def _endpoint_from_path(self, request: Request) -> Endpoint | JSONResponse:
+        raw = request.path_params["eid"]
+        if not re.fullmatch(r"\d+", raw):
+            return perror(400, "Invalid environment identifier route variable", f'strconv.Atoi: parsing "{raw}"')
+        endpoint = self.endpoints.get(int(raw))
+        if endpoint is None:
+            return perror(
+                404,
+                "Unable to find an environment with the specified identifier inside the database",
+                "object not found inside the database",
+            )
+        if endpoint.kubernetes:
+            return perror(400, "Invalid environment type", "the environment is not a Docker environment")
+        return endpoint
+
+    async def _list_endpoints(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        return JSONResponse([endpoint.summary() for endpoint in self.endpoints.values()])
+
+    async def _list_containers(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._endpoint_from_path(request)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        show_all = request.query_params.get("all", "").lower() in ("1", "true")
+        containers = [c for c in endpoint.containers.values() if show_all or c.state == "running"]
+        return JSONResponse([c.summary() for c in containers])
+
+    async def _exec_create(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._endpoint_from_path(request)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        ref = request.path_params["cid"]
+        container = endpoint.find_container(ref)
+        if container is None:
+            return docker_error(404, f"No such container: {ref}")
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            return docker_error(400, str(exc))
+        if container.state != "running":
+            return docker_error(409, f"Container {container.id} is not running")
+        cmd = body.get("Cmd") if isinstance(body, dict) else None
+        cmd = [cmd] if isinstance(cmd, str) else cmd
+        if not cmd or not all(isinstance(word, str) for word in cmd):
+            return docker_error(400, "No exec command specified")
+        instance = DockerExec(container, cmd, attach_stdin=bool(body.get("AttachStdin")), tty=bool(body.get("Tty")))
+        endpoint.execs[instance.id] = instance
+        return JSONResponse({"Id": instance.id}, status_code=201)
+
+    async def _exec_inspect(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._endpoint_from_path(request)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        instance = endpoint.execs.get(request.path_params["xid"])
+        if instance is None:
+            return docker_error(404, f"No such exec instance: {request.path_params['xid']}")
+        return JSONResponse(instance.inspect())
+
+
+async def _suppress_disconnect(stream: Callable[[], Awaitable[None]]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await stream()

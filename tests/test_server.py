@@ -1,0 +1,114 @@
+"""The MCP surface: every registry tool listed with its exact schema and hints; failures stay tool errors."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from mcp import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.sandbox.base import Simulator
+from mcp_cloudops.sandbox.runner import run_sandbox
+from mcp_cloudops.schema import input_schema
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
+
+pytestmark = pytest.mark.anyio
+REGISTRY = load_registry()
+UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_tools_list_is_the_registry(mode: str) -> None:
+    async with Client(build_server(Settings.from_env({})), mode=mode) as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert list(listed) == [tool.name for tool in REGISTRY.tools]
+    for spec in REGISTRY.tools:
+        tool = listed[spec.name]
+        assert tool.input_schema == input_schema(spec, REGISTRY.provider_of(spec))
+        assert tool.title == spec.title and tool.description == spec.description
+        a = tool.annotations
+        assert a is not None and a.title == spec.title
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint, a.open_world_hint) == (
+            spec.hints.readOnly,
+            spec.hints.destructive,
+            spec.hints.idempotent,
+            spec.hints.openWorld,
+        )
+
+
+async def test_missing_credential_names_the_variable() -> None:
+    async with Client(build_server(Settings.from_env({}))) as client:
+        result = await client.call_tool("list-compute-instances", {})
+        assert result.is_error and "EXOSCALE_API_KEY is not set" in result.content[0].text
+        result = await client.call_tool("list-nirvana-operations", {"project_id": UUID})
+        assert result.is_error and "NIRVANA_LABS_API_KEY" in result.content[0].text
+
+
+async def test_unreachable_upstream_is_a_tool_error() -> None:
+    env = {"NIRVANA_LABS_BASE_URL": "http://127.0.0.1:9", "NIRVANA_LABS_API_KEY": "secret-value-123"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        result = await client.call_tool("get-nirvana-operation", {"operation_id": UUID})
+    text = result.content[0].text
+    assert result.is_error and "Cannot reach Nirvana Labs at 127.0.0.1" in text
+    assert "secret-value-123" not in text and "Traceback" not in text
+
+
+class Misbehaving(Simulator):
+    """An upstream that answers garbage, hangs, or fails, to check every failure ends as a clear isError."""
+
+    provider = "nirvana"
+
+    def build_app(self) -> ASGIApp:
+        async def operation(request: Request) -> Response:
+            kind = request.path_params["operation_id"]
+            if kind.startswith("0"):
+                return Response("<html>oops</html>", media_type="text/html")
+            if kind.startswith("1"):
+                await anyio.sleep(30)
+            if kind.startswith("2"):
+                return Response("<html><body>Internal Server Error</body></html>", status_code=500)
+            return Response('{"message": "rate limited"}', status_code=429, media_type="application/json")
+
+        return Starlette(routes=[Route("/v1/operations/{operation_id}", operation)])
+
+    def env(self, address: str) -> dict[str, str]:
+        return {
+            "NIRVANA_LABS_BASE_URL": address,
+            "NIRVANA_LABS_API_KEY": "k",
+            "MCP_CLOUDOPS_READ_TIMEOUT": "0.5",
+        }
+
+
+async def test_misbehaving_upstream_gives_clear_errors_and_server_keeps_serving() -> None:
+    async with run_sandbox([Misbehaving()]) as sandbox, Client(build_server(Settings.from_env(sandbox.env))) as client:
+        garbage = await client.call_tool("get-nirvana-operation", {"operation_id": "0" + UUID[1:]})
+        assert garbage.is_error and "not JSON" in garbage.content[0].text
+        with anyio.fail_after(10):
+            hang = await client.call_tool("get-nirvana-operation", {"operation_id": "1" + UUID[1:]})
+        assert hang.is_error and "did not answer in time" in hang.content[0].text
+        crash = await client.call_tool("get-nirvana-operation", {"operation_id": "2" + UUID[1:]})
+        assert crash.is_error and "HTTP 500" in crash.content[0].text and "<html>" not in crash.content[0].text
+        limited = await client.call_tool("get-nirvana-operation", {"operation_id": "3" + UUID[1:]})
+        assert limited.is_error and "HTTP 429" in limited.content[0].text and "rate limited" in limited.content[0].text
+        assert len((await client.list_tools()).tools) == 40
+
+
+async def test_invalid_arguments_never_reach_the_upstream(sandbox) -> None:
+    async with Client(build_server(Settings.from_env(sandbox.env))) as client:
+        before = len(sandbox["exoscale"].requests)
+        for args in (
+            {},
+            {"id": 5},
+            {"id": UUID, "extra": 1},
+            {"id": "../x"},
+            {"id": UUID, "zone": "ch-gva-9"},
+        ):
+            result = await client.call_tool("stop-compute-instance", args)
+            assert result.is_error and "Invalid arguments for stop-compute-instance" in result.content[0].text
+        assert len(sandbox["exoscale"].requests) == before

@@ -1,0 +1,259 @@
+"""Every tool, called through an MCP client, reaches its simulator with the request the real API expects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.sandbox import credentials, exoscale, nirvana, scaleway
+from mcp_cloudops.sandbox.recorder import RecordedRequest
+from mcp_cloudops.sandbox.runner import Sandbox
+
+pytestmark = pytest.mark.anyio
+
+RUN, STOP = exoscale.INSTANCE_RUNNING, exoscale.INSTANCE_STOPPED
+EXO = "/ch-gva-2/v2"
+IMAGES = "/instance/v1/zones/fr-par-1/images"
+
+
+@dataclass(frozen=True)
+class Case:
+    tool: str
+    args: dict[str, Any]
+    method: str
+    path: str
+    query: dict[str, list[str]] = field(default_factory=dict)
+    body: Any = None
+    expect: dict[str, Any] = field(default_factory=dict)  # keys that must appear in structuredContent
+
+
+CASES = [
+    # Exoscale: every request signed, zone in the URL, actions with a literal colon.
+    Case("retrieve-signed-url-valid-60", {"id": RUN}, "GET", f"{EXO}/console/{RUN}", expect={"url": str}),
+    Case(
+        "create-compute-instance",
+        {
+            "instance-type": {"id": exoscale.STANDARD_SMALL},
+            "template": {"id": exoscale.TEMPLATE_UBUNTU},
+            "disk-size": 10,
+            "name": "agent-1",
+            "labels": {"team": "ai"},
+            "zone": "de-fra-1",
+        },
+        "POST",
+        "/de-fra-1/v2/instance",
+        body={
+            "instance-type": {"id": exoscale.STANDARD_SMALL},
+            "template": {"id": exoscale.TEMPLATE_UBUNTU},
+            "disk-size": 10,
+            "name": "agent-1",
+            "labels": {"team": "ai"},
+        },
+        expect={"state": "pending"},
+    ),
+    Case(
+        "list-compute-instances",
+        {"manager-type": "instance-pool"},
+        "GET",
+        f"{EXO}/instance",
+        query={"manager-type": ["instance-pool"]},
+        expect={"instances": list},
+    ),
+    Case("delete-compute-instance", {"id": STOP}, "DELETE", f"{EXO}/instance/{STOP}", expect={"state": "pending"}),
+    Case(
+        "update-compute-instance",
+        {"id": RUN, "name": "web-renamed"},
+        "PUT",
+        f"{EXO}/instance/{RUN}",
+        body={"name": "web-renamed"},
+        expect={"state": "pending"},
+    ),
+    Case("retrieve-compute-instance-details", {"id": RUN}, "GET", f"{EXO}/instance/{RUN}", expect={"id": RUN}),
+    Case("reset-instance-field", {"id": RUN, "field": "labels"}, "DELETE", f"{EXO}/instance/{RUN}/labels"),
+    Case("set-instance-destruction-protection", {"id": RUN}, "PUT", f"{EXO}/instance/{RUN}:add-protection"),
+    Case("create-snapshot-compute-instance", {"id": RUN}, "POST", f"{EXO}/instance/{RUN}:create-snapshot"),
+    Case("enable-tpm-instance", {"id": STOP}, "POST", f"{EXO}/instance/{STOP}:enable-tpm"),
+    Case(
+        "reveal-password-used-during-instance",
+        {"id": RUN},
+        "GET",
+        f"{EXO}/instance/{RUN}:password",
+        expect={"password": str},
+    ),
+    Case("reboot-compute-instance", {"id": RUN}, "PUT", f"{EXO}/instance/{RUN}:reboot"),
+    Case("remove-instance-destruction-protection", {"id": RUN}, "PUT", f"{EXO}/instance/{RUN}:remove-protection"),
+    Case(
+        "reset-compute-instance-base-target",
+        {"id": STOP, "template": {"id": exoscale.TEMPLATE_DEBIAN}},
+        "PUT",
+        f"{EXO}/instance/{STOP}:reset",
+        body={"template": {"id": exoscale.TEMPLATE_DEBIAN}},
+    ),
+    Case("reset-compute-instance-password", {"id": RUN}, "PUT", f"{EXO}/instance/{RUN}:reset-password"),
+    Case(
+        "resize-compute-instance-disk",
+        {"id": STOP, "disk-size": 200},
+        "PUT",
+        f"{EXO}/instance/{STOP}:resize-disk",
+        body={"disk-size": 200},
+    ),
+    Case(
+        "scale-compute-instance-new-instance",
+        {"id": STOP, "instance-type": {"id": exoscale.STANDARD_LARGE}},
+        "PUT",
+        f"{EXO}/instance/{STOP}:scale",
+        body={"instance-type": {"id": exoscale.STANDARD_LARGE}},
+    ),
+    Case(
+        "start-compute-instance",
+        {"id": STOP, "rescue-profile": "netboot"},
+        "PUT",
+        f"{EXO}/instance/{STOP}:start",
+        body={"rescue-profile": "netboot"},
+    ),
+    Case("stop-compute-instance", {"id": RUN}, "PUT", f"{EXO}/instance/{RUN}:stop", expect={"state": "pending"}),
+    Case(
+        "revert-snapshot-instance",
+        {"instance-id": STOP, "id": exoscale.SNAPSHOT_STOPPED},
+        "POST",
+        f"{EXO}/instance/{STOP}:revert-snapshot",
+        body={"id": exoscale.SNAPSHOT_STOPPED},
+    ),
+    # Scaleway: X-Auth-Token, zone in the path, paging from headers.
+    Case(
+        "list-instance-images",
+        {"per_page": 10, "page": 2, "public": True},
+        "GET",
+        IMAGES,
+        query={"per_page": ["10"], "page": ["2"], "public": ["true"]},
+        expect={"images": list, "total_count": int, "next_page": 3},
+    ),
+    Case(
+        "create-instance-image",
+        {
+            "name": "golden",
+            "root_volume": scaleway.SNAPSHOT_FR_PAR_1,
+            "arch": "x86_64",
+            "project": scaleway.SANDBOX_PROJECT,
+            "tags": ["ci"],
+        },
+        "POST",
+        IMAGES,
+        body={
+            "name": "golden",
+            "root_volume": scaleway.SNAPSHOT_FR_PAR_1,
+            "arch": "x86_64",
+            "project": scaleway.SANDBOX_PROJECT,
+            "tags": ["ci"],
+        },
+        expect={"image": dict},
+    ),
+    Case(
+        "update-image",
+        {
+            "id": scaleway.IMAGE_PRIVATE,
+            "name": "replaced",
+            "arch": "x86_64",
+            "root_volume": {"id": scaleway.SNAPSHOT_FR_PAR_1},
+            "extra_volumes": {},
+            "public": False,
+            "project": scaleway.SANDBOX_PROJECT,
+        },
+        "PUT",
+        f"{IMAGES}/{scaleway.IMAGE_PRIVATE}",
+        body={
+            "name": "replaced",
+            "arch": "x86_64",
+            "root_volume": {"id": scaleway.SNAPSHOT_FR_PAR_1},
+            "extra_volumes": {},
+            "public": False,
+            "project": scaleway.SANDBOX_PROJECT,
+        },
+        expect={"image": dict},
+    ),
+    Case(
+        "get-instance-image",
+        {"image_id": scaleway.IMAGE_PRIVATE, "zone": "fr-par-1"},
+        "GET",
+        f"{IMAGES}/{scaleway.IMAGE_PRIVATE}",
+        expect={"image": dict},
+    ),
+    Case(
+        "update-image-2",
+        {"image_id": scaleway.IMAGE_PRIVATE, "name": "renamed", "tags": ["a"]},
+        "PATCH",
+        f"{IMAGES}/{scaleway.IMAGE_PRIVATE}",
+        body={"name": "renamed", "tags": ["a"]},
+        expect={"image": dict},
+    ),
+    Case(
+        "delete-instance-image",
+        {"image_id": scaleway.IMAGE_PRIVATE},
+        "DELETE",
+        f"{IMAGES}/{scaleway.IMAGE_PRIVATE}",
+        expect={"ok": True, "status": 204},
+    ),
+    # Nirvana: bearer token, cursor pagination.
+    Case(
+        "list-nirvana-operations",
+        {"project_id": nirvana.PROJECT_MAIN, "limit": 5},
+        "GET",
+        "/v1/operations",
+        query={"project_id": [nirvana.PROJECT_MAIN], "limit": ["5"]},
+        expect={"items": list, "pagination": dict},
+    ),
+    Case(
+        "get-nirvana-operation",
+        {"operation_id": nirvana.OPERATION_RUNNING},
+        "GET",
+        f"/v1/operations/{nirvana.OPERATION_RUNNING}",
+        expect={"status": "running"},
+    ),
+]
+
+
+def check_auth(provider: str, request: RecordedRequest) -> None:
+    headers = request.headers
+    if provider == "exoscale":
+        assert headers["authorization"].startswith(f"EXO2-HMAC-SHA256 credential={credentials.EXOSCALE_API_KEY},")
+    elif provider == "scaleway":
+        assert headers["x-auth-token"] == credentials.SCW_SECRET_KEY
+    elif provider == "nirvana":
+        assert headers["authorization"] == f"Bearer {credentials.NIRVANA_LABS_API_KEY}"
+    elif provider == "portainer":
+        assert headers["x-api-key"] == credentials.PORTAINER_API_KEY
+
+
+def check_expected(structured: dict[str, Any], expect: dict[str, Any]) -> None:
+    for key, wanted in expect.items():
+        assert key in structured, f"{key} missing from {sorted(structured)}"
+        if isinstance(wanted, type):
+            assert isinstance(structured[key], wanted), (key, structured[key])
+        else:
+            assert structured[key] == wanted, (key, structured[key])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.tool)
+async def test_tool_reaches_its_upstream(case: Case, sandbox: Sandbox, client: Client) -> None:
+    provider = load_registry().by_name[case.tool].provider
+    sim = sandbox[provider]
+    result = await client.call_tool(case.tool, case.args)
+    assert not result.is_error, result.content[0].text
+    request = sim.recorder.last()
+    assert (request.method, request.path) == (case.method, case.path)
+    for name, values in case.query.items():
+        assert request.query.get(name) == values, (name, request.query)
+    assert request.json() == case.body
+    check_auth(provider, request)
+    check_expected(result.structured_content or {}, case.expect)
+
+
+def test_cases_cover_http_tools() -> None:
+    registry = load_registry()
+    covered = {case.tool for case in CASES}
+    http_tools = {t.name for t in registry.tools if t.provider in ("exoscale", "scaleway", "nirvana")}
+    assert http_tools <= covered, http_tools - covered

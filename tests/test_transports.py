@@ -1,0 +1,117 @@
+"""The server as clients run it: a subprocess over stdio and over streamable HTTP, in both protocol eras."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+pytestmark = pytest.mark.anyio
+MODES = ["legacy", "auto"]
+
+
+def server_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_"))
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def exercise(client: Client) -> None:
+    tools = await client.list_tools()
+    assert len(tools.tools) == 40
+    stop = next(t for t in tools.tools if t.name == "stop-compute-instance")
+    assert stop.title and stop.annotations and stop.annotations.read_only_hint is False
+    assert stop.input_schema["additionalProperties"] is False
+    listed = await client.call_tool("list-compute-instances", {})
+    assert not listed.is_error, listed.content
+    assert isinstance(listed.structured_content["instances"], list)
+    bad = await client.call_tool("stop-compute-instance", {"id": "../../etc"})
+    assert bad.is_error and "uuid" in bad.content[0].text
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stdio_subprocess(mode: str) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcp_cloudops", "serve", "--sandbox"], env=server_env()
+    )
+    with anyio.fail_after(60):
+        async with Client(params, mode=mode) as client:
+            await exercise(client)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcp_cloudops",
+            "serve",
+            "--sandbox",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+        ],
+        env=server_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_streamable_http_subprocess(http_server: str, mode: str) -> None:
+    with anyio.fail_after(60):
+        async with Client(http_server, mode=mode) as client:
+            await exercise(client)
+
+
+async def test_http_rejects_foreign_host_header(http_server: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            http_server,
+            headers={
+                "Host": "evil.example:80",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+            },
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+    assert response.status_code in (400, 403, 421)
