@@ -4,7 +4,8 @@ output until the peer closes, an idle gap, a deadline or a byte cap, whichever c
 from __future__ import annotations
 
 import time
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -14,11 +15,16 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from mcp_cloudops.auth import incus_ssl_context
-from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.registry import Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, where
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
+
+# Incus tools the exec attachment reads the operation through (the registry guarantees them).
+INCUS_OPERATION_TOOL = "get-operation-state"
+INCUS_WAIT_TOOL = "wait-operation"
+STDERR_GRACE = 1.0  # seconds stderr may trail stdout
 
 
 @dataclass(frozen=True)
@@ -46,50 +52,71 @@ def ws_url(request: UpstreamRequest) -> str:
     return f"{url}?{urlencode(request.params)}" if request.params else url
 
 
+class Collector:
+    """Reads one stream until a limit or its end; keeps what it read even if cancelled midway."""
+
+    def __init__(self, ws: ClientConnection, limits: Limits) -> None:
+        self.ws = ws
+        self.limits = limits
+        self.chunks: list[bytes] = []
+        self.total = 0
+        self.stopped: Stop = "closed"
+        self.truncated = False
+        self.started = time.monotonic()
+
+    async def run(self) -> None:
+        deadline = self.started + self.limits.max_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stopped = "deadline"
+                return
+            wait = min(self.limits.idle_seconds, remaining)
+            frame: str | bytes | None = None
+            with anyio.move_on_after(wait):
+                try:
+                    frame = await self.ws.recv()
+                except ConnectionClosed:
+                    return
+            if frame is None:
+                self.stopped = "deadline" if wait >= remaining else "idle"
+                return
+            if isinstance(frame, str) and not frame:
+                return  # Incus ends a stream with an empty text frame
+            if self.add(frame.encode() if isinstance(frame, str) else frame):
+                return
+
+    def add(self, data: bytes) -> bool:
+        """Keep data up to the byte cap; True once the cap is reached."""
+        room = self.limits.max_bytes - self.total
+        if len(data) >= room:
+            self.chunks.append(data[:room])
+            self.total = self.limits.max_bytes
+            self.truncated = True  # more output may follow: we stopped reading at the cap
+            self.stopped = "max_bytes"
+            return True
+        self.chunks.append(data)
+        self.total += len(data)
+        return False
+
+    def transcript(self) -> Transcript:
+        return Transcript(
+            output=b"".join(self.chunks).decode("utf-8", errors="replace"),
+            bytes=self.total,
+            stopped=self.stopped,
+            truncated=self.truncated,
+            close_code=self.ws.close_code,
+            seconds=round(time.monotonic() - self.started, 3),
+        )
+
+
 async def collect(ws: ClientConnection, stdin: str | None, limits: Limits) -> Transcript:
-    """Read frames until one of the limits or the end of the stream; an empty text frame ends Incus streams."""
-    started = time.monotonic()
-    deadline = started + limits.max_seconds
-    chunks: list[bytes] = []
-    total = 0
-    stopped: Stop = "closed"
-    truncated = False
+    """Send stdin (if any), then read until the peer closes, an idle gap, the deadline or the byte cap."""
     if stdin:
         await ws.send(stdin)
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            stopped = "deadline"
-            break
-        wait = min(limits.idle_seconds, remaining)
-        frame: str | bytes | None = None
-        with anyio.move_on_after(wait):
-            try:
-                frame = await ws.recv()
-            except ConnectionClosed:
-                break
-        if frame is None:
-            stopped = "deadline" if wait >= remaining else "idle"
-            break
-        data = frame.encode() if isinstance(frame, str) else frame
-        if isinstance(frame, str) and not frame:
-            break
-        if total + len(data) >= limits.max_bytes:
-            chunks.append(data[: limits.max_bytes - total])
-            total = limits.max_bytes
-            truncated = True  # more output may follow: we stopped reading at the cap
-            stopped = "max_bytes"
-            break
-        chunks.append(data)
-        total += len(data)
-    return Transcript(
-        output=b"".join(chunks).decode("utf-8", errors="replace"),
-        bytes=total,
-        stopped=stopped,
-        truncated=truncated,
-        close_code=ws.close_code,
-        seconds=round(time.monotonic() - started, 3),
-    )
+    collector = Collector(ws, limits)
+    await collector.run()
+    return collector.transcript()
 
 
 def _open(upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest) -> AbstractAsyncContextManager[Any]:
@@ -112,21 +139,24 @@ def _open(upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest) -> Abs
     return connect(url, **common)
 
 
-async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
-    """Run one bounded websocket session for a tool and return its transcript as the payload."""
-    provider, request = upstreams.request_for(tool, args)
-    limits = Limits(
+def limits_from(args: dict[str, Any]) -> Limits:
+    return Limits(
         max_seconds=float(args.get("max_seconds", Limits.max_seconds)),
         idle_seconds=float(args.get("idle_seconds", Limits.idle_seconds)),
         max_bytes=int(args.get("max_bytes", Limits.max_bytes)),
     )
+
+
+@contextmanager
+def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[None]:
+    """A refused or failed websocket handshake becomes the same kind of error as a failed HTTP call."""
     try:
-        async with _open(upstreams, tool, request) as ws:
-            transcript = await collect(ws, args.get("stdin"), limits)
+        yield
     except InvalidStatus as exc:
         response = exc.response
+        body = response.body or b""
         raise UpstreamError(
-            error_text(tool, provider, response.status_code, parse_body(response.body or b""), "")
+            error_text(tool, provider, response.status_code, parse_body(body), body.decode("utf-8", "replace"))
         ) from None
     except (InvalidHandshake, InvalidURI) as exc:
         raise UpstreamError(
@@ -135,11 +165,73 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
         ) from None
     except TimeoutError:
         raise UpstreamError(
-            f"{provider.title} did not open the websocket in time ({where(request.url)}). Retry later."
+            f"{provider.title} did not open the websocket in time ({where(url)}). Retry later."
         ) from None
     except OSError as exc:
         raise UpstreamError(
-            f"Cannot reach {provider.title} at {where(request.url)} ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {str(exc)[:120]}). "
             f"Check {provider.url_env} and the network."
         ) from None
-    return transcript.as_payload()
+
+
+async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """Run one bounded websocket session for a tool and return its transcript as the payload."""
+    provider, request = upstreams.request_for(tool, args)
+    limits = limits_from(args)
+    with handshake_errors(tool, provider, request.url):
+        if provider.auth.scheme == "incus" and "secret" not in args:
+            return await incus_exec(upstreams, tool, args, limits)
+        async with _open(upstreams, tool, request) as ws:
+            return (await collect(ws, args.get("stdin"), limits)).as_payload()
+
+
+async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Attach to all of a non-interactive exec's websockets, as `incus exec` does, and report its outcome.
+
+    Incus starts the command only once fds 0, 1 and 2 are all connected, so reading stdout alone
+    would wait forever. Stdin is closed at once (an empty text frame is EOF): nothing is ever written.
+    """
+    registry = upstreams.registry
+    op = await upstreams.call(registry.by_name[INCUS_OPERATION_TOOL], {"id": args["id"]})
+    fds = (op.get("metadata") or {}).get("fds") or {}
+    if not isinstance(fds, dict) or not {"0", "1", "2"} <= fds.keys():
+        raise UpstreamError(
+            f"Incus operation {args['id']} is not a non-interactive exec waiting for websockets "
+            f"(class {op.get('class')!r}). Pass secret= (a value of metadata.fds) to read one websocket, "
+            "or follow the operation with wait-operation."
+        )
+    async with AsyncExitStack() as stack:
+        sockets = {}
+        for fd in ("0", "1", "2"):
+            request = upstreams.request_for(tool, {**args, "secret": fds[fd]})[1]
+            sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request))
+        await sockets["0"].send("")
+        stdout = Collector(sockets["1"], limits)
+        # stderr is read until stdout ends (plus a moment), never cut short by its own silence.
+        stderr = Collector(sockets["2"], Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes))
+        stderr_done = anyio.Event()
+
+        async def read_stderr() -> None:
+            try:
+                await stderr.run()
+            finally:
+                stderr_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_stderr)
+            await stdout.run()
+            with anyio.move_on_after(STDERR_GRACE):
+                await stderr_done.wait()
+            tg.cancel_scope.cancel()
+    final = await upstreams.call(registry.by_name[INCUS_WAIT_TOOL], {"id": args["id"], "timeout": 2})
+    out, err = stdout.transcript(), stderr.transcript()
+    return {
+        "stdout": out.output,
+        "stderr": err.output,
+        "exit_code": (final.get("metadata") or {}).get("return"),
+        "status": final.get("status"),
+        "stopped": out.stopped,
+        "bytes": out.bytes + err.bytes,
+        "truncated": out.truncated or err.truncated,
+        "seconds": out.seconds,
+    }

@@ -44,7 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
-from mcp_cloudops.sandbox.incus import Proc, Stdin, is_known, run_command, run_shell
+from mcp_cloudops.sandbox.shell import Proc, Stdin, is_known, run_command, run_shell
 
 SANDBOX_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MSwidXNlcm5hbWUiOiJhZG1pbiIsInJvbGUiOjF9.sandbox"
 """A JWT the simulator accepts as `Authorization: Bearer` or `?token=` (public by design)."""
