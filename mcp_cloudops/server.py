@@ -78,6 +78,13 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             return failed(str(exc))
+        except Exception as exc:  # a bug of ours: say so, keep serving, keep details out of the answer
+            logger.error("%s crashed: %s", spec.name, type(exc).__name__)
+            logger.debug("%s crash details", spec.name, exc_info=True)
+            return failed(
+                f"mcp-cloudops hit an internal error in {spec.name} ({type(exc).__name__}). "
+                "The server keeps running; retry once, then report it."
+            )
 
     return Tool(
         fn=run,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -113,7 +113,8 @@ class Collector:
 async def collect(ws: ClientConnection, stdin: str | None, limits: Limits) -> Transcript:
     """Send stdin (if any), then read until the peer closes, an idle gap, the deadline or the byte cap."""
     if stdin:
-        await ws.send(stdin)
+        with suppress(ConnectionClosed):  # the process may already have ended: read what it said
+            await ws.send(stdin)
     collector = Collector(ws, limits)
     await collector.run()
     return collector.transcript()
@@ -205,7 +206,8 @@ async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any],
         for fd in ("0", "1", "2"):
             request = upstreams.request_for(tool, {**args, "secret": fds[fd]})[1]
             sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request))
-        await sockets["0"].send("")
+        with suppress(ConnectionClosed):  # a quick command may have finished already
+            await sockets["0"].send("")
         stdout = Collector(sockets["1"], limits)
         # stderr is read until stdout ends (plus a moment), never cut short by its own silence.
         stderr = Collector(sockets["2"], Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes))

@@ -8,13 +8,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
+from mcp_cloudops.sandbox import credentials
+
 pytestmark = pytest.mark.anyio
+SECRETS = [
+    credentials.EXOSCALE_API_SECRET,
+    credentials.SCW_SECRET_KEY,
+    credentials.PORTAINER_API_KEY,
+    credentials.NIRVANA_LABS_API_KEY,
+]
 MODES = ["legacy", "auto"]
 
 
@@ -57,8 +66,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class HttpServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> str:
+        """Stop the server and return everything it logged."""
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err.decode()
+
+
 @pytest.fixture
-def http_server() -> Iterator[str]:
+def http_server() -> Iterator[HttpServer]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -86,27 +111,36 @@ def http_server() -> Iterator[str]:
                 if proc.poll() is not None:
                     raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
                 time.sleep(0.05)
-        yield url
+        yield HttpServer(url, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_streamable_http_subprocess(http_server: str, mode: str) -> None:
+async def test_streamable_http_subprocess(http_server: HttpServer, mode: str) -> None:
     with anyio.fail_after(60):
-        async with Client(http_server, mode=mode) as client:
+        async with Client(http_server.url, mode=mode) as client:
             await exercise(client)
 
 
-async def test_http_rejects_foreign_host_header(http_server: str) -> None:
+async def test_logs_go_to_stderr_without_secrets(http_server: HttpServer) -> None:
+    async with Client(http_server.url) as client:
+        await exercise(client)
+        await client.call_tool("get-instance-image", {"image_id": "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"})
+        await client.call_tool("execute-websocket", {"endpointId": 1, "id": "ffff", "max_seconds": 1})
+    logged = http_server.stop()
+    assert "list-compute-instances -> exoscale 200" in logged
+    for secret in SECRETS:
+        assert secret not in logged
+    assert "/v2/instance" not in logged  # request URLs are never logged
+
+
+async def test_http_rejects_foreign_host_header(http_server: HttpServer) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(
-            http_server,
+            http_server.url,
             headers={
                 "Host": "evil.example:80",
                 "Content-Type": "application/json",
