@@ -90,6 +90,13 @@ class Hints(_Frozen):
     openWorld: StrictBool
 
 
+class FollowUp(_Frozen):
+    """A GET made after a websocket session ends, to report what the stream cannot (e.g. an exit code)."""
+
+    path: str = Field(pattern=r"^/")
+    pick: dict[str, str] = Field(min_length=1)  # result key -> field of the follow-up's JSON
+
+
 class ToolSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     provider: str
@@ -99,6 +106,7 @@ class ToolSpec(_Frozen):
     path: str = Field(pattern=r"^/")
     query: dict[str, str] = Field(default_factory=dict)
     websocket: bool = False
+    after: FollowUp | None = None
     hints: Hints
     params: tuple[Param, ...] = ()
 
@@ -195,6 +203,12 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         problems.append(f"{where} field 'params': {tool.method} requests carry no body parameters")
     if tool.websocket and tool.method != "GET":
         problems.append(f"{where} field 'method': websocket tools open with GET")
+    if tool.after is not None:
+        if not tool.websocket:
+            problems.append(f"{where} field 'after': only websocket tools have a follow-up read")
+        for name in PLACEHOLDER.findall(tool.after.path):
+            if name not in names:
+                problems.append(f"{where} field 'after.path': placeholder {{{name}}} is not a parameter")
     for name in tool.query:
         if name in names:
             problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")

@@ -154,6 +154,10 @@ class Upstreams:
     async def call(self, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
         """Send the tool's request and return its payload; UpstreamError/ConfigError say what failed."""
         provider, request = self.request_for(tool, args)
+        return await self.send(tool, provider, request)
+
+    async def send(self, tool: ToolSpec, provider: Provider, request: UpstreamRequest) -> dict[str, Any]:
+        """Send one request on the tool's behalf; errors are worded for the agent calling `tool`."""
         client = self.client(provider)
         started = time.perf_counter()
         try:

@@ -15,9 +15,9 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from mcp_cloudops.auth import incus_ssl_context
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry import PLACEHOLDER, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, where
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill, where
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 
@@ -183,7 +183,24 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
         if provider.auth.scheme == "incus" and "secret" not in args:
             return await incus_exec(upstreams, tool, args, limits)
         async with _open(upstreams, tool, request) as ws:
-            return (await collect(ws, args.get("stdin"), limits)).as_payload()
+            result = (await collect(ws, args.get("stdin"), limits)).as_payload()
+    if tool.after is not None:
+        result.update(await follow_up(upstreams, tool, args))
+    return result
+
+
+async def follow_up(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """Read what the stream cannot tell (Docker's exit code); its failure never hides the transcript."""
+    after = tool.after
+    assert after is not None
+    provider = upstreams.registry.provider_of(tool)
+    values = {name: encode_segment(args[name]) for name in PLACEHOLDER.findall(after.path)}
+    request = UpstreamRequest("GET", upstreams.base_url(provider) + fill(after.path, values))
+    try:
+        data = await upstreams.send(tool, provider, request)
+    except UpstreamError as exc:
+        return dict.fromkeys(after.pick) | {"follow_up_error": str(exc)}
+    return {name: data.get(field) for name, field in after.pick.items()}
 
 
 async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], limits: Limits) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from mcp_cloudops.cli import is_loopback, list_tools
@@ -32,6 +33,14 @@ def test_list_tools_prints_forty_with_provider_and_hints() -> None:
     assert any(line.split()[:2] == ["stop-compute-instance", "exoscale"] for line in lines)
     rows = json.loads(cli("list-tools", "--json").stdout)
     assert len(rows) == 40 and set(rows[0]["hints"]) == {"readOnly", "destructive", "idempotent", "openWorld"}
+
+
+def test_installed_console_script() -> None:
+    script = Path(sys.executable).parent / "mcp-cloudops"
+    if not script.exists():
+        pytest.skip("mcp-cloudops is not installed in this environment (pip install -e .)")
+    result = subprocess.run([str(script), "list-tools"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == 40
 
 
 def test_markdown_table_has_a_row_per_tool() -> None:

@@ -120,3 +120,21 @@ def test_unreadable_file(tmp_path: Any) -> None:
     path.write_text("- just a list\n")
     with pytest.raises(RegistryError, match="expected a mapping"):
         load_registry(path)
+
+
+def test_follow_up_read_names_real_parameters(raw: dict[str, Any]) -> None:
+    message = broken(
+        raw, "execute-websocket", after={"path": "/api/exec/{execId}/json", "pick": {"exit_code": "ExitCode"}}
+    )
+    assert "tool 'execute-websocket' field 'after.path': placeholder {execId} is not a parameter" in message
+    assert "only websocket tools" in broken(
+        raw, "get-operation-state", after={"path": "/1.0/operations/{id}", "pick": {"s": "status"}}
+    )
+
+
+def test_incus_exec_attachment_finds_the_tools_it_reads_through() -> None:
+    from mcp_cloudops.websocket import INCUS_OPERATION_TOOL, INCUS_WAIT_TOOL
+
+    registry = load_registry()
+    assert registry.by_name[INCUS_OPERATION_TOOL].provider == "incus"
+    assert registry.by_name[INCUS_WAIT_TOOL].provider == "incus"

@@ -138,7 +138,7 @@ CASES = [
         "GET",
         "/api/websocket/exec",
         websocket=True,
-        expect={"output": "hello from web\n", "stopped": "closed"},
+        expect={"output": "hello from web\n", "stopped": "closed", "exit_code": 0, "running": False},
     ),
     Case(
         "execute-websocket-pod",

@@ -40,6 +40,9 @@ def server_env() -> dict[str, str]:
 async def exercise(client: Client) -> None:
     tools = await client.list_tools()
     assert len(tools.tools) == 40
+    for tool in tools.tools:
+        assert tool.title and tool.description and tool.annotations and tool.annotations.title == tool.title
+        assert tool.annotations.open_world_hint is True and tool.input_schema["type"] == "object"
     stop = next(t for t in tools.tools if t.name == "stop-compute-instance")
     assert stop.title and stop.annotations and stop.annotations.read_only_hint is False
     assert stop.input_schema["additionalProperties"] is False
