@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_cloudops.sandbox import credentials
-from mcp_cloudops.sandbox.base import Simulator
+from mcp_cloudops.sandbox.base import Simulator, http_error, is_uuid
 
 ZONES = frozenset({"at-vie-1", "at-vie-2", "bg-sof-1", "ch-dk-2", "ch-gva-2", "de-fra-1", "de-muc-1", "hr-zag-1"})
 DEFAULT_ZONE = "ch-gva-2"
@@ -356,19 +356,9 @@ def _required(body: dict[str, Any], *names: str) -> None:
         raise ApiError(400, f"Missing required field(s): {', '.join(missing)}")
 
 
-def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _ref_id(body: dict[str, Any], name: str) -> str:
     ref = body.get(name)
-    if not isinstance(ref, dict) or not _is_uuid(ref.get("id")):
+    if not isinstance(ref, dict) or not is_uuid(ref.get("id")):
         raise ApiError(400, f'{name}: expected an object {{"id": <uuid>}}')
     return ref["id"]
 
@@ -415,7 +405,7 @@ def _enum(value: Any, name: str, choices: Sequence[str]) -> str:
 
 def _ref_list(value: Any, name: str, key: str) -> list[dict[str, Any]]:
     ok = isinstance(value, list) and all(isinstance(i, dict) and isinstance(i.get(key), str) for i in value)
-    if not ok or (key == "id" and not all(_is_uuid(i["id"]) for i in value)):
+    if not ok or (key == "id" and not all(is_uuid(i["id"]) for i in value)):
         raise ApiError(400, f"{name}: expected a list of objects with {key!r}")
     return [{key: i[key]} for i in value]
 
@@ -441,7 +431,6 @@ class ExoscaleSimulator(Simulator):
         self.instances: dict[str, Instance] = {}
         self.operations: dict[str, Operation] = {}
         self.snapshots: dict[str, str] = {}
-        self._faults: list[Response] = []
         self._operation_faults: list[tuple[str, str]] = []
         self._ip_counter = 20
         self._password_counter = 0
@@ -453,11 +442,6 @@ class ExoscaleSimulator(Simulator):
     def rate_limit_next(self, retry_after: float = 1) -> None:
         """The next request (whatever it is) answers 429 like the API gateway does."""
         self.fail_next(429, {"message": "Too many requests", "retry_after": retry_after})
-
-    def fail_next(self, status: int, body: Any = None) -> None:
-        """The next request answers `status` with `body` (JSON; default a generic message)."""
-        payload = body if body is not None else {"message": f"Injected upstream error {status}"}
-        self._faults.append(JSONResponse(payload, status_code=status))
 
     def fail_next_operation(self, reason: str = "fault", message: str = "Injected operation failure") -> None:
         """The next operation created ends in `state: failure` with this reason, changing nothing."""
@@ -521,18 +505,12 @@ class ExoscaleSimulator(Simulator):
             Route(f"{prefix}/operation/{{id}}", self._endpoint(self._operation), methods=["GET"]),
         ]
 
-        async def http_error(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, HTTPException)
-            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
-
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
     def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """Wrap a handler with what every call goes through: faults, zone, signature, settling."""
+        """Wrap a handler with what every call goes through: zone, signature, settling."""
 
         async def endpoint(request: Request) -> Response:
-            if self._faults:
-                return self._faults.pop(0)
             zone = request.path_params["zone"]
             if zone not in ZONES:
                 return JSONResponse({"message": f"Unknown zone {zone!r}"}, status_code=404)
@@ -856,7 +834,7 @@ class ExoscaleSimulator(Simulator):
         body = _object(call.json(), frozenset({"id"}))
         _required(body, "id")
         snapshot_id = body["id"]
-        if not _is_uuid(snapshot_id):
+        if not is_uuid(snapshot_id):
             raise ApiError(400, "id: must be a snapshot UUID")
         if self.snapshots.get(snapshot_id) != instance.id:
             raise ApiError(404, f"Snapshot {snapshot_id} not found for this instance")

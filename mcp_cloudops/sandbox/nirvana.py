@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_cloudops.sandbox import credentials
-from mcp_cloudops.sandbox.base import Simulator
+from mcp_cloudops.sandbox.base import Simulator, http_error
 
 KINDS = ("vm", "volume", "vpc", "firewall_rule", "nks_cluster", "nks_node_pool")
 STATUSES = ("pending", "running", "done", "failed", "unknown")
@@ -231,17 +231,10 @@ class NirvanaSimulator(Simulator):
 
     def __init__(self) -> None:
         self.operations: dict[str, dict[str, Any]] = {op["id"]: op for op in seed_operations()}
-        self._faults: list[Response] = []
         super().__init__()
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
         self.fail_next(429, {"message": "Too many requests"}, retry_after)
-
-    def fail_next(self, status: int, body: Any = None, retry_after: int | None = None) -> None:
-        """The next request answers `status` with `body` (JSON), optionally with Retry-After."""
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        payload = body if body is not None else {"message": f"Injected upstream error {status}"}
-        self._faults.append(JSONResponse(payload, status_code=status, headers=headers))
 
     def add_operation(self, **fields: Any) -> dict[str, Any]:
         """Add an operation (defaults: a pending vm create in PROJECT_MAIN, created now)."""
@@ -271,16 +264,10 @@ class NirvanaSimulator(Simulator):
             Route("/v1/operations/{operation_id}", self._endpoint(self._get), methods=["GET"]),
         ]
 
-        async def http_error(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, HTTPException)
-            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
-
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
     def _endpoint(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if self._faults:
-                return self._faults.pop(0)
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return JSONResponse({"message": "missing bearer token"}, status_code=401)

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_cloudops.sandbox import credentials
-from mcp_cloudops.sandbox.base import Simulator
+from mcp_cloudops.sandbox.base import Simulator, http_error, is_uuid
 
 ZONES = (
     "fr-par-1",
@@ -112,16 +112,6 @@ def _forbidden() -> ApiError:
     )
 
 
-def _is_uuid(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
 # --- pure pieces: list parameters, filtering, pagination ------------------------------------------
 
 
@@ -158,7 +148,7 @@ def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
             else:
                 parsed[name] = value == "true"
         elif name in ("organization", "project"):
-            if not _is_uuid(value):
+            if not is_uuid(value):
                 errors[name] = [f"{value} is not a valid UUID."]
             else:
                 parsed[name] = value
@@ -238,7 +228,7 @@ def _check_fields(body: dict[str, Any], errors: dict[str, list[str]], snapshot_o
             errors[where] = ["volume index must be 1 to 14"]
         elif not isinstance(volume, dict) or "id" not in volume:
             errors[f"{where}.id"] = ["required key not provided"]
-        elif not _is_uuid(volume["id"]):
+        elif not is_uuid(volume["id"]):
             errors[f"{where}.id"] = [f"{volume['id']} is not a valid UUID."]
         elif not snapshot_ok(volume["id"]):
             raise not_found(volume["id"], "Snapshot")
@@ -260,18 +250,11 @@ class ScalewaySimulator(Simulator):
         self.images: dict[str, dict[str, Any]] = {}
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.images_in_use: dict[str, str] = {IMAGE_IN_USE: SERVER_USING_IMAGE}
-        self._faults: list[Response] = []
         self._seed()
         super().__init__()
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
         self.fail_next(429, {"message": "Too many requests", "type": "too_many_requests"}, retry_after)
-
-    def fail_next(self, status: int, body: Any = None, retry_after: int | None = None) -> None:
-        """The next request answers `status` with `body` (JSON), optionally with Retry-After."""
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        payload = body if body is not None else {"message": f"Injected upstream error {status}"}
-        self._faults.append(JSONResponse(payload, status_code=status, headers=headers))
 
     # -- seed --
 
@@ -382,22 +365,16 @@ class ScalewaySimulator(Simulator):
             Route(base + "/{image_id}", self._endpoint(self._item), methods=["GET", "PATCH", "PUT", "DELETE"]),
         ]
 
-        async def http_error(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, HTTPException)
-            return JSONResponse({"message": exc.detail}, status_code=exc.status_code)
-
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
     def _endpoint(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if self._faults:
-                return self._faults.pop(0)
             # Upstream checks the zone before the token (seen on a token-less request).
             if request.path_params["zone"] not in ZONES:
                 return JSONResponse({"message": "Unknown zone in path"}, status_code=400)
             token = request.headers.get("x-auth-token")
             if token != credentials.SCW_SECRET_KEY:
-                reason = "not_found" if _is_uuid(token) else "invalid_argument"
+                reason = "not_found" if is_uuid(token) else "invalid_argument"
                 return JSONResponse({**DENIED, "reason": reason}, status_code=401)
             try:
                 return await handler(request)
@@ -445,7 +422,7 @@ class ScalewaySimulator(Simulator):
         for required in ("name", "root_volume", "arch"):
             if required not in body:
                 errors[required] = ["required key not provided"]
-        if "root_volume" in body and not _is_uuid(body["root_volume"]):
+        if "root_volume" in body and not is_uuid(body["root_volume"]):
             errors["root_volume"] = [f"{body['root_volume']} is not a valid UUID."]
         owner_keys = [k for k in ("project", "organization") if k in body]
         if not owner_keys:
@@ -453,7 +430,7 @@ class ScalewaySimulator(Simulator):
         elif len(owner_keys) == 2:
             errors["organization"] = ["two or more values in the same group of exclusion 'project'"]
         for key in owner_keys:
-            if not _is_uuid(body[key]):
+            if not is_uuid(body[key]):
                 errors[key] = [f"{body[key]} is not a valid UUID."]
         _check_fields(body, errors, self._snapshot_in(zone))
         if errors:
@@ -484,7 +461,7 @@ class ScalewaySimulator(Simulator):
 
     def _find(self, request: Request) -> dict[str, Any]:
         image_id = request.path_params["image_id"]
-        if not _is_uuid(image_id):
+        if not is_uuid(image_id):
             raise validation_error({"image_id": [f"{image_id} is not a valid UUID."]})
         image = next((i for i in self._visible(request.path_params["zone"]) if i["id"] == image_id), None)
         if image is None:
