@@ -106,6 +106,7 @@ class ToolSpec(_Frozen):
     path: str = Field(pattern=r"^/")
     query: dict[str, str] = Field(default_factory=dict)
     websocket: bool = False
+    demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
     hints: Hints
     params: tuple[Param, ...] = ()
@@ -203,6 +204,8 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         problems.append(f"{where} field 'params': {tool.method} requests carry no body parameters")
     if tool.websocket and tool.method != "GET":
         problems.append(f"{where} field 'method': websocket tools open with GET")
+    if tool.demux and not tool.websocket:
+        problems.append(f"{where} field 'demux': only websocket streams are demultiplexed")
     if tool.after is not None:
         if not tool.websocket:
             problems.append(f"{where} field 'after': only websocket tools have a follow-up read")

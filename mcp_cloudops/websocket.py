@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from mcp_cloudops.auth import incus_ssl_context
+from mcp_cloudops.demux import DockerDemuxer
 from mcp_cloudops.registry import PLACEHOLDER, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill, where
@@ -55,9 +56,10 @@ def ws_url(request: UpstreamRequest) -> str:
 class Collector:
     """Reads one stream until a limit or its end; keeps what it read even if cancelled midway."""
 
-    def __init__(self, ws: ClientConnection, limits: Limits) -> None:
+    def __init__(self, ws: ClientConnection, limits: Limits, demuxer: DockerDemuxer | None = None) -> None:
         self.ws = ws
         self.limits = limits
+        self.demuxer = demuxer
         self.chunks: list[bytes] = []
         self.total = 0
         self.stopped: Stop = "closed"
@@ -77,14 +79,21 @@ class Collector:
                 try:
                     frame = await self.ws.recv()
                 except ConnectionClosed:
+                    self.flush()
                     return
             if frame is None:
                 self.stopped = "deadline" if wait >= remaining else "idle"
                 return
             if isinstance(frame, str) and not frame:
+                self.flush()
                 return  # Incus ends a stream with an empty text frame
-            if self.add(frame.encode() if isinstance(frame, str) else frame):
+            data = frame.encode() if isinstance(frame, str) else frame
+            if self.add(self.demuxer.feed(data) if self.demuxer else data):
                 return
+
+    def flush(self) -> None:
+        if self.demuxer is not None:
+            self.add(self.demuxer.flush())
 
     def add(self, data: bytes) -> bool:
         """Keep data up to the byte cap; True once the cap is reached."""
@@ -110,12 +119,14 @@ class Collector:
         )
 
 
-async def collect(ws: ClientConnection, stdin: str | None, limits: Limits) -> Transcript:
+async def collect(
+    ws: ClientConnection, stdin: str | None, limits: Limits, demuxer: DockerDemuxer | None = None
+) -> Transcript:
     """Send stdin (if any), then read until the peer closes, an idle gap, the deadline or the byte cap."""
     if stdin:
         with suppress(ConnectionClosed):  # the process may already have ended: read what it said
             await ws.send(stdin)
-    collector = Collector(ws, limits)
+    collector = Collector(ws, limits, demuxer)
     await collector.run()
     return collector.transcript()
 
@@ -183,7 +194,8 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
         if provider.auth.scheme == "incus" and "secret" not in args:
             return await incus_exec(upstreams, tool, args, limits)
         async with _open(upstreams, tool, request) as ws:
-            result = (await collect(ws, args.get("stdin"), limits)).as_payload()
+            demuxer = DockerDemuxer() if tool.demux == "docker" else None
+            result = (await collect(ws, args.get("stdin"), limits, demuxer)).as_payload()
     if tool.after is not None:
         result.update(await follow_up(upstreams, tool, args))
     return result

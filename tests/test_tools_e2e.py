@@ -392,3 +392,10 @@ async def test_tool_reaches_its_upstream(case: Case, sandbox: Sandbox, client: C
 
 def test_every_tool_has_a_case() -> None:
     assert sorted(case.tool for case in CASES) == sorted(tool.name for tool in load_registry().tools)
+
+
+async def test_attach_returns_log_lines_without_docker_headers(sandbox: Sandbox, client: Client) -> None:
+    sim = sandbox["portainer"]
+    result = await client.call_tool("attach-websocket", {"endpointId": 1, "id": sim.container_id, "idle_seconds": 0.5})
+    output = result.structured_content["output"]
+    assert output.startswith("172.17.0.1 - - [") and "\x00" not in output and "\x01" not in output
