@@ -150,11 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RegistryError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if command == "list-tools":
-        print(list_tools(registry, args.format or "text"))
-        return 0
-    if command == "check":
-        print(check(registry, Settings.from_env()))
+    if command in ("list-tools", "check"):
+        text = (
+            list_tools(registry, args.format or "text")
+            if command == "list-tools"
+            else check(registry, Settings.from_env())
+        )
+        with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`
+            print(text, flush=True)
         return 0
     if args.transport == "http" and not is_loopback(args.host):
         print(f"refusing to bind {args.host}: only loopback addresses are served", file=sys.stderr)

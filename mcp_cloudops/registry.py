@@ -54,6 +54,18 @@ class AuthSpec(_Frozen):
         return tuple(name for name in (self.key_env, self.secret_env) if name)
 
 
+class OperationSpec(_Frozen):
+    """How a provider's asynchronous operations are followed to their end."""
+
+    poll: str = Field(pattern=r"^/.*\{id\}")  # GET path of one operation; {id} is the operation's id
+    state_field: str  # the field holding the operation's state
+    pending: tuple[str, ...] = Field(min_length=1)  # states that mean "not finished yet"
+    success: tuple[str, ...] = Field(min_length=1)
+    link_field: str | None = None  # dotted path to the link of the resource the operation acted on
+    link_prefix: str | None = None  # the link's API-version prefix, replaced by our base URL
+    tool: str | None = None  # the tool an agent calls to keep following an operation
+
+
 class Provider(_Frozen):
     key: str = ""
     title: str
@@ -65,6 +77,7 @@ class Provider(_Frozen):
     zone_env: str | None = None
     response: Literal["json", "incus-envelope"] = "json"
     lookup_tool: str | None = None
+    operation: OperationSpec | None = None
 
     @model_validator(mode="after")
     def _zone_defaults(self) -> Provider:
@@ -108,6 +121,8 @@ class ToolSpec(_Frozen):
     websocket: bool = False
     demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
+    returns_operation: bool = False  # answers with an async operation: the server can wait for it
+    long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     hints: Hints
     params: tuple[Param, ...] = ()
 
@@ -148,10 +163,13 @@ class Registry(_Frozen):
                 problems.append(f"tool {tool.name!r}: duplicate tool name")
             seen.add(tool.name)
         for provider in self.providers.values():
-            if provider.lookup_tool and provider.lookup_tool not in seen:
-                problems.append(
-                    f"provider {provider.key!r} field 'lookup_tool': no tool named {provider.lookup_tool!r}"
-                )
+            named = {
+                "lookup_tool": provider.lookup_tool,
+                "operation.tool": provider.operation and provider.operation.tool,
+            }
+            for field, name in named.items():
+                if name and name not in seen:
+                    problems.append(f"provider {provider.key!r} field {field!r}: no tool named {name!r}")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -204,6 +222,13 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         problems.append(f"{where} field 'params': {tool.method} requests carry no body parameters")
     if tool.websocket and tool.method != "GET":
         problems.append(f"{where} field 'method': websocket tools open with GET")
+    if tool.returns_operation and provider.operation is None:
+        problems.append(f"{where} field 'returns_operation': provider {provider.key!r} declares no 'operation'")
+    if tool.long_poll is not None:
+        if tool.long_poll not in {p.name for p in tool.params_in("query")}:
+            problems.append(f"{where} field 'long_poll': {tool.long_poll!r} is not a query parameter")
+        if provider.operation is None:
+            problems.append(f"{where} field 'long_poll': provider {provider.key!r} declares no 'operation'")
     if tool.demux and not tool.websocket:
         problems.append(f"{where} field 'demux': only websocket streams are demultiplexed")
     if tool.after is not None:

@@ -30,14 +30,33 @@ def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
     return schema
 
 
+WAIT_PARAMS = (
+    Param.model_validate({
+        "name": "wait", "in": "option", "schema": {"type": "boolean", "default": False},
+        "description": "Wait for the operation to end (progress is reported) and return its final state.",
+    }),
+    Param.model_validate({
+        "name": "timeout_seconds", "in": "option",
+        "schema": {"type": "number", "minimum": 1, "maximum": 300, "default": 25},
+        "description": "With wait: give up waiting after this long (the operation goes on).",
+    }),
+)  # fmt: skip
+
+
+def tool_params(tool: ToolSpec) -> tuple[Param, ...]:
+    """The registry's params, plus the server's own `wait` options for tools that return an operation."""
+    return tool.params + WAIT_PARAMS if tool.returns_operation else tool.params
+
+
 def input_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
     """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused)."""
+    params = tool_params(tool)
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {p.name: param_schema(p, provider) for p in tool.params},
+        "properties": {p.name: param_schema(p, provider) for p in params},
         "additionalProperties": False,
     }
-    required = [p.name for p in tool.params if p.required]
+    required = [p.name for p in params if p.required]
     if required:
         schema["required"] = required
     return schema

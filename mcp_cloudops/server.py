@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
-from mcp_cloudops import __version__, websocket
+from mcp_cloudops import __version__, operations, websocket
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
@@ -61,12 +61,26 @@ def annotations(tool: ToolSpec) -> ToolAnnotations:
     )
 
 
+async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """One tool call: a websocket session, a chunked upstream wait, or a request (then, if asked, a wait)."""
+
+    async def progress(done: float, total: float, message: str) -> None:
+        await ctx.report_progress(round(done, 1), total, message)
+
+    if spec.websocket:
+        return await websocket.stream(upstreams, spec, args)
+    if spec.long_poll:
+        return await operations.long_poll(upstreams, spec, args, progress)
+    data = await upstreams.call(spec, args)
+    if spec.returns_operation and args.get("wait"):
+        timeout = min(float(args["timeout_seconds"]), upstreams.settings.max_wait)
+        return await operations.wait_for(upstreams, spec, args, data, timeout, progress)
+    return data
+
+
 def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
     schema = input_schema(spec, registry.provider_of(spec))
     validator = ArgumentValidator(schema)
-    send: Callable[[ToolSpec, dict[str, Any]], Awaitable[dict[str, Any]]] = (
-        (lambda tool, args: websocket.stream(upstreams, tool, args)) if spec.websocket else upstreams.call
-    )
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         try:
@@ -74,7 +88,7 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
         except ArgumentError as exc:
             return failed(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again.")
         try:
-            return ok(await send(spec, args))
+            return ok(await dispatch(upstreams, spec, args, ctx))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             return failed(str(exc))

@@ -45,6 +45,7 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    max_wait: float = 50.0  # longest one tool call waits for an operation: under clients' usual 60 s
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +54,7 @@ class Settings:
             env=source,
             connect_timeout=float(source.get("MCP_CLOUDOPS_CONNECT_TIMEOUT", 5.0)),
             read_timeout=float(source.get("MCP_CLOUDOPS_READ_TIMEOUT", 30.0)),
+            max_wait=float(source.get("MCP_CLOUDOPS_MAX_WAIT", 50.0)),
         )
 
     def value(self, name: str) -> str | None:

@@ -66,15 +66,18 @@ def fill(template: str, values: dict[str, str]) -> str:
     return template
 
 
+def zone_values(tool: ToolSpec, provider: Provider, args: dict[str, Any], settings: Settings) -> dict[str, str]:
+    zone = resolve_zone(tool, provider, args, settings)
+    return {"zone": encode_segment(zone)} if zone is not None else {}
+
+
 def build_request(
     tool: ToolSpec, provider: Provider, args: dict[str, Any], base_url: str, settings: Settings
 ) -> UpstreamRequest:
     """The request for one call. Pure: the same inputs always give the same request."""
-    values = {p.name: encode_segment(args[p.name]) for p in tool.params_in("path")}
-    zone = resolve_zone(tool, provider, args, settings)
-    if zone is not None:
-        values["zone"] = encode_segment(zone)
-    url = fill(base_url, {"zone": values["zone"]} if zone else {}) + fill(tool.path, values)
+    zone = zone_values(tool, provider, args, settings)
+    values = {p.name: encode_segment(args[p.name]) for p in tool.params_in("path")} | zone
+    url = fill(base_url, zone) + fill(tool.path, values)
     params = list(tool.query.items())
     params += [(p.name, query_value(args[p.name])) for p in tool.params_in("query") if p.name in args]
     body_params = [p for p in tool.params_in("body") if p.name in args]
@@ -102,6 +105,11 @@ class Upstreams:
             endpoint = self.settings.incus(provider)
             return endpoint.url or INCUS_SOCKET_HOST
         return self.settings.base_url(provider)
+
+    def base_for(self, tool: ToolSpec, args: dict[str, Any]) -> str:
+        """The provider's base URL for this call, its zone filled in from the arguments."""
+        provider = self.registry.provider_of(tool)
+        return fill(self.base_url(provider), zone_values(tool, provider, args, self.settings))
 
     def _new_client(self, provider: Provider) -> httpx.AsyncClient:
         timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)

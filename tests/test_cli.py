@@ -14,6 +14,8 @@ import yaml
 from mcp_cloudops.cli import is_loopback, list_tools
 from mcp_cloudops.registry import default_path, load_registry
 
+TOOL_COUNT = len(load_registry().tools)
+
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "SECRET_KEY"))}
@@ -29,10 +31,10 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_list_tools_prints_forty_with_provider_and_hints() -> None:
     result = cli("list-tools")
     lines = result.stdout.strip().splitlines()
-    assert result.returncode == 0 and len(lines) == 40
+    assert result.returncode == 0 and len(lines) == TOOL_COUNT
     assert any(line.split()[:2] == ["stop-compute-instance", "exoscale"] for line in lines)
     rows = json.loads(cli("list-tools", "--json").stdout)
-    assert len(rows) == 40 and set(rows[0]["hints"]) == {"readOnly", "destructive", "idempotent", "openWorld"}
+    assert len(rows) == TOOL_COUNT and set(rows[0]["hints"]) == {"readOnly", "destructive", "idempotent", "openWorld"}
 
 
 def test_installed_console_script() -> None:
@@ -40,12 +42,12 @@ def test_installed_console_script() -> None:
     if not script.exists():
         pytest.skip("mcp-cloudops is not installed in this environment (pip install -e .)")
     result = subprocess.run([str(script), "list-tools"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == 40
+    assert result.returncode == 0 and len(result.stdout.strip().splitlines()) == TOOL_COUNT
 
 
 def test_markdown_table_has_a_row_per_tool() -> None:
     table = list_tools(load_registry(), "markdown").splitlines()
-    assert len(table) == 42 and table[0].startswith("| tool |")
+    assert len(table) == TOOL_COUNT + 2 and table[0].startswith("| tool |")
 
 
 def test_check_reports_credentials_without_values() -> None:

@@ -41,11 +41,9 @@ async def nirvana() -> AsyncIterator[tuple[NirvanaSimulator, httpx.AsyncClient]]
     async with run_sandbox([sim]) as sandbox:
         env = sandbox.env
         assert env["NIRVANA_LABS_API_KEY"] == credentials.NIRVANA_LABS_API_KEY
-        # No keep-alive: uvicorn's h11 server answers reused connections ~40 ms late (delayed ACK).
         async with httpx.AsyncClient(
             base_url=env["NIRVANA_LABS_BASE_URL"],
             headers={"Authorization": f"Bearer {env['NIRVANA_LABS_API_KEY']}"},
-            limits=httpx.Limits(max_keepalive_connections=0),
             timeout=5,
         ) as client:
             yield sim, client

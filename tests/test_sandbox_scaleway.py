@@ -61,11 +61,9 @@ async def scaleway() -> AsyncIterator[tuple[ScalewaySimulator, httpx.AsyncClient
     async with run_sandbox([sim]) as sandbox:
         env = sandbox.env
         assert env == {"SCW_API_URL": sandbox.addresses["scaleway"], "SCW_SECRET_KEY": credentials.SCW_SECRET_KEY}
-        # No keep-alive: uvicorn's h11 server answers reused connections ~40 ms late (delayed ACK).
         async with httpx.AsyncClient(
             base_url=env["SCW_API_URL"],
             headers={"X-Auth-Token": env["SCW_SECRET_KEY"]},
-            limits=httpx.Limits(max_keepalive_connections=0),
             timeout=5,
         ) as client:
             yield sim, client

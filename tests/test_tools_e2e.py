@@ -168,6 +168,13 @@ CASES = [
     # Exoscale: every request signed, zone in the URL, actions with a literal colon.
     Case("retrieve-signed-url-valid-60", {"id": RUN}, "GET", f"{EXO}/console/{RUN}", expect={"url": str}),
     Case(
+        "get-exoscale-operation",
+        {"id": exoscale.OPERATION_DONE},
+        "GET",
+        f"{EXO}/operation/{exoscale.OPERATION_DONE}",
+        expect={"state": "success", "reference": dict},
+    ),
+    Case(
         "create-compute-instance",
         {
             "instance-type": {"id": exoscale.STANDARD_SMALL},

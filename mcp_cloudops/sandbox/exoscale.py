@@ -174,6 +174,7 @@ INSTANCE_STOPPED = "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000002"  # "db-1", stopped, in
 SNAPSHOT_STOPPED = "5e0a7c1d-2b3f-4a8e-9d61-7c0e5a000001"  # snapshot of db-1: revert succeeds
 SNAPSHOT_RUNNING = "5e0a7c1d-2b3f-4a8e-9d61-7c0e5a000002"  # snapshot of web-1: revert fails (running)
 INSTANCE_POOL = "c2f1b0d4-0000-4000-8000-000000000001"
+OPERATION_DONE = "0e7a3c2b-6d5f-4a1e-8b9c-0c0e5a000001"  # a finished start of web-1, to try get-exoscale-operation
 
 CREATE_FIELDS = frozenset(
     {
@@ -488,6 +489,15 @@ class ExoscaleSimulator(Simulator):
         for instance in (web, db):
             self.instances[instance.id] = instance
         self.snapshots = {SNAPSHOT_RUNNING: INSTANCE_RUNNING, SNAPSHOT_STOPPED: INSTANCE_STOPPED}
+        self.operations[OPERATION_DONE] = Operation(
+            id=OPERATION_DONE,
+            zone=DEFAULT_ZONE,
+            command="start-instance",
+            reference_id=INSTANCE_RUNNING,
+            reference_link=f"/v2/instance/{INSTANCE_RUNNING}",
+            created=time.monotonic(),
+            state="success",
+        )
 
     # -- app --
 
