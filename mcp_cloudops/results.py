@@ -88,7 +88,7 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any) -> str
     if status >= 500:
         if tool.mutating:
             return "Upstream failure: the outcome is unknown; read the resource's state before retrying."
-        return "Upstream failure: retry in a moment."
+        return "Upstream failure: if the message names a cause (wrong secret, finished operation), fix it; else retry."
     return "See the upstream message."
 
 

@@ -237,9 +237,11 @@ async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any],
             sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request))
         with suppress(ConnectionClosed):  # a quick command may have finished already
             await sockets["0"].send("")
-        stdout = Collector(sockets["1"], limits)
-        # stderr is read until stdout ends (plus a moment), never cut short by its own silence.
-        stderr = Collector(sockets["2"], Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes))
+        # An exec's streams end with the command: a quiet spell is not the end, so no idle cutoff.
+        # Only the deadline or the byte cap stop early (and Incus then ends the command).
+        whole = Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes)
+        stdout = Collector(sockets["1"], whole)
+        stderr = Collector(sockets["2"], whole)  # read until stdout ends, plus a moment
         stderr_done = anyio.Event()
 
         async def read_stderr() -> None:
