@@ -12,18 +12,18 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 import anyio
 
-from mcp_cloudops.registry import Registry, RegistryError, load_registry
+from mcp_cloudops.policy import PolicyError, select_tools
+from mcp_cloudops.registry import Registry, RegistryError, ToolSpec, load_registry
 from mcp_cloudops.settings import Settings
+from mcp_cloudops.web import http_app, is_loopback
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-LOOPBACK_NAMES = ("localhost",)
 COMMANDS = ("serve", "list-tools", "check", "-h", "--help")
 
 
@@ -39,36 +39,26 @@ def configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def hint_flags(tool_hints: object) -> str:
     names = ("readOnly", "destructive", "idempotent", "openWorld")
     return ",".join(name for name in names if getattr(tool_hints, name))
 
 
-def list_tools(registry: Registry, fmt: str) -> str:
-    rows = [
-        {"name": t.name, "provider": t.provider, "title": t.title, "hints": t.hints.model_dump()}
-        for t in registry.tools
-    ]
+def list_tools(registry: Registry, fmt: str, tools: Sequence[ToolSpec] | None = None) -> str:
+    """The tools (all, or those a policy selected) as text, JSON or the README's Markdown table."""
+    selected = registry.tools if tools is None else tools
+    rows = [{"name": t.name, "provider": t.provider, "title": t.title, "hints": t.hints.model_dump()} for t in selected]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "markdown":
         lines = ["| tool | provider | readOnly | destructive | idempotent |", "|---|---|---|---|---|"]
-        for t in registry.tools:
+        for t in selected:
             h = t.hints
             marks = ["yes" if v else "no" for v in (h.readOnly, h.destructive, h.idempotent)]
             lines.append(f"| `{t.name}` | {registry.providers[t.provider].title} | " + " | ".join(marks) + " |")
         return "\n".join(lines)
-    width = max(len(t.name) for t in registry.tools)
-    return "\n".join(f"{t.name:<{width}}  {t.provider:<9}  {hint_flags(t.hints)}" for t in registry.tools)
+    width = max((len(t.name) for t in selected), default=0)
+    return "\n".join(f"{t.name:<{width}}  {t.provider:<9}  {hint_flags(t.hints)}" for t in selected)
 
 
 def check(registry: Registry, settings: Settings) -> str:
@@ -83,18 +73,13 @@ def check(registry: Registry, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-async def serve_http(server: MCPServer, host: str, port: int) -> None:
+async def serve_http(server: MCPServer, settings: Settings, host: str, port: int) -> None:
     import uvicorn
-    from mcp.server.transport_security import TransportSecuritySettings
 
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{host}:*", "127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=[f"http://{host}:*", "http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-    )
-    app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host)
+    app = http_app(server, host, settings.http_token, settings.stateless)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    logging.getLogger("mcp_cloudops").info("streamable HTTP on http://%s:%d/mcp", host, port)
+    mode = "stateless " if settings.stateless else ""
+    logging.getLogger("mcp_cloudops").info("%sstreamable HTTP on http://%s:%d/mcp", mode, host, port)
     await uvicorn.Server(config).serve()
 
 
@@ -104,7 +89,7 @@ async def serve(args: argparse.Namespace) -> None:
     async def run(settings: Settings) -> None:
         server = build_server(settings)
         if args.transport == "http":
-            await serve_http(server, args.host, args.port)
+            await serve_http(server, settings, args.host, args.port)
         else:
             await server.run_stdio_async()
 
@@ -120,22 +105,70 @@ async def serve(args: argparse.Namespace) -> None:
         await run(Settings.from_env({**os.environ, **sandbox.env}))
 
 
+FLAG_ENV = {
+    "read_only": "MCP_CLOUDOPS_READ_ONLY",
+    "toolsets": "MCP_CLOUDOPS_TOOLSETS",
+    "tools": "MCP_CLOUDOPS_TOOLS",
+    "exclude_tools": "MCP_CLOUDOPS_EXCLUDE_TOOLS",
+    "confirm_fallback": "MCP_CLOUDOPS_CONFIRM_FALLBACK",
+    "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
+    "stateless": "MCP_CLOUDOPS_STATELESS",
+}
+
+
+def flags_as_env(args: argparse.Namespace) -> dict[str, str]:
+    """Each flag has an environment twin; flags win. One source (the environment) for Settings."""
+    overlay: dict[str, str] = {}
+    for flag, name in FLAG_ENV.items():
+        value = getattr(args, flag, None)
+        if value is True:
+            overlay[name] = "1"
+        elif isinstance(value, str):
+            overlay[name] = value
+    return overlay
+
+
 def parser() -> argparse.ArgumentParser:
+    policy = argparse.ArgumentParser(add_help=False)
+    policy.add_argument(
+        "--read-only",
+        action="store_true",
+        default=None,
+        help="offer only read-only tools; the upstream layer refuses anything but GET",
+    )
+    policy.add_argument("--toolsets", metavar="LIST", help="providers to offer, e.g. incus,exoscale")
+    policy.add_argument("--tools", metavar="LIST", help="only these tools (comma-separated names)")
+    policy.add_argument("--exclude-tools", metavar="LIST", help="never these tools")
+    policy.add_argument(
+        "--confirm-fallback",
+        choices=("allow", "refuse"),
+        help="destructive calls from clients that cannot confirm by elicitation (default allow)",
+    )
     root = argparse.ArgumentParser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command")
-    run = commands.add_parser("serve", help="run the MCP server (default)")
+    run = commands.add_parser("serve", parents=[policy], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    run.add_argument("--host", default="127.0.0.1", help="HTTP bind address (loopback only)")
+    run.add_argument("--host", default="127.0.0.1", help="HTTP bind address; beyond loopback needs a token")
     run.add_argument("--port", type=int, default=8000)
+    run.add_argument(
+        "--http-token",
+        metavar="TOKEN",
+        help="require Authorization: Bearer TOKEN (prefer MCP_CLOUDOPS_HTTP_TOKEN: flags show in ps)",
+    )
+    run.add_argument(
+        "--stateless", action="store_true", default=None, help="no session state, for replicas behind a load balancer"
+    )
     run.add_argument(
         "--sandbox", action="store_true", help="start local simulators of every API and use them (no account)"
     )
-    tools = commands.add_parser("list-tools", help="print the tools with their provider and hints")
+    tools = commands.add_parser("list-tools", parents=[policy], help="print the tools with their provider and hints")
     fmt = tools.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
-    commands.add_parser("check", help="validate tools.yaml and report which providers have credentials")
-    return root
+    commands.add_parser(
+        "check", parents=[policy], help="validate tools.yaml and report which providers have credentials"
+    )
+    return root  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,23 +177,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
     args = parser().parse_args(words)
     command = args.command
+    os.environ.update(flags_as_env(args))
     configure_logging()
+    settings = Settings.from_env()
     try:
         registry = load_registry()
-    except RegistryError as exc:
+        selected = select_tools(registry, settings)
+    except (RegistryError, PolicyError) as exc:
         print(exc, file=sys.stderr)
         return 2
     if command in ("list-tools", "check"):
-        text = (
-            list_tools(registry, args.format or "text")
-            if command == "list-tools"
-            else check(registry, Settings.from_env())
-        )
+        if command == "list-tools":
+            text = list_tools(registry, args.format or "text", selected)
+        else:
+            text = check(registry, settings)
         with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`
             print(text, flush=True)
         return 0
-    if args.transport == "http" and not is_loopback(args.host):
-        print(f"refusing to bind {args.host}: only loopback addresses are served", file=sys.stderr)
+    if args.transport == "http" and not is_loopback(args.host) and settings.http_token is None:
+        print(
+            f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
+            "or bind a loopback address",
+            file=sys.stderr,
+        )
         return 2
     with contextlib.suppress(KeyboardInterrupt):
         anyio.run(serve, args)

@@ -103,7 +103,7 @@ async def long_poll(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], 
     settings = upstreams.settings
     requested = args.get(param, -1)
     budget = settings.max_wait if requested < 0 else min(requested, settings.max_wait)
-    chunk_cap = max(1, min(LONG_POLL_CHUNK, int(settings.read_timeout) - 5))
+    chunk_cap = max(1, min(LONG_POLL_CHUNK, int(settings.timeouts(provider)[1]) - 5))
     started = time.monotonic()
     while True:
         remaining = budget - (time.monotonic() - started)

@@ -14,7 +14,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 REGISTRY_VERSION = 1
-TOOLS_ENV = "MCP_CLOUDOPS_TOOLS"
+REGISTRY_ENV = "MCP_CLOUDOPS_REGISTRY"
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -297,14 +297,14 @@ def parse_registry(raw: Any) -> Registry:
 
 
 def default_path() -> Path:
-    """tools.yaml: $MCP_CLOUDOPS_TOOLS, else the checkout's top-level file, else the packaged copy."""
-    if override := os.environ.get(TOOLS_ENV):
+    """tools.yaml: $MCP_CLOUDOPS_REGISTRY, else the checkout's top-level file, else the packaged copy."""
+    if override := os.environ.get(REGISTRY_ENV):
         return Path(override)
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "tools.yaml", here / "tools.yaml"):
         if candidate.is_file():
             return candidate
-    raise RegistryError(f"tools.yaml not found next to {here}; set {TOOLS_ENV} to its path")
+    raise RegistryError(f"tools.yaml not found next to {here}; set {REGISTRY_ENV} to its path")
 
 
 def load_registry(path: Path | None = None) -> Registry:

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,10 +17,13 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, operations, websocket
+from mcp_cloudops.policy import select_tools
+from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
 from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.shaping import cap, dumps
 from mcp_cloudops.upstream import Upstreams
 
 logger = logging.getLogger("mcp_cloudops")
@@ -43,8 +45,7 @@ class _PassThrough(ArgModelBase):
 
 
 def ok(data: dict[str, Any]) -> CallToolResult:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+    return CallToolResult(content=[TextContent(type="text", text=dumps(data))], structured_content=data)
 
 
 def failed(message: str) -> CallToolResult:
@@ -78,20 +79,22 @@ async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], c
     return data
 
 
-def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
+def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor: Redactor) -> Tool:
     schema = input_schema(spec, registry.provider_of(spec))
     validator = ArgumentValidator(schema)
+    limit = upstreams.settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         try:
             args = validator.validate(arguments)
         except ArgumentError as exc:
-            return failed(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again.")
+            return failed(redactor.text(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
-            return ok(await dispatch(upstreams, spec, args, ctx))
+            # Redact before shaping: a cut must never leave half a secret behind.
+            return ok(cap(redactor.data(await dispatch(upstreams, spec, args, ctx)), limit, spec))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
-            return failed(str(exc))
+            return failed(redactor.text(str(exc)))
         except Exception as exc:  # a bug of ours: say so, keep serving, keep details out of the answer
             logger.error("%s crashed: %s", spec.name, type(exc).__name__)
             logger.debug("%s crash details", spec.name, exc_info=True)
@@ -116,7 +119,9 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams) -> Tool:
 def build_server(settings: Settings | None = None, registry: Registry | None = None) -> MCPServer:
     """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
     registry = registry or load_registry()
-    upstreams = Upstreams(registry, settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    upstreams = Upstreams(registry, settings)
+    redactor = Redactor(configured_secrets(registry, settings))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[None]:
@@ -126,15 +131,17 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
         finally:
             await upstreams.release()
 
-    return MCPServer(
+    server = MCPServer(
         name="mcp-cloudops",
         title="mcp-cloudops",
         instructions=INSTRUCTIONS,
         version=__version__,
-        tools=[make_tool(spec, registry, upstreams) for spec in registry.tools],
+        tools=[make_tool(spec, registry, upstreams, redactor) for spec in select_tools(registry, settings)],
         log_level="WARNING",
         lifespan=lifespan,
     )
+    install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
+    return server
 
 
 mcp = build_server()

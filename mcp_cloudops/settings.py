@@ -40,22 +40,69 @@ class IncusEndpoint:
     token: SecretStr | None = None
 
 
+TRUE = ("1", "true", "yes", "on")
+
+
+def names(raw: str | None) -> frozenset[str] | None:
+    """A comma-separated list from a flag or env var; None when not given (no restriction)."""
+    if raw is None or not raw.strip():
+        return None
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_wait: float = 50.0  # longest one tool call waits for an operation: under clients' usual 60 s
+    # Policy: which tools exist (see policy.py) and what the upstream layer lets through.
+    read_only: bool = False
+    toolsets: frozenset[str] | None = None
+    tools: frozenset[str] | None = None
+    exclude_tools: frozenset[str] = frozenset()
+    confirm_fallback: str = "allow"  # destructive calls when the client cannot elicit: allow | refuse
+    # Faults and size.
+    retries: int = 2  # extra attempts for idempotent reads only
+    retry_after_cap: float = 10.0
+    max_response_bytes: int = 10 * 1024 * 1024
+    output_cap: int = 25_000  # characters of a result the model reads
+    # HTTP transport.
+    http_token: SecretStr | None = None
+    stateless: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = dict(os.environ if env is None else env)
+
+        def get(name: str, default: str) -> str:
+            return source.get(f"MCP_CLOUDOPS_{name}", "").strip() or default
+
+        token = get("HTTP_TOKEN", "")
         return cls(
             env=source,
-            connect_timeout=float(source.get("MCP_CLOUDOPS_CONNECT_TIMEOUT", 5.0)),
-            read_timeout=float(source.get("MCP_CLOUDOPS_READ_TIMEOUT", 30.0)),
-            max_wait=float(source.get("MCP_CLOUDOPS_MAX_WAIT", 50.0)),
+            connect_timeout=float(get("CONNECT_TIMEOUT", "5")),
+            read_timeout=float(get("READ_TIMEOUT", "30")),
+            max_wait=float(get("MAX_WAIT", "50")),
+            read_only=get("READ_ONLY", "").lower() in TRUE,
+            toolsets=names(get("TOOLSETS", "")),
+            tools=names(get("TOOLS", "")),
+            exclude_tools=names(get("EXCLUDE_TOOLS", "")) or frozenset(),
+            confirm_fallback=get("CONFIRM_FALLBACK", "allow").lower(),
+            retries=int(get("RETRIES", "2")),
+            retry_after_cap=float(get("RETRY_AFTER_CAP", "10")),
+            max_response_bytes=int(get("MAX_RESPONSE_BYTES", str(10 * 1024 * 1024))),
+            output_cap=int(get("OUTPUT_CAP", "25000")),
+            http_token=SecretStr(token) if token else None,
+            stateless=get("STATELESS", "").lower() in TRUE,
         )
+
+    def timeouts(self, provider: Provider) -> tuple[float, float]:
+        """(connect, read) seconds for one provider: MCP_CLOUDOPS_<PROVIDER>_READ_TIMEOUT overrides."""
+        key = provider.key.upper()
+        connect = self.value(f"MCP_CLOUDOPS_{key}_CONNECT_TIMEOUT")
+        read = self.value(f"MCP_CLOUDOPS_{key}_READ_TIMEOUT")
+        return float(connect or self.connect_timeout), float(read or self.read_timeout)
 
     def value(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 
 from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, incus_ssl_context
@@ -22,6 +23,38 @@ from mcp_cloudops.settings import ConfigError, Settings
 logger = logging.getLogger("mcp_cloudops.upstream")
 
 INCUS_SOCKET_HOST = "http://incus"  # placeholder authority for requests sent over the unix socket
+
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Response:
+    """An upstream answer, fully read (within the size cap)."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+
+def backoff(attempt: int) -> float:
+    return min(0.25 * 2 ** (attempt - 1), 2.0)
+
+
+def retry_wait(response: Response, attempt: int, cap: float) -> float | None:
+    """Seconds to wait before retrying: Retry-After (header, or Exoscale's retry_after) when given,
+    else backoff. None when the upstream asks for longer than the cap: better to tell the agent."""
+    asked: float | None = None
+    header = response.headers.get("retry-after", "")
+    if header.replace(".", "", 1).isdigit():
+        asked = float(header)
+    else:
+        body = parse_body(response.content)
+        if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
+            asked = float(body["retry_after"])
+    if asked is None:
+        return backoff(attempt)
+    return asked if asked <= cap else None
 
 
 @dataclass(frozen=True)
@@ -112,7 +145,8 @@ class Upstreams:
         return fill(self.base_url(provider), zone_values(tool, provider, args, self.settings))
 
     def _new_client(self, provider: Provider) -> httpx.AsyncClient:
-        timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
+        connect, read = self.settings.timeouts(provider)
+        timeout = httpx.Timeout(read, connect=connect)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         headers = {"User-Agent": "mcp-cloudops", "Accept": "application/json"}
         auth = provider.auth
@@ -165,46 +199,86 @@ class Upstreams:
         return await self.send(tool, provider, request)
 
     async def send(self, tool: ToolSpec, provider: Provider, request: UpstreamRequest) -> dict[str, Any]:
-        """Send one request on the tool's behalf; errors are worded for the agent calling `tool`."""
-        client = self.client(provider)
-        started = time.perf_counter()
-        try:
-            response = await client.request(request.method, request.url, params=request.params, json=request.body)
-        except httpx.TimeoutException:
+        """Send one request on the tool's behalf; errors are worded for the agent calling `tool`.
+
+        Only idempotent reads are retried (timeouts, connection failures, 429, 502-504), a bounded
+        number of times, honouring Retry-After up to a cap. A write is never resent: its outcome
+        after a timeout is unknown, and the error says how to check.
+        """
+        if self.settings.read_only and request.method != "GET":
             raise UpstreamError(
+                f"Read-only mode: mcp-cloudops refuses to send {request.method} to {provider.title} for {tool.name}. "
+                "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
+            )
+        retryable = tool.hints.readOnly and request.method == "GET"
+        attempts = 1 + (self.settings.retries if retryable else 0)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self._exchange(tool, provider, request)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt < attempts:
+                    await anyio.sleep(backoff(attempt))
+                    continue
+                raise self._transport_error(tool, provider, request, exc) from None
+            wait = retry_wait(response, attempt, self.settings.retry_after_cap)
+            if attempt < attempts and response.status_code in RETRY_STATUSES and wait is not None:
+                await anyio.sleep(wait)
+                continue
+            return self._result(tool, provider, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(self, tool: ToolSpec, provider: Provider, request: UpstreamRequest) -> Response:
+        """One HTTP exchange, reading at most max_response_bytes of the body."""
+        client = self.client(provider)
+        cap = self.settings.max_response_bytes
+        started = time.perf_counter()
+        async with client.stream(request.method, request.url, params=request.params, json=request.body) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body.extend(chunk)
+                if len(body) > cap:
+                    raise UpstreamError(
+                        f"{provider.title} answered {tool.name} with more than {cap} bytes; mcp-cloudops stopped "
+                        "reading. Narrow the request (filters, a smaller page) and call again."
+                    )
+        elapsed = (time.perf_counter() - started) * 1000
+        logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return Response(response.status_code, headers, bytes(body))
+
+    def _transport_error(
+        self, tool: ToolSpec, provider: Provider, request: UpstreamRequest, exc: Exception
+    ) -> UpstreamError:
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamError(
                 f"{provider.title} did not answer in time ({where(request.url)}) for {tool.name}. "
                 + (
                     "The outcome is unknown: read the resource's state before retrying."
                     if tool.mutating
                     else "Retry, or narrow the request."
                 )
-            ) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"Cannot reach {provider.title} at {where(request.url)} ({type(exc).__name__}: {str(exc)[:120]}). "
-                f"Check {provider.url_env} and the network, then retry."
-            ) from None
-        logger.info(
-            "%s -> %s %s (%.0f ms)",
-            tool.name,
-            provider.key,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
+            )
+        return UpstreamError(
+            f"Cannot reach {provider.title} at {where(request.url)} ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"Check {provider.url_env} and the network, then retry."
         )
+
+    def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:
         body = parse_body(response.content)
-        if response.is_redirect:
+        if 300 <= response.status_code < 400:
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with a redirect (HTTP {response.status_code}), which is not "
                 f"followed. Check {provider.url_env}: it should be the API's own address."
             )
         if response.status_code >= 400:
-            raise UpstreamError(error_text(tool, provider, response.status_code, body, response.text))
+            text = response.content.decode("utf-8", errors="replace")
+            raise UpstreamError(error_text(tool, provider, response.status_code, body, text))
         if body is None and response.content.strip():
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with HTTP {response.status_code} but a body that is not "
                 f"JSON ({len(response.content)} bytes). Check {provider.url_env} points at the API."
             )
-        return payload(provider, response.status_code, {k.lower(): v for k, v in response.headers.items()}, body)
+        return payload(provider, response.status_code, response.headers, body)
 
     async def acquire(self) -> None:
         self._users += 1

@@ -136,7 +136,7 @@ def _open(upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest) -> Abs
     headers = upstreams.header_auth(provider)
     common: dict[str, Any] = {
         "additional_headers": headers,
-        "open_timeout": upstreams.settings.connect_timeout,
+        "open_timeout": upstreams.settings.timeouts(provider)[0],
         "close_timeout": 2,
         "proxy": None,
         "max_size": 4 * 1024 * 1024,
@@ -189,6 +189,11 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[N
 async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
     """Run one bounded websocket session for a tool and return its transcript as the payload."""
     provider, request = upstreams.request_for(tool, args)
+    if upstreams.settings.read_only and (tool.mutating or args.get("stdin")):
+        raise UpstreamError(
+            f"Read-only mode: mcp-cloudops refuses to open {tool.name}'s websocket, which can run commands. "
+            "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow it."
+        )
     limits = limits_from(args)
     with handshake_errors(tool, provider, request.url):
         if provider.auth.scheme == "incus" and "secret" not in args:

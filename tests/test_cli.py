@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mcp_cloudops.cli import is_loopback, list_tools
+from mcp_cloudops.cli import list_tools
 from mcp_cloudops.registry import default_path, load_registry
+from mcp_cloudops.web import is_loopback
 
 TOOL_COUNT = len(load_registry().tools)
 
@@ -64,7 +65,7 @@ def test_broken_registry_fails_at_start_naming_tool_and_field(tmp_path: Path) ->
     raw["tools"][3]["provider"] = "aws"
     broken = tmp_path / "tools.yaml"
     broken.write_text(yaml.safe_dump(raw))
-    result = cli("check", env={"MCP_CLOUDOPS_TOOLS": str(broken)})
+    result = cli("check", env={"MCP_CLOUDOPS_REGISTRY": str(broken)})
     assert result.returncode == 2
     assert f"tool '{raw['tools'][3]['name']}' field 'provider': unknown provider 'aws'" in result.stderr
 

@@ -1,0 +1,42 @@
+"""Which tools exist: one filter for read-only mode, toolsets and allow/deny lists.
+
+Hints tell a client what a tool does; this decides what the server offers at all. A tool that
+is filtered out is not registered, so no client can call it whatever it believes.
+"""
+
+from __future__ import annotations
+
+from mcp_cloudops.registry import Registry, ToolSpec
+from mcp_cloudops.settings import Settings
+
+
+class PolicyError(ValueError):
+    """A policy names a toolset or tool that does not exist."""
+
+
+def enabled(tool: ToolSpec, settings: Settings) -> bool:
+    if settings.read_only and not tool.hints.readOnly:
+        return False
+    if settings.toolsets is not None and tool.provider not in settings.toolsets:
+        return False
+    if settings.tools is not None and tool.name not in settings.tools:
+        return False
+    return tool.name not in settings.exclude_tools
+
+
+def check_names(registry: Registry, settings: Settings) -> None:
+    """Refuse at start a toolset or tool name that matches nothing: a typo must not widen or empty the set."""
+    unknown_sets = sorted((settings.toolsets or set()) - set(registry.providers))
+    if unknown_sets:
+        raise PolicyError(f"unknown toolset(s) {', '.join(unknown_sets)}; known: {', '.join(registry.providers)}")
+    named = (settings.tools or set()) | settings.exclude_tools
+    unknown = sorted(named - set(registry.by_name))
+    if unknown:
+        raise PolicyError(f"unknown tool(s) {', '.join(unknown)}; see `mcp-cloudops list-tools`")
+    if settings.confirm_fallback not in ("allow", "refuse"):
+        raise PolicyError(f"confirm fallback must be allow or refuse, not {settings.confirm_fallback!r}")
+
+
+def select_tools(registry: Registry, settings: Settings) -> tuple[ToolSpec, ...]:
+    check_names(registry, settings)
+    return tuple(tool for tool in registry.tools if enabled(tool, settings))

@@ -1,0 +1,99 @@
+"""Fit a result into what the model should read: cut lists, then long strings, and say how to narrow.
+
+The cap counts characters of the JSON text the model reads. Cutting keeps the result valid JSON
+with the same shape, so an agent can still use what it got, and the note names the tool's own
+arguments that narrow the next call.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp_cloudops.registry import ToolSpec
+
+NARROWING = ("per_page", "page", "limit", "cursor", "name", "project", "project_id", "labels", "ip-address",
+             "status", "kind", "type", "arch", "tags", "max_bytes", "max_seconds")  # fmt: skip
+MIN_STRING = 200  # a string is not cut below this many characters
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def narrowing_hint(tool: ToolSpec) -> str:
+    names = [p.name for p in tool.params if p.name in NARROWING]
+    if names:
+        return f"narrow the call with {', '.join(names)}"
+    return "ask for one item at a time (by id) instead of a whole listing"
+
+
+def _lists(data: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Lists at the top level and one level down (e.g. Incus operations grouped by status)."""
+    found = [(data, key) for key, value in data.items() if isinstance(value, list)]
+    for value in data.values():
+        if isinstance(value, dict):
+            found += [(value, key) for key, inner in value.items() if isinstance(inner, list)]
+    return found
+
+
+def _strings(value: Any, found: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return found
+    for key, inner in items:
+        if isinstance(inner, str) and len(inner) > MIN_STRING:
+            found.append((value, key))
+        else:
+            _strings(inner, found)
+    return found
+
+
+def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
+    """`data` if it fits in `limit` characters, else a cut copy with a `truncated` note."""
+    size = len(dumps(data))
+    if size <= limit:
+        return data
+    budget = limit - 600  # room for the note
+    cut: dict[str, Any] = json.loads(dumps(data))  # a deep copy we may change
+    kept: dict[str, str] = {}
+    while len(dumps(cut)) > budget:
+        lists = [(owner, key) for owner, key in _lists(cut) if owner[key]]
+        if not lists:
+            break
+        owner, key = max(lists, key=lambda place: len(dumps(place[0][place[1]])))
+        original = kept.get(key, str(len(owner[key])))
+        owner[key] = owner[key][: len(owner[key]) // 2]
+        kept[key] = original
+    while len(dumps(cut)) > budget:
+        strings = _strings(cut, [])
+        if not strings:
+            break
+        owner, key = max(strings, key=lambda place: len(place[0][place[1]]))
+        excess = len(dumps(cut)) - budget
+        text = owner[key]
+        owner[key] = text[: max(MIN_STRING, len(text) - excess - 20)] + "…[cut]"
+        kept.setdefault(str(key), f"{len(text)} characters")
+        if len(owner[key]) >= len(text):
+            break
+    if len(dumps(cut)) > budget:
+        cut = {"preview": dumps(data)[:budget]}
+    details = ", ".join(
+        f"{key}: {len(_find(cut, key))} of {total} kept" if total.isdigit() else f"{key} cut from {total}"
+        for key, total in kept.items()
+    )
+    cut["truncated"] = {
+        "note": f"Result cut to fit {limit} characters (it had {size}){': ' + details if details else ''}. "
+        f"To see the rest, {narrowing_hint(tool)}.",
+    }
+    return cut
+
+
+def _find(data: dict[str, Any], key: str) -> list[Any]:
+    for owner, name in _lists(data):
+        if name == key:
+            return owner[key]
+    return []
