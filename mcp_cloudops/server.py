@@ -16,7 +16,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
-from mcp_cloudops import __version__, operations, websocket
+from mcp_cloudops import __version__, confirmation, operations, websocket
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
@@ -103,8 +103,14 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor
                 "The server keeps running; retry once, then report it."
             )
 
+    fn, resolvers = run, {}
+    if spec.hints.destructive:
+        settings = upstreams.settings
+        fn, resolvers = confirmation.guard(
+            run, spec, settings.confirm_fallback, redactor, schema["properties"].keys(), failed
+        )
     return Tool(
-        fn=run,
+        fn=fn,
         name=spec.name,
         title=spec.title,
         description=spec.description,
@@ -113,6 +119,7 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor
         is_async=True,
         context_kwarg="ctx",
         annotations=annotations(spec),
+        **resolvers,
     )
 
 
