@@ -31,7 +31,8 @@ logger = logging.getLogger("mcp_cloudops")
 INSTRUCTIONS = (
     "Operate Incus, Exoscale, Scaleway, Portainer and Nirvana Labs. Tool names and hints come from "
     "tools.yaml; read-only tools are safe to call freely, destructive ones change or delete resources. "
-    "Mutating Exoscale calls return an operation: poll it until it ends."
+    "Mutating Exoscale calls return an operation: pass wait=true for its final state, or follow it "
+    "with get-exoscale-operation."
 )
 
 
