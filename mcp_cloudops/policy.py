@@ -26,6 +26,9 @@ def enabled(tool: ToolSpec, settings: Settings) -> bool:
 
 def check_names(registry: Registry, settings: Settings) -> None:
     """Refuse at start a toolset or tool name that matches nothing: a typo must not widen or empty the set."""
+    for flag, chosen in (("--toolsets", settings.toolsets), ("--tools", settings.tools)):
+        if chosen is not None and not chosen:
+            raise PolicyError(f"{flag} lists no names: give at least one, or leave it out for all")
     unknown_sets = sorted((settings.toolsets or set()) - set(registry.providers))
     if unknown_sets:
         raise PolicyError(f"unknown toolset(s) {', '.join(unknown_sets)}; known: {', '.join(registry.providers)}")

@@ -18,11 +18,16 @@ from mcp_cloudops.registry import Registry
 from mcp_cloudops.settings import INCUS_ENV, Settings
 
 MASK = "[REDACTED]"
+# Keys whose values are credentials whatever they hold (an upstream echoing our headers back).
+SENSITIVE_KEYS = frozenset(
+    {"authorization", "proxy-authorization", "x-auth-token", "x-api-key", "cookie", "set-cookie"}
+)
 MIN_SECRET = 6  # shorter values would mask ordinary words
 
 PATTERNS = (
     re.compile(r"(EXO2-HMAC-SHA256\s+credential=)[^\s\"']+"),
     re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(\bbasic\s+)[A-Za-z0-9+/=]{8,}"),
     re.compile(r"\b(ptr_)[A-Za-z0-9_+/=-]{8,}"),
     re.compile(r"(?i)((?:x-auth-token|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
     re.compile(r"(?i)([?&](?:token|api_key|apikey|access_token|secret_key)=)[^&\s\"']+"),
@@ -48,7 +53,10 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.text(str(k)): self.data(v) for k, v in value.items()}
+            return {
+                self.text(str(k)): MASK if str(k).lower() in SENSITIVE_KEYS and value[k] else self.data(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list):
             return [self.data(item) for item in value]
         return value

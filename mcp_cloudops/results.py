@@ -16,14 +16,23 @@ class UpstreamError(RuntimeError):
     """A call that did not succeed; the message is safe to show and says what to do next."""
 
 
+MESSAGE_MAX = 500  # characters of an upstream's own error message quoted to the agent
+
+
 def parse_body(content: bytes) -> Any:
     """JSON if the body is JSON, else None (the caller decides whether that is an error)."""
     if not content.strip():
         return None
     try:
         return json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
+
+
+def one_line(text: str, limit: int = MESSAGE_MAX) -> str:
+    """Upstream words on one line (no smuggled newlines or control characters), bounded."""
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _pagination(headers: dict[str, str]) -> dict[str, Any]:
@@ -62,9 +71,9 @@ def upstream_message(body: Any, text: str) -> str:
         if isinstance(body.get("fields"), dict) and body["fields"]:
             parts.append("fields: " + json.dumps(body["fields"], separators=(",", ":"))[:300])
         if parts:
-            return ": ".join(dict.fromkeys(parts))
+            return one_line(": ".join(dict.fromkeys(parts)))
     if body is None and text.strip() and not text.lstrip().startswith("<"):
-        return text.strip().splitlines()[0][:200]
+        return one_line(text.strip().splitlines()[0], 200)
     return "no error message (non-JSON body)" if text.strip() else "empty body"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +12,17 @@ from jsonschema.exceptions import ValidationError
 
 from mcp_cloudops.registry import Param, Provider, ToolSpec
 
-_FORMATS = FormatChecker()
 _SHOWN = 60  # characters of a rejected value quoted back to the agent
+MAX_URL_VALUE = 4096  # characters of one path or query value: URLs have limits (httpx: 64 KiB)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_FORMATS = FormatChecker()
+
+
+@_FORMATS.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    """The canonical 8-4-4-4-12 hex form only (uuid.UUID also takes braces, urn: prefixes, no dashes)."""
+    return not isinstance(value, str) or _UUID.fullmatch(value) is not None
 
 
 class ArgumentError(ValueError):
@@ -115,21 +125,50 @@ def unquote_json(arguments: Mapping[str, Any], properties: Mapping[str, Any]) ->
     return result
 
 
+def whole_numbers(value: Any, schema: Mapping[str, Any]) -> Any:
+    """50.0 where the schema says integer is 50: JSON Schema accepts it, upstream APIs do not."""
+    kind = schema.get("type")
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "object" and isinstance(value, dict):
+        props = schema.get("properties", {})
+        return {k: whole_numbers(v, props.get(k, {})) for k, v in value.items()}
+    if kind == "array" and isinstance(value, list):
+        return [whole_numbers(item, schema.get("items", {})) for item in value]
+    return value
+
+
+def url_value_problems(arguments: Mapping[str, Any], url_params: frozenset[str]) -> list[str]:
+    """Path and query values travel in the URL: no control characters, and a sane length."""
+    problems = []
+    for name in sorted(url_params & arguments.keys()):
+        value = arguments[name]
+        if not isinstance(value, str):
+            continue
+        if _CONTROL.search(value):
+            problems.append(f"argument {name!r} contains control characters (newline, tab, NUL...); remove them")
+        elif len(value) > MAX_URL_VALUE:
+            problems.append(f"argument {name!r} is too long for a URL ({len(value)} > {MAX_URL_VALUE} characters)")
+    return problems
+
+
 class ArgumentValidator:
     """Validates call arguments against one tool's published schema, before any request is built."""
 
-    def __init__(self, schema: dict[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any], url_params: frozenset[str] = frozenset()) -> None:
         self.schema = schema
+        self.url_params = url_params
         self._validator = Draft202012Validator(schema, format_checker=_FORMATS)
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Return the arguments with schema defaults filled in; raise ArgumentError listing every fault."""
         arguments = unquote_json(arguments, self.schema["properties"])
         errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        if errors:
-            lines = list(dict.fromkeys(_describe(error, self.schema) for error in errors))
+        lines = list(dict.fromkeys(_describe(error, self.schema) for error in errors))
+        lines += url_value_problems(arguments, self.url_params)
+        if lines:
             raise ArgumentError("; ".join(lines))
-        filled = dict(arguments)
+        filled = whole_numbers(dict(arguments), self.schema)
         for name, prop in self.schema["properties"].items():
             if name not in filled and "default" in prop:
                 filled[name] = prop["default"]

@@ -82,7 +82,7 @@ async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], c
 
 def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor: Redactor) -> Tool:
     schema = input_schema(spec, registry.provider_of(spec))
-    validator = ArgumentValidator(schema)
+    validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
     limit = upstreams.settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:

@@ -15,6 +15,9 @@ from mcp_cloudops.registry import ToolSpec
 NARROWING = ("per_page", "page", "limit", "cursor", "name", "project", "project_id", "labels", "ip-address",
              "status", "kind", "type", "arch", "tags", "max_bytes", "max_seconds")  # fmt: skip
 MIN_STRING = 200  # a string is not cut below this many characters
+NOTE_ROOM = 600  # characters kept free for the truncation note
+DETAILS_MAX = 300  # characters of the note listing what was cut
+MIN_CAP = 1000  # a cap below this would leave no room for both content and note
 
 
 def dumps(data: Any) -> str:
@@ -54,10 +57,11 @@ def _strings(value: Any, found: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
 
 def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
     """`data` if it fits in `limit` characters, else a cut copy with a `truncated` note."""
+    limit = max(limit, MIN_CAP)
     size = len(dumps(data))
     if size <= limit:
         return data
-    budget = limit - 600  # room for the note
+    budget = limit - NOTE_ROOM
     cut: dict[str, Any] = json.loads(dumps(data))  # a deep copy we may change
     kept: dict[str, str] = {}
     while len(dumps(cut)) > budget:
@@ -80,11 +84,16 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
         if len(owner[key]) >= len(text):
             break
     if len(dumps(cut)) > budget:
-        cut = {"preview": dumps(data)[:budget]}
+        preview = dumps(data)[:budget]
+        while len(dumps(preview)) > budget:  # escaping may lengthen it: shrink until it fits
+            preview = preview[: len(preview) - (len(dumps(preview)) - budget) - 1]
+        cut = {"preview": preview}
     details = ", ".join(
         f"{key}: {len(_find(cut, key))} of {total} kept" if total.isdigit() else f"{key} cut from {total}"
         for key, total in kept.items()
     )
+    if len(details) > DETAILS_MAX:
+        details = details[: DETAILS_MAX - 1] + "…"
     cut["truncated"] = {
         "note": f"Result cut to fit {limit} characters (it had {size}){': ' + details if details else ''}. "
         f"To see the rest, {narrowing_hint(tool)}.",

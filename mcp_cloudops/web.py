@@ -29,14 +29,14 @@ class BearerToken:
 
     def __init__(self, app: ASGIApp, token: SecretStr) -> None:
         self.app = app
-        self._expected = f"Bearer {token.get_secret_value()}".encode()
+        self._expected = token.get_secret_value().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self._expected):
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given, self._expected):
             await self.app(scope, receive, send)
             return
         body = b'{"error":"unauthorized","message":"send Authorization: Bearer <the server\'s --http-token>"}'

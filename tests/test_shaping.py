@@ -1,0 +1,163 @@
+"""shaping.cap: results that fit pass untouched; bigger ones are cut (lists halved, then long strings)
+into valid JSON of the same shape, with a note naming the tool's narrowing arguments, within the cap."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.shaping import MIN_CAP, MIN_STRING, cap, dumps, narrowing_hint
+
+REGISTRY = load_registry()
+IMAGES = REGISTRY.by_name["list-instance-images"]
+OPERATION = REGISTRY.by_name["get-operation-state"]
+
+
+def image(n: int) -> dict[str, Any]:
+    return {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "name": f"image-{n}",
+        "arch": "x86_64",
+        "tags": ["a", "b"],
+        "root_volume": {"id": f"10000000-0000-4000-8000-{n:012d}", "size": 10_000_000_000},
+        "description": "an ordinary image " * 5,
+    }
+
+
+def listing(count: int) -> dict[str, Any]:
+    return {"images": [image(n) for n in range(count)], "total_count": count, "next_page": 2}
+
+
+def assert_fits(result: dict[str, Any], limit: int) -> str:
+    text = dumps(result)
+    assert len(text) <= limit, (len(text), limit)
+    assert json.loads(text) == result  # valid JSON, plain data
+    return text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"ok": True, "status": 204}, listing(3), {"output": "x" * 1000}, {"nested": {"a": [1, 2, 3]}}],
+    ids=["empty", "status", "small-list", "string", "nested"],
+)
+def test_a_result_that_fits_is_returned_untouched(data: dict[str, Any]) -> None:
+    limit = len(dumps(data))
+    assert cap(data, limit, IMAGES) is data  # exactly at the cap still fits
+    assert cap(data, 25_000, IMAGES) is data
+
+
+def test_lists_are_halved_keeping_shape_and_whole_items() -> None:
+    data = listing(100)
+    result = cap(data, 5000, IMAGES)
+    assert_fits(result, 5000)
+    kept = result["images"]
+    assert 1 <= len(kept) < 100
+    assert kept == data["images"][: len(kept)]  # a prefix of whole items, none altered
+    assert len(kept) in (50, 25, 12, 6, 3, 1)  # 100, halved until it fits
+    assert result["total_count"] == 100 and result["next_page"] == 2  # the rest of the shape survives
+    assert set(result) == {"images", "total_count", "next_page", "truncated"}
+    note = result["truncated"]["note"]
+    assert note.startswith(f"Result cut to fit 5000 characters (it had {len(dumps(data))}): ")
+    assert f"images: {len(kept)} of 100 kept." in note
+    assert data == listing(100)  # the input was not modified
+
+
+def test_lists_one_level_down_are_halved_too() -> None:
+    operations = {
+        "running": [{"id": f"op-{n}", "description": "Executing command", "metadata": {"n": n}} for n in range(200)],
+        "success": [{"id": f"done-{n}", "description": "Creating instance"} for n in range(50)],
+    }
+    result = cap(operations, 3000, OPERATION)
+    assert_fits(result, 3000)
+    assert set(result) == {"running", "success", "truncated"}
+    assert result["running"] == operations["running"][: len(result["running"])]
+    assert result["success"] == operations["success"][: len(result["success"])]
+    assert "running: " in result["truncated"]["note"]
+
+
+def test_long_strings_are_cut_with_a_marker() -> None:
+    data = {"output": "y" * 100_000, "bytes": 100_000, "stopped": "max_bytes"}
+    result = cap(data, 3000, REGISTRY.by_name["attach-websocket"])
+    assert_fits(result, 3000)
+    assert result["output"].endswith("…[cut]") and result["output"].startswith("y" * MIN_STRING)
+    assert result["bytes"] == 100_000 and result["stopped"] == "max_bytes"
+    assert result["truncated"]["note"] == (
+        f"Result cut to fit 3000 characters (it had {len(dumps(data))}): output cut from 100000 characters. "
+        "To see the rest, narrow the call with max_seconds, max_bytes."
+    )
+
+
+def test_long_strings_in_nested_objects_are_cut() -> None:
+    data = {"metadata": {"output": {"log": "z" * 50_000, "code": 0}}, "status": "Success"}
+    result = cap(data, 2000, OPERATION)
+    assert_fits(result, 2000)
+    log = result["metadata"]["output"]["log"]
+    assert log.endswith("…[cut]") and set(log.removesuffix("…[cut]")) == {"z"}
+    assert result["metadata"]["output"]["code"] == 0 and result["status"] == "Success"
+    assert "log cut from 50000 characters" in result["truncated"]["note"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "hint"),
+    [
+        ("list-instance-images", "narrow the call with project, name, arch, tags, page, per_page"),
+        ("list-nirvana-operations", "narrow the call with project_id, cursor, limit, kind, status, type"),
+        ("list-compute-instances", "narrow the call with ip-address, labels"),
+        ("get-operations-2", "narrow the call with project"),
+        ("execute-websocket", "narrow the call with max_seconds, max_bytes"),
+        ("get-instance-image", "ask for one item at a time (by id) instead of a whole listing"),
+        ("get-nirvana-operation", "ask for one item at a time (by id) instead of a whole listing"),
+    ],
+)
+def test_the_note_names_the_tools_own_narrowing_arguments(tool: str, hint: str) -> None:
+    spec = REGISTRY.by_name[tool]
+    assert narrowing_hint(spec) == hint
+    result = cap(listing(100), 4000, spec)
+    assert result["truncated"]["note"].endswith(f"To see the rest, {hint}.")
+    for name in hint.removeprefix("narrow the call with ").split(", "):  # only arguments the tool has
+        assert name in {p.name for p in spec.params} or hint.startswith("ask")
+
+
+SHAPES = {
+    "list": listing(500),
+    "lists-and-strings": {"images": [image(n) for n in range(300)], "log": "w" * 80_000},
+    "nested-lists": {"a": {"x": list(range(20_000))}, "b": {"y": ["s" * 40] * 2000}},
+    "a-few-strings": {f"field{n}": "v" * 5000 for n in range(8)},
+    "unicode": {"items": ["日本語のテキスト😀" * 30 for _ in range(500)]},
+    "escapes": {"items": ['say "hi"\\n\t' * 30 for _ in range(500)]},
+}
+
+
+@pytest.mark.parametrize("limit", [1000, 2000, 5000, 25_000])
+@pytest.mark.parametrize("data", list(SHAPES.values()), ids=list(SHAPES))
+def test_a_cut_result_never_exceeds_the_cap(data: dict[str, Any], limit: int) -> None:
+    result = cap(data, limit, IMAGES)
+    assert_fits(result, limit)
+    assert "truncated" in result and result["truncated"]["note"].startswith(f"Result cut to fit {limit} characters")
+
+
+@pytest.mark.parametrize("limit", [5000, 10_000, 25_000])
+def test_the_preview_fallback_never_exceeds_the_cap(limit: int) -> None:
+    data = {"config": {f"limits.key{n}": 'a "quoted" value' for n in range(3000)}}
+    assert_fits(cap(data, limit, OPERATION), limit)
+
+
+@pytest.mark.parametrize(
+    ("data", "limit"),
+    [
+        ({f"list_{n:02d}_with_a_rather_long_key_name": [{"x": "y" * 50}] * 10 for n in range(30)}, 5000),
+        ({f"field{n}": "v" * 5000 for n in range(40)}, 25_000),
+    ],
+    ids=["many-lists", "many-strings"],
+)
+def test_a_note_about_many_cuts_never_exceeds_the_cap(data: dict[str, Any], limit: int) -> None:
+    assert_fits(cap(data, limit, IMAGES), limit)
+
+
+@pytest.mark.parametrize("limit", [100, 500])
+def test_a_cap_below_the_minimum_is_raised_to_it(limit: int) -> None:
+    """Content and note need room: a smaller cap is raised to MIN_CAP, which is then kept."""
+    assert_fits(cap(listing(100), limit, IMAGES), MIN_CAP)

@@ -1,0 +1,131 @@
+"""web: the bearer-token middleware in front of the HTTP endpoint, and what counts as loopback."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from starlette.types import Message, Receive, Scope, Send
+
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
+from mcp_cloudops.web import BearerToken, http_app, is_loopback
+
+pytestmark = pytest.mark.anyio
+TOKEN = "web-test-token-0123456789abcdef"
+UNAUTHORIZED = b'{"error":"unauthorized","message":"send Authorization: Bearer <the server\'s --http-token>"}'
+
+
+class Echo:
+    """A tiny ASGI app that counts the requests reaching it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls.append(scope["type"])
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def request(app: object, headers: dict[str, str] | None = None, path: str = "/mcp") -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        return await client.post(path, headers=headers or {}, content=b"{}")
+
+
+REFUSED = {
+    "missing": None,
+    "empty": "",
+    "no-scheme": TOKEN,
+    "wrong": "Bearer wrong-token",
+    "prefix": f"Bearer {TOKEN[:-1]}",
+    "suffix": f"Bearer {TOKEN}0",
+    "double-space": f"Bearer  {TOKEN}",
+    "trailing-space": f"Bearer {TOKEN} ",
+    "basic": f"Basic {TOKEN}",
+    "bearer-only": "Bearer ",
+}
+
+
+@pytest.mark.parametrize("authorization", list(REFUSED.values()), ids=list(REFUSED))
+async def test_requests_without_the_right_token_get_401(authorization: str | None) -> None:
+    app = Echo()
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = await request(BearerToken(app, SecretStr(TOKEN)), headers)
+    assert response.status_code == 401
+    assert response.content == UNAUTHORIZED
+    assert response.headers["www-authenticate"] == 'Bearer realm="mcp-cloudops"'
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-length"] == str(len(UNAUTHORIZED))
+    assert TOKEN not in response.text and TOKEN[:12] not in str(response.headers)
+    assert app.calls == []  # the app never saw it
+
+
+async def test_the_right_token_passes() -> None:
+    app = Echo()
+    guarded = BearerToken(app, SecretStr(TOKEN))
+    for path in ("/mcp", "/", "/anything?x=1"):
+        response = await request(guarded, {"Authorization": f"Bearer {TOKEN}"}, path)
+        assert (response.status_code, response.text) == (200, "ok")
+    assert app.calls == ["http"] * 3
+
+
+async def test_a_token_in_the_query_string_does_not_count() -> None:
+    app = Echo()
+    response = await request(BearerToken(app, SecretStr(TOKEN)), path=f"/mcp?token={TOKEN}&access_token={TOKEN}")
+    assert response.status_code == 401 and app.calls == []
+
+
+async def test_non_http_scopes_pass_through_untouched() -> None:
+    app = Echo()
+    guarded = BearerToken(app, SecretStr(TOKEN))
+
+    async def receive() -> Message:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"nothing may be sent for a lifespan scope: {message}")
+
+    await guarded({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert app.calls == ["lifespan"]
+
+
+def test_http_app_is_guarded_only_when_a_token_is_set() -> None:
+    server = build_server(Settings.from_env({}), load_registry())
+    assert isinstance(http_app(server, "127.0.0.1", SecretStr(TOKEN), stateless=False), BearerToken)
+    assert not isinstance(http_app(server, "127.0.0.1", None, stateless=True), BearerToken)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("127.255.255.254", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0:0:0:0:0:0:0:1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("[::]", False),
+        ("0", False),
+        ("192.168.1.10", False),
+        ("10.0.0.1", False),
+        ("169.254.169.254", False),
+        ("fe80::1", False),
+        ("example.com", False),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("127.1", False),  # not a canonical address: refused rather than guessed
+        ("LOCALHOST", False),
+        ("", False),
+        (" 127.0.0.1", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
