@@ -83,11 +83,11 @@ async def serve_http(server: MCPServer, settings: Settings, host: str, port: int
     await uvicorn.Server(config).serve()
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, registry: Registry) -> None:
     from mcp_cloudops.server import build_server
 
     async def run(settings: Settings) -> None:
-        server = build_server(settings)
+        server = build_server(settings, registry)
         if args.transport == "http":
             await serve_http(server, settings, args.host, args.port)
         else:
@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, args)
+        anyio.run(serve, args, registry)
     return 0
 
 

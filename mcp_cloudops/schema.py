@@ -34,8 +34,17 @@ def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
     if param.location == "zone":
         schema.setdefault("type", "string")
         schema.setdefault("enum", list(provider.zones))
-    if param.location == "path" and schema.get("type", "string") == "string":
-        schema.setdefault("minLength", 1)
+    if (
+        param.location == "path"
+        and schema.get("type", "string") == "string"
+        and not schema.keys()
+        & {
+            "format",
+            "pattern",
+            "enum",
+        }
+    ):
+        schema.setdefault("minLength", 1)  # an empty segment would change the route
     schema["description"] = param.description
     return schema
 
@@ -43,12 +52,12 @@ def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
 WAIT_PARAMS = (
     Param.model_validate({
         "name": "wait", "in": "option", "schema": {"type": "boolean", "default": False},
-        "description": "Wait for the operation to end (progress is reported) and return its final state.",
+        "description": "Wait for the final state, reporting progress.",
     }),
     Param.model_validate({
         "name": "timeout_seconds", "in": "option",
         "schema": {"type": "number", "minimum": 1, "maximum": 300, "default": 25},
-        "description": "With wait: give up waiting after this long (the operation goes on).",
+        "description": "With wait: give up after this long; the operation goes on.",
     }),
 )  # fmt: skip
 

@@ -152,4 +152,11 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     return server
 
 
-mcp = build_server()
+def __getattr__(name: str) -> MCPServer:
+    """`mcp`, the module-level server `mcp dev` / `mcp run` look for, built on first use only:
+    the CLI builds its own, and importing this module should not cost a registry load."""
+    if name == "mcp":
+        server = build_server()
+        globals()["mcp"] = server
+        return server
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
