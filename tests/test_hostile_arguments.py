@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 import anyio
 import pytest
 from mcp import Client
+from support import SECRETS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials, exoscale, nirvana, scaleway
@@ -29,13 +30,6 @@ pytestmark = pytest.mark.anyio
 
 UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 HEX_ID = "ffffffffffff"
-SECRETS = (
-    credentials.EXOSCALE_API_KEY,
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-)
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")
 MEGABYTE = "x" * 1_000_000
 SCW_IMAGES = "/instance/v1/zones/fr-par-1/images"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from support import free_port
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
@@ -56,12 +56,6 @@ def server_env(**extra: str) -> dict[str, str]:
     prefixes = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_", "MCP_CLOUDOPS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     return env | {"PYTHONUNBUFFERED": "1", "MCP_CLOUDOPS_LOG_LEVEL": "DEBUG"} | extra
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

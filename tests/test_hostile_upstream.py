@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
+from support import SECRETS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials, exoscale, scaleway
@@ -35,13 +36,6 @@ pytestmark = pytest.mark.anyio
 
 UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 HEX_ID = "ffffffffffff"
-SECRETS = (
-    credentials.EXOSCALE_API_KEY,
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-)
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 REGISTRY = load_registry()  # once: loading it costs more than a whole test

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEROP = ROOT / "interop"
@@ -72,12 +72,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIALS)}
     env.update(PYTHONUNBUFFERED="1", MCP_INSPECTOR_SECRET_STORE="memory", **extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:

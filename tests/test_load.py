@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
+from support import free_port
 
 pytestmark = pytest.mark.anyio
 CLIENTS, CALLS_EACH = 10, 20  # 200 calls in flight at once
@@ -24,12 +24,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_200_concurrent_calls_over_http() -> None:

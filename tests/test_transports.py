@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
+from support import SECRETS, free_port
 
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.sandbox import credentials
 
 pytestmark = pytest.mark.anyio
-SECRETS = [
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-]
 MODES = ["legacy", "auto"]
 
 
@@ -62,12 +55,6 @@ async def test_stdio_subprocess(mode: str) -> None:
     with anyio.fail_after(60):
         async with Client(params, mode=mode) as client:
             await exercise(client)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
