@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
-from support import SECRETS
+from support import assert_nothing_leaked, text_of
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials, exoscale, scaleway
@@ -36,7 +36,6 @@ pytestmark = pytest.mark.anyio
 
 UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 HEX_ID = "ffffffffffff"
-AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 REGISTRY = load_registry()  # once: loading it costs more than a whole test
 IMAGE_PATH = f"/instance/v1/zones/fr-par-1/images/{scaleway.IMAGE_PRIVATE}"
@@ -124,23 +123,6 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="mcp_cloudops")
     return caplog
-
-
-def text_of(result: Any) -> str:
-    return result.content[0].text
-
-
-def assert_nothing_leaked(sims: list[Simulator], result: Any, logs: str) -> None:
-    sent = {
-        value
-        for sim in sims
-        for request in sim.requests
-        for name, value in request.headers.items()
-        if name in AUTH_HEADERS
-    }
-    said = text_of(result) + json.dumps(result.structured_content) + logs
-    for secret in (*SECRETS, *sent):
-        assert secret not in said
 
 
 def assert_one_line_error(result: Any) -> str:
