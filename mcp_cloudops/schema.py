@@ -5,24 +5,34 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
-
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from mcp_cloudops.registry import Param, Provider, ToolSpec
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _SHOWN = 60  # characters of a rejected value quoted back to the agent
 MAX_URL_VALUE = 4096  # characters of one path or query value: URLs have limits (httpx: 64 KiB)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_FORMATS = FormatChecker()
 
 
-@_FORMATS.checks("uuid")
 def _is_uuid(value: object) -> bool:
     """The canonical 8-4-4-4-12 hex form only (uuid.UUID also takes braces, urn: prefixes, no dashes)."""
     return not isinstance(value, str) or _UUID.fullmatch(value) is not None
+
+
+def _json_schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """jsonschema is imported here, on a tool's first call: it takes ~70 ms, and start-up is what
+    every client waits for."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    formats = FormatChecker(formats=())  # the registry allows only "uuid" (registry.ParamSchema)
+    formats.checks("uuid")(_is_uuid)
+    return Draft202012Validator(schema, format_checker=formats)
 
 
 class ArgumentError(ValueError):
@@ -167,7 +177,10 @@ class ArgumentValidator:
     def __init__(self, schema: dict[str, Any], url_params: frozenset[str] = frozenset()) -> None:
         self.schema = schema
         self.url_params = url_params
-        self._validator = Draft202012Validator(schema, format_checker=_FORMATS)
+
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        return _json_schema_validator(self.schema)
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Return the arguments with schema defaults filled in; raise ArgumentError listing every fault."""

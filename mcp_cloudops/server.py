@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
@@ -16,7 +16,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
-from mcp_cloudops import __version__, confirmation, operations, websocket
+from mcp_cloudops import __version__, confirmation
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
@@ -24,7 +24,9 @@ from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
 from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import cap, dumps
-from mcp_cloudops.upstream import Upstreams
+
+if TYPE_CHECKING:
+    from mcp_cloudops.upstream import Upstreams
 
 logger = logging.getLogger("mcp_cloudops")
 
@@ -63,27 +65,49 @@ def annotations(tool: ToolSpec) -> ToolAnnotations:
     )
 
 
-async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """One tool call: a websocket session, a chunked upstream wait, or a request (then, if asked, a wait)."""
+class Connections:
+    """The server's upstream clients, created with the call machinery on the first tool call.
 
-    async def progress(done: float, total: float, message: str) -> None:
-        await ctx.report_progress(round(done, 1), total, message)
+    That machinery imports httpx, websockets and jsonschema (~150 ms together). Listing tools needs
+    none of it, and start-up is the time every client waits for.
+    """
 
-    if spec.websocket:
-        return await websocket.stream(upstreams, spec, args)
-    if spec.long_poll:
-        return await operations.long_poll(upstreams, spec, args, progress)
-    data = await upstreams.call(spec, args)
-    if spec.returns_operation and args.get("wait"):
-        timeout = min(float(args["timeout_seconds"]), upstreams.settings.max_wait)
-        return await operations.wait_for(upstreams, spec, args, data, timeout, progress)
-    return data
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._upstreams: Upstreams | None = None
+        self._sessions = 0
+
+    def upstreams(self) -> Upstreams:
+        if self._upstreams is None:
+            from mcp_cloudops.upstream import Upstreams
+
+            self._upstreams = Upstreams(self.registry, self.settings)
+        return self._upstreams
+
+    async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        from mcp_cloudops.calls import dispatch
+
+        return await dispatch(self.upstreams(), spec, args, ctx)
+
+    @asynccontextmanager
+    async def session(self, _: MCPServer) -> AsyncIterator[None]:
+        """The server's lifespan: pooled clients close when the last session using them ends."""
+        self._sessions += 1
+        try:
+            yield
+        finally:
+            self._sessions -= 1
+            if self._sessions <= 0 and self._upstreams is not None:
+                upstreams, self._upstreams = self._upstreams, None
+                await upstreams.aclose()
 
 
-def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor: Redactor) -> Tool:
-    schema = input_schema(spec, registry.provider_of(spec))
+def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
+    settings = connections.settings
+    schema = input_schema(spec, connections.registry.provider_of(spec))
     validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
-    limit = upstreams.settings.output_cap
+    limit = settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         try:
@@ -92,7 +116,7 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor
             return failed(redactor.text(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
             # Redact before shaping: a cut must never leave half a secret behind.
-            return ok(cap(redactor.data(await dispatch(upstreams, spec, args, ctx)), limit, spec))
+            return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             return failed(redactor.text(str(exc)))
@@ -106,7 +130,6 @@ def make_tool(spec: ToolSpec, registry: Registry, upstreams: Upstreams, redactor
 
     fn, resolvers = run, {}
     if spec.hints.destructive:
-        settings = upstreams.settings
         fn, resolvers = confirmation.guard(
             run, spec, settings.confirm_fallback, redactor, schema["properties"].keys(), failed
         )
@@ -128,25 +151,16 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
     registry = registry or load_registry()
     settings = settings or Settings.from_env()
-    upstreams = Upstreams(registry, settings)
+    connections = Connections(registry, settings)
     redactor = Redactor(configured_secrets(registry, settings))
-
-    @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[None]:
-        await upstreams.acquire()
-        try:
-            yield
-        finally:
-            await upstreams.release()
-
     server = MCPServer(
         name="mcp-cloudops",
         title="mcp-cloudops",
         instructions=INSTRUCTIONS,
         version=__version__,
-        tools=[make_tool(spec, registry, upstreams, redactor) for spec in select_tools(registry, settings)],
+        tools=[make_tool(spec, connections, redactor) for spec in select_tools(registry, settings)],
         log_level="WARNING",
-        lifespan=lifespan,
+        lifespan=connections.session,
     )
     install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
     return server

@@ -131,7 +131,6 @@ class Upstreams:
         self.registry = registry
         self.settings = settings
         self._clients: dict[str, httpx.AsyncClient] = {}
-        self._users = 0
 
     def base_url(self, provider: Provider) -> str:
         if provider.auth.scheme == "incus":
@@ -280,13 +279,7 @@ class Upstreams:
             )
         return payload(provider, response.status_code, response.headers, body)
 
-    async def acquire(self) -> None:
-        self._users += 1
-
-    async def release(self) -> None:
-        """Close the pooled clients when the last session using them ends."""
-        self._users -= 1
-        if self._users <= 0:
-            clients, self._clients = self._clients, {}
-            for client in clients.values():
-                await client.aclose()
+    async def aclose(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()

@@ -90,7 +90,7 @@ def test_bad_param_schema_and_location(raw: dict[str, Any]) -> None:
     tool = next(t for t in raw["tools"] if t["name"] == "get-operation-state")
     params = copy.deepcopy(tool["params"])
     params[0]["schema"] = {"type": "strung"}
-    assert "field 'params.id.schema'" in broken(raw, "get-operation-state", params=params)
+    assert "field 'params.id.schema.type'" in broken(raw, "get-operation-state", params=params)
     params[0]["in"] = "header"
     assert "field 'params.id.in'" in broken(raw, "get-operation-state", params=params)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import anyio
 import pytest
 from mcp import Client
@@ -12,10 +17,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from mcp_cloudops.registry import load_registry
+from mcp_cloudops.sandbox import nirvana
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.runner import run_sandbox
 from mcp_cloudops.schema import input_schema
-from mcp_cloudops.server import build_server
+from mcp_cloudops.server import Connections, build_server
 from mcp_cloudops.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +118,41 @@ async def test_invalid_arguments_never_reach_the_upstream(sandbox) -> None:
             result = await client.call_tool("stop-compute-instance", args)
             assert result.is_error and "Invalid arguments for stop-compute-instance" in result.content[0].text
         assert len(sandbox["exoscale"].requests) == before
+
+
+def test_listing_tools_leaves_the_call_machinery_unimported() -> None:
+    """Start-up is what every client waits for: httpx, websockets and jsonschema load on the first call."""
+    script = """
+import sys, anyio
+from mcp import Client
+from mcp_cloudops.server import Connections, build_server
+from mcp_cloudops.settings import Settings
+
+async def main():
+    async with Client(build_server(Settings.from_env({}))) as client:
+        await client.list_tools()
+        print(",".join(sorted(m for m in ("httpx", "websockets", "jsonschema") if m in sys.modules)))
+        await client.call_tool("list-compute-instances", {})
+        print(",".join(sorted(m for m in ("httpx", "websockets", "jsonschema") if m in sys.modules)))
+
+anyio.run(main)
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = done.stdout.splitlines()
+    assert before == ""
+    assert after == "httpx,jsonschema,websockets"
+
+
+async def test_pooled_clients_close_when_the_session_ends(sandbox) -> None:
+    server = build_server(Settings.from_env(sandbox.env))
+    connections = server.settings.lifespan.__self__  # the lifespan is Connections.session
+    assert isinstance(connections, Connections)
+    async with Client(server) as client:
+        result = await client.call_tool("get-nirvana-operation", {"operation_id": nirvana.OPERATION_DONE})
+        assert not result.is_error, result.content
+        pooled = list(connections.upstreams()._clients.values())
+        assert pooled and not any(c.is_closed for c in pooled)
+    assert all(c.is_closed for c in pooled)
+    assert connections._upstreams is None  # a later session starts afresh
