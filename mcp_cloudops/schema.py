@@ -61,13 +61,13 @@ def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
 
 WAIT_PARAMS = (
     Param.model_validate({
-        "name": "wait", "in": "option", "schema": {"type": "boolean", "default": False},
-        "description": "Wait for the final state, reporting progress.",
+        "name": "wait", "in": "option", "schema": {"type": "boolean"},
+        "description": "Wait for the final state.",
     }),
     Param.model_validate({
         "name": "timeout_seconds", "in": "option",
         "schema": {"type": "number", "minimum": 1, "maximum": 300, "default": 25},
-        "description": "With wait: give up after this long; the operation goes on.",
+        "description": "Longest wait, seconds; the operation goes on.",
     }),
 )  # fmt: skip
 
@@ -89,6 +89,28 @@ def input_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def listed_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
+    """The inputSchema tools/list shows: input_schema less what costs every conversation context
+    while the server checks it anyway (ArgumentValidator uses input_schema): each
+    `additionalProperties: false` (an unknown argument is refused, naming the allowed ones), and the
+    zone enum (~100 B a tool: the zones are listed once, in the server's instructions, and in the
+    error for a wrong one).
+    """
+    schema = _without_closed_objects(input_schema(tool, provider))
+    for param in tool.params_in("zone"):
+        schema["properties"][param.name].pop("enum", None)
+    return schema
+
+
+def _without_closed_objects(schema: dict[str, Any]) -> dict[str, Any]:
+    result = {key: value for key, value in schema.items() if not (key == "additionalProperties" and value is False)}
+    if isinstance(result.get("items"), dict):
+        result["items"] = _without_closed_objects(result["items"])
+    if isinstance(result.get("properties"), dict):
+        result["properties"] = {name: _without_closed_objects(prop) for name, prop in result["properties"].items()}
+    return result
 
 
 def _shown(value: Any) -> str:

@@ -21,7 +21,7 @@ from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
-from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
+from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
 from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import cap, dumps
 
@@ -36,6 +36,18 @@ INSTRUCTIONS = (
     "Mutating Exoscale calls return an operation: pass wait=true for its final state, or follow it "
     "with get-exoscale-operation."
 )
+
+
+def instructions(registry: Registry, settings: Settings, tools: tuple[ToolSpec, ...]) -> str:
+    """INSTRUCTIONS plus each zoned provider's zones, the default first: listed here once, not in every tool."""
+    zoned = {spec.provider for spec in tools if spec.params_in("zone")}
+    lists = []
+    for key, provider in registry.providers.items():
+        if key in zoned:
+            default = settings.default_zone(provider)
+            zones = sorted(provider.zones, key=lambda zone: zone != default)
+            lists.append(f"{provider.title} {', '.join(zones)}")
+    return INSTRUCTIONS + (f" Zones (argument zone; omitted: the first): {'; '.join(lists)}." if lists else "")
 
 
 class _PassThrough(ArgModelBase):
@@ -105,7 +117,8 @@ class Connections:
 
 def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
     settings = connections.settings
-    schema = input_schema(spec, connections.registry.provider_of(spec))
+    provider = connections.registry.provider_of(spec)
+    schema = input_schema(spec, provider)
     validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap
 
@@ -138,7 +151,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=schema,
+        parameters=listed_schema(spec, provider),
         fn_metadata=FuncMetadata(arg_model=_PassThrough),
         is_async=True,
         context_kwarg="ctx",
@@ -152,13 +165,14 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     registry = registry or load_registry()
     settings = settings or Settings.from_env()
     connections = Connections(registry, settings)
+    specs = select_tools(registry, settings)
     redactor = Redactor(configured_secrets(registry, settings))
     server = MCPServer(
         name="mcp-cloudops",
         title="mcp-cloudops",
-        instructions=INSTRUCTIONS,
+        instructions=instructions(registry, settings, specs),
         version=__version__,
-        tools=[make_tool(spec, connections, redactor) for spec in select_tools(registry, settings)],
+        tools=[make_tool(spec, connections, redactor) for spec in specs],
         log_level="WARNING",
         lifespan=connections.session,
     )

@@ -8,7 +8,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
+from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
 
 REGISTRY = load_registry()
 
@@ -31,6 +31,26 @@ def test_every_schema_is_closed_valid_and_described(tool) -> None:
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     for name, prop in schema["properties"].items():
         assert prop.get("description"), f"{tool.name}.{name} has no description"
+
+
+@pytest.mark.parametrize("tool", REGISTRY.tools, ids=lambda t: t.name)
+def test_listed_schema_is_the_checked_one_less_closed_objects_and_zone_lists(tool) -> None:
+    provider = REGISTRY.provider_of(tool)
+    listed, checked = listed_schema(tool, provider), input_schema(tool, provider)
+    Draft202012Validator.check_schema(listed)
+    assert '"additionalProperties": false' not in json.dumps(listed)
+    assert "enum" not in listed["properties"].get("zone", {})
+    assert listed["properties"].keys() == checked["properties"].keys()
+    assert listed.get("required") == checked.get("required")
+    for name, prop in listed["properties"].items():
+        assert prop["description"] == checked["properties"][name]["description"]
+        assert prop.get("type") == checked["properties"][name].get("type")
+
+
+def test_listed_schema_keeps_typed_additional_properties() -> None:
+    listed = listed_schema(REGISTRY.by_name["create-compute-instance"], REGISTRY.providers["exoscale"])
+    assert listed["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    assert listed["properties"]["instance-type"]["required"] == ["id"]
 
 
 def test_zone_gets_the_provider_enum() -> None:

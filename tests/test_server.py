@@ -20,7 +20,7 @@ from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import nirvana
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.runner import run_sandbox
-from mcp_cloudops.schema import input_schema
+from mcp_cloudops.schema import listed_schema
 from mcp_cloudops.server import Connections, build_server
 from mcp_cloudops.settings import Settings
 
@@ -36,7 +36,7 @@ async def test_tools_list_is_the_registry(mode: str) -> None:
     assert list(listed) == [tool.name for tool in REGISTRY.tools]
     for spec in REGISTRY.tools:
         tool = listed[spec.name]
-        assert tool.input_schema == input_schema(spec, REGISTRY.provider_of(spec))
+        assert tool.input_schema == listed_schema(spec, REGISTRY.provider_of(spec))
         assert tool.title == spec.title and tool.description == spec.description
         a = tool.annotations
         assert a is not None and a.title == spec.title
@@ -46,6 +46,19 @@ async def test_tools_list_is_the_registry(mode: str) -> None:
             spec.hints.idempotent,
             spec.hints.openWorld,
         )
+
+
+def test_instructions_list_the_zones_once_default_first() -> None:
+    text = build_server(Settings.from_env({"EXOSCALE_ZONE": "de-fra-1"})).instructions or ""
+    assert "Exoscale de-fra-1, at-vie-1," in text and "Scaleway fr-par-1, " in text
+    incus_only = build_server(Settings.from_env({"MCP_CLOUDOPS_TOOLSETS": "incus"})).instructions or ""
+    assert "Zones" not in incus_only
+
+
+async def test_wrong_zone_error_lists_the_zones() -> None:
+    async with Client(build_server(Settings.from_env({}))) as client:
+        result = await client.call_tool("list-compute-instances", {"zone": "mars-1"})
+    assert result.is_error and "must be one of" in result.content[0].text and "de-fra-1" in result.content[0].text
 
 
 async def test_missing_credential_names_the_variable() -> None:

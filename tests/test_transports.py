@@ -39,7 +39,9 @@ async def exercise(client: Client) -> None:
         assert tool.annotations.open_world_hint is True and tool.input_schema["type"] == "object"
     stop = next(t for t in tools.tools if t.name == "stop-compute-instance")
     assert stop.title and stop.annotations and stop.annotations.read_only_hint is False
-    assert stop.input_schema["additionalProperties"] is False
+    assert "enum" not in stop.input_schema["properties"]["zone"]  # listed once, in the instructions
+    unknown = await client.call_tool("list-compute-instances", {"zone": "ch-gva-2", "verbose": True})
+    assert unknown.is_error and "unknown argument 'verbose'" in unknown.content[0].text
     listed = await client.call_tool("list-compute-instances", {})
     assert not listed.is_error, listed.content
     assert isinstance(listed.structured_content["instances"], list)
