@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mcp_cloudops.redaction import MASK, RedactingFilter, Redactor, configured_secrets, install_log_redaction
+from mcp_cloudops.redaction import (
+    _CUE,
+    MASK,
+    PATTERNS,
+    RedactingFilter,
+    Redactor,
+    configured_secrets,
+    install_log_redaction,
+)
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.settings import Settings
@@ -62,6 +71,7 @@ SHAPES = [
     ),
     ("bearer", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "Authorization: Bearer [REDACTED]"),
     ("bearer-lowercase", "authorization: bearer abcdefgh12345678", "authorization: bearer [REDACTED]"),
+    ("basic", "Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic [REDACTED]"),
     ("bearer-in-sentence", "sent 'Bearer tok_ABCDEFGH+/=' to api", "sent 'Bearer [REDACTED]' to api"),
     ("portainer-key", "key ptr_AbCdEfGh0123456789+/= rejected", "key ptr_[REDACTED] rejected"),
     ("x-auth-token-header", "X-Auth-Token: 0b1c2d3e-aaaa-bbbb", "X-Auth-Token: [REDACTED]"),
@@ -92,6 +102,15 @@ SHAPES = [
 @pytest.mark.parametrize(("text", "expected"), [s[1:] for s in SHAPES], ids=[s[0] for s in SHAPES])
 def test_credential_shapes_are_masked(text: str, expected: str) -> None:
     assert Redactor().text(text) == expected
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_every_shape_needs_a_cue_character(pattern: str) -> None:
+    """The fast path skips strings without whitespace, '=', ':' or '_': no shape may match one."""
+    for _, text, _ in SHAPES:
+        for match in re.finditer(pattern, text):
+            assert _CUE.search(match.group(0)), (pattern, match.group(0))
+    assert sum(1 for _, text, _ in SHAPES if re.search(pattern, text)), f"no example of {pattern}"
 
 
 @pytest.mark.parametrize(
