@@ -672,73 +672,32 @@ def context_cost(tools: list[dict[str, Any]], group_of: Callable[[str], str], re
 MCP_HINT_DEFAULTS = {"readOnlyHint": False, "destructiveHint": True, "idempotentHint": False, "openWorldHint": True}
 
 
-def what_if(tools: list[dict[str, Any]], zone_text: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
-    """Savings of concrete, meaning-preserving changes to our tools/list, measured on the real entries
-    (each alone, then all together). Every parameter keeps a description."""
+def what_if(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Savings of the cuts we chose not to make (README, "What tools/list shows"), measured on the
+    real entries: each alone, then together. Every parameter keeps its description."""
+
+    def without_annotations(t: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:
+        return {**t, "annotations": a} if a else {k: v for k, v in t.items() if k != "annotations"}
 
     def no_annotation_title(t: dict[str, Any]) -> dict[str, Any]:
         a = {k: v for k, v in t.get("annotations", {}).items() if k != "title" or v != t.get("title")}
-        return {**t, "annotations": a} if a else {k: v for k, v in t.items() if k != "annotations"}
-
-    def hint_defaults(t: dict[str, Any]) -> dict[str, Any]:
-        a = dict(t.get("annotations", {}))
-        read_only = a.get("readOnlyHint", False)
-        for k, default in MCP_HINT_DEFAULTS.items():
-            if a.get(k) == default:
-                a.pop(k)
-        if read_only:  # the spec: destructive/idempotent hints are meaningful only when not read-only
-            a.pop("destructiveHint", None)
-            a.pop("idempotentHint", None)
-        return {**t, "annotations": a} if a else {k: v for k, v in t.items() if k != "annotations"}
+        return without_annotations(t, a)
 
     def read_only_irrelevant_hints(t: dict[str, Any]) -> dict[str, Any]:
         a = dict(t.get("annotations", {}))
-        if a.get("readOnlyHint"):
+        if a.get("readOnlyHint"):  # the spec: destructive/idempotent hints are meaningful only when not read-only
             a.pop("destructiveHint", None)
             a.pop("idempotentHint", None)
-        return {**t, "annotations": a}
+        return without_annotations(t, a)
 
-    def no_top_additional_properties(t: dict[str, Any]) -> dict[str, Any]:
-        schema = {k: v for k, v in t.get("inputSchema", {}).items() if k != "additionalProperties"}
-        return {**t, "inputSchema": schema}
+    def hint_defaults(t: dict[str, Any]) -> dict[str, Any]:
+        a = {k: v for k, v in t.get("annotations", {}).items() if MCP_HINT_DEFAULTS.get(k, object()) != v}
+        return without_annotations(t, a)
 
-    def zones_in_description(t: dict[str, Any]) -> dict[str, Any]:
-        t = deepcopy(t)
-        zone = t.get("inputSchema", {}).get("properties", {}).get("zone")
-        if isinstance(zone, dict) and "enum" in zone:
-            zone.pop("enum")
-            zone["description"] = zone_text(t)  # the server keeps validating against the full list
-        return t
-
-    def no_path_min_length(t: dict[str, Any]) -> dict[str, Any]:
-        t = deepcopy(t)
-        for prop in t.get("inputSchema", {}).get("properties", {}).values():
-            if isinstance(prop, dict) and prop.get("minLength") == 1 and prop.get("type") == "string":
-                prop.pop("minLength")
-        return t
-
-    def shorter_wait(t: dict[str, Any]) -> dict[str, Any]:
-        t = deepcopy(t)
-        props = t.get("inputSchema", {}).get("properties", {})
-        if "wait" in props:
-            props["wait"]["description"] = "Wait for the operation to finish (progress reported)."
-        if "timeout_seconds" in props:
-            props["timeout_seconds"]["description"] = "Max seconds to wait."
-        return t
-
-    keep_hints: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
+    changes: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
         ("drop annotations.title (repeats the tool's top-level title)", no_annotation_title),
         ("drop destructive/idempotent hints of read-only tools (spec: meaningless there)", read_only_irrelevant_hints),
-        ("zone: enum -> short description; the zone lists once in server instructions", zones_in_description),
-        ("shorter wait/timeout_seconds descriptions", shorter_wait),
-        ("drop minLength:1 on path ids (the server still checks)", no_path_min_length),
-        (
-            "drop top-level additionalProperties:false (the server still refuses unknown args)",
-            no_top_additional_properties,
-        ),
-    ]
-    more: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
-        ("also omit every hint equal to its MCP default (openWorldHint:true, readOnlyHint:false...)", hint_defaults),
+        ("omit every hint equal to its MCP default (openWorldHint:true, readOnlyHint:false...)", hint_defaults),
     ]
     n = len(tools)
     wrapper = len('{"tools":[]}') + n - 1
@@ -747,16 +706,12 @@ def what_if(tools: list[dict[str, Any]], zone_text: Callable[[dict[str, Any]], s
         return round((sum(nbytes(t) for t in ts) + wrapper) / n, 1)
 
     base = per_tool(tools)
-    rows: list[dict[str, Any]] = []
-    for label, change in keep_hints + more:
-        rows.append({"change": label, "saves_per_tool": round(base - per_tool([change(t) for t in tools]), 1)})
+    rows = [
+        {"change": label, "saves_per_tool": round(base - per_tool([change(t) for t in tools]), 1)}
+        for label, change in changes
+    ]
     combined = tools
-    for _, change in keep_hints:
-        combined = [change(t) for t in combined]
-    after = per_tool(combined)
-    rows.append({"change": "all but the last (hints stay explicit)", "saves_per_tool": round(base - after, 1),
-                 "bytes_per_tool_after": after})  # fmt: skip
-    for _, change in more:
+    for _, change in changes:
         combined = [change(t) for t in combined]
     after = per_tool(combined)
     rows.append({"change": "all of the above", "saves_per_tool": round(base - after, 1), "bytes_per_tool_after": after})
@@ -1315,7 +1270,7 @@ def render_context(res: dict[str, Any], add: Callable[[str], None]) -> None:
         "   costliest enums: "
         + "; ".join(f"{e['count']}x {e['enum'][:30]}... = {e['bytes_total']}" for e in o["top_enums"][:2])
     )
-    add("   what-if, measured on our entries (every parameter keeps a description):")
+    add("   what-if, cuts we chose not to make (README: What tools/list shows), measured on our entries:")
     for w in cc["what_if"]:
         tail = f"  -> {w['bytes_per_tool_after']:.0f} B/tool" if "bytes_per_tool_after" in w else ""
         add(f"     -{w['saves_per_tool']:>5.1f} B/tool  {w['change']}{tail}")
@@ -1397,14 +1352,6 @@ def render_throughput(res: dict[str, Any], add: Callable[[str], None]) -> None:
 # ---------------------------------------------------------------------------------------- main
 
 
-def zone_hint(providers: dict[str, str]) -> Callable[[dict[str, Any]], str]:
-    texts = {
-        "exoscale": "Exoscale zone (default ch-gva-2; list in server instructions).",
-        "scaleway": "Scaleway zone (default fr-par-1; list in server instructions).",
-    }
-    return lambda t: texts.get(providers.get(t["name"], ""), "Zone.")
-
-
 async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: bool) -> None:
     import anyio  # noqa: F401
 
@@ -1417,7 +1364,7 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
     cc: dict[str, Any] = {"ours": context_cost(tools, group, result_bytes)}
     common = [t for t in tools if providers.get(t["name"]) in ("exoscale", "nirvana")]
     cc["ours_common"] = context_cost(common, group, nbytes({"tools": common}))
-    cc["what_if"] = what_if(tools, zone_hint(providers))
+    cc["what_if"] = what_if(tools)
     if peer_ok:
         try:
             names = {peer_name(n): n for n in providers}
