@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mcp_cloudops.registry import Provider, ToolSpec
@@ -77,7 +81,35 @@ def upstream_message(body: Any, text: str) -> str:
     return "no error message (non-JSON body)" if text.strip() else "empty body"
 
 
-def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any) -> str:
+def retry_after(headers: Mapping[str, str], body: Any, now: float | None = None) -> float | None:
+    """Seconds the upstream asks us to wait: a Retry-After header (seconds or an HTTP date), else
+    Exoscale's `retry_after` body field; None when it does not say. Header names are lower-case."""
+    header = headers.get("retry-after", "").strip()
+    if header.replace(".", "", 1).isdigit():
+        return float(header)
+    if header:
+        try:
+            when = parsedate_to_datetime(header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+        if when is not None:
+            return max(0.0, when - (time.time() if now is None else now))
+    asked = body.get("retry_after") if isinstance(body, dict) else None
+    if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 0:
+        return float(asked)
+    return None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "a few seconds"
+    if seconds >= 120:
+        return f"{math.ceil(seconds / 60)} minutes"
+    whole = max(1, math.ceil(seconds))
+    return f"{whole} second" + ("s" if whole != 1 else "")
+
+
+def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: float | None = None) -> str:
     """What an agent should try after this status."""
     if status == 400 or status == 422:
         return "Fix the arguments the message names and call again."
@@ -92,8 +124,7 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any) -> str
     if status == 409:
         return "The resource is in a conflicting state: read its current state, then retry if still needed."
     if status == 429:
-        wait = body.get("retry_after") if isinstance(body, dict) else None
-        return f"Rate limited: wait {wait or 'a few'} seconds, then retry."
+        return f"Rate limited: wait {_duration(wait)}, then retry."
     if status >= 500:
         if tool.mutating:
             return "Upstream failure: the outcome is unknown; read the resource's state before retrying."
@@ -101,8 +132,11 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any) -> str
     return "See the upstream message."
 
 
-def error_text(tool: ToolSpec, provider: Provider, status: int, body: Any, text: str) -> str:
+def error_text(
+    tool: ToolSpec, provider: Provider, status: int, body: Any, text: str, headers: Mapping[str, str] | None = None
+) -> str:
+    wait = retry_after(headers or {}, body)
     return (
         f"{provider.title} returned HTTP {status} for {tool.name}: {upstream_message(body, text)}. "
-        f"{next_step(status, tool, provider, body)}"
+        f"{next_step(status, tool, provider, body, wait)}"
     )

@@ -17,7 +17,7 @@ import httpx
 
 from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, incus_ssl_context
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
-from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload
+from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload, retry_after
 from mcp_cloudops.settings import ConfigError, Settings
 
 logger = logging.getLogger("mcp_cloudops.upstream")
@@ -42,16 +42,9 @@ def backoff(attempt: int) -> float:
 
 
 def retry_wait(response: Response, attempt: int, cap: float) -> float | None:
-    """Seconds to wait before retrying: Retry-After (header, or Exoscale's retry_after) when given,
-    else backoff. None when the upstream asks for longer than the cap: better to tell the agent."""
-    asked: float | None = None
-    header = response.headers.get("retry-after", "")
-    if header.replace(".", "", 1).isdigit():
-        asked = float(header)
-    else:
-        body = parse_body(response.content)
-        if isinstance(body, dict) and isinstance(body.get("retry_after"), int | float):
-            asked = float(body["retry_after"])
+    """Seconds to wait before retrying: what the upstream asks (results.retry_after), else backoff.
+    None when it asks for longer than the cap: better to tell the agent."""
+    asked = retry_after(response.headers, parse_body(response.content))
     if asked is None:
         return backoff(attempt)
     return asked if asked <= cap else None
@@ -271,7 +264,7 @@ class Upstreams:
             )
         if response.status_code >= 400:
             text = response.content.decode("utf-8", errors="replace")
-            raise UpstreamError(error_text(tool, provider, response.status_code, body, text))
+            raise UpstreamError(error_text(tool, provider, response.status_code, body, text, response.headers))
         if body is None and response.content.strip():
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with HTTP {response.status_code} but a body that is not "

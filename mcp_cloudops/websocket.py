@@ -167,8 +167,9 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[N
     except InvalidStatus as exc:
         response = exc.response
         body = response.body or b""
+        text = body.decode("utf-8", "replace")
         raise UpstreamError(
-            error_text(tool, provider, response.status_code, parse_body(body), body.decode("utf-8", "replace"))
+            error_text(tool, provider, response.status_code, parse_body(body), text, response.headers)
         ) from None
     except (InvalidHandshake, InvalidURI) as exc:
         raise UpstreamError(

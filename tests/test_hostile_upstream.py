@@ -523,7 +523,7 @@ async def test_429_on_a_write_is_not_retried(logs: pytest.LogCaptureFixture) -> 
         result, took = await timed_call(client, "update-image-2", {"image_id": scaleway.IMAGE_PRIVATE, "name": "new"})
         assert assert_one_line_error(result) == (
             "Scaleway returned HTTP 429 for update-image-2: too_many_requests: Too many requests. "
-            "Rate limited: wait a few seconds, then retry."
+            "Rate limited: wait 1 second, then retry."
         )
         assert [(r.method, r.path) for r in sim.requests] == [("PATCH", IMAGE_PATH)]
         assert sim.images[scaleway.IMAGE_PRIVATE]["name"] == name
@@ -540,7 +540,7 @@ async def test_429_asking_for_an_hour_is_not_waited_for(logs: pytest.LogCaptureF
         result, took = await timed_call(client, "get-instance-image", {"image_id": scaleway.IMAGE_PRIVATE})
         assert assert_one_line_error(result) == (
             "Scaleway returned HTTP 429 for get-instance-image: too_many_requests: Too many requests. "
-            "Rate limited: wait a few seconds, then retry."
+            "Rate limited: wait 60 minutes, then retry."
         )
         assert len(sim.requests) == 1 and took < 2
         assert_nothing_leaked([sim], result, logs.text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.results import error_text, payload, upstream_message
+from mcp_cloudops.results import error_text, payload, retry_after, upstream_message
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -70,3 +70,22 @@ def test_error_text_names_provider_status_and_next_step() -> None:
     stop = REGISTRY.by_name["stop-compute-instance"]
     assert "outcome is unknown" in error_text(stop, EXOSCALE, 503, None, "")
     assert "wait 3 seconds" in error_text(stop, EXOSCALE, 429, {"message": "slow", "retry_after": 3}, "")
+
+
+def test_rate_limit_quotes_the_wait_from_header_or_body() -> None:
+    stop = REGISTRY.by_name["stop-compute-instance"]
+    assert "wait 7 seconds" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "7"})
+    assert "wait 3 seconds" in error_text(stop, EXOSCALE, 429, {"retry_after": 3}, "", {})
+    assert "wait a few seconds" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "soon"})
+    assert "wait 1 second," in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "0.2"})
+    assert "wait 60 minutes" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "3600"})
+
+
+def test_retry_after_reads_seconds_dates_and_exoscale_bodies() -> None:
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
+    assert retry_after({"retry-after": "2.5"}, None) == 2.5
+    assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:13:50 GMT"}, None, now=now) == 30.0
+    assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:00:00 GMT"}, None, now=now) == 0.0  # already past
+    assert retry_after({}, {"retry_after": 4}) == 4.0
+    assert retry_after({"retry-after": "garbage"}, {"retry_after": -1}) is None
+    assert retry_after({}, {"retry_after": True}) is None  # a bool is an int to Python, not a wait
