@@ -55,6 +55,18 @@ def _strings(value: Any, found: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     return found
 
 
+def _halve_lists(cut: dict[str, Any], budget: int, kept: dict[str, str], down_to: int) -> None:
+    """Halve the largest list (never below `down_to` items) until the result fits or none can shrink."""
+    while len(dumps(cut)) > budget:
+        lists = [(owner, key) for owner, key in _lists(cut) if len(owner[key]) > down_to]
+        if not lists:
+            return
+        owner, key = max(lists, key=lambda place: len(dumps(place[0][place[1]])))
+        original = kept.get(key, str(len(owner[key])))
+        owner[key] = owner[key][: max(down_to, len(owner[key]) // 2)]
+        kept[key] = original
+
+
 def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
     """`data` if it fits in `limit` characters, else a cut copy with a `truncated` note."""
     limit = max(limit, MIN_CAP)
@@ -64,14 +76,7 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
     budget = limit - NOTE_ROOM
     cut: dict[str, Any] = json.loads(dumps(data))  # a deep copy we may change
     kept: dict[str, str] = {}
-    while len(dumps(cut)) > budget:
-        lists = [(owner, key) for owner, key in _lists(cut) if owner[key]]
-        if not lists:
-            break
-        owner, key = max(lists, key=lambda place: len(dumps(place[0][place[1]])))
-        original = kept.get(key, str(len(owner[key])))
-        owner[key] = owner[key][: len(owner[key]) // 2]
-        kept[key] = original
+    _halve_lists(cut, budget, kept, down_to=1)  # keep one item: its long strings are cut next
     while len(dumps(cut)) > budget:
         strings = _strings(cut, [])
         if not strings:
@@ -83,6 +88,7 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
         kept.setdefault(str(key), f"{len(text)} characters")
         if len(owner[key]) >= len(text):
             break
+    _halve_lists(cut, budget, kept, down_to=0)
     if len(dumps(cut)) > budget:
         preview = dumps(data)[:budget]
         while len(dumps(preview)) > budget:  # escaping may lengthen it: shrink until it fits

@@ -78,6 +78,16 @@ def test_lists_one_level_down_are_halved_too() -> None:
     assert "running: " in result["truncated"]["note"]
 
 
+def test_a_single_huge_item_keeps_its_place_with_its_strings_cut() -> None:
+    huge = {**image(0), "description": "d" * 6000}
+    data = {"images": [huge, {**image(1), "description": "e" * 6000}], "total_count": 2}
+    result = cap(data, 3000, IMAGES)
+    assert_fits(result, 3000)
+    assert [item["id"] for item in result["images"]] == [huge["id"]]  # one item kept, not an empty list
+    assert result["images"][0]["description"].endswith("…[cut]")
+    assert "images: 1 of 2 kept" in result["truncated"]["note"]
+
+
 def test_long_strings_are_cut_with_a_marker() -> None:
     data = {"output": "y" * 100_000, "bytes": 100_000, "stopped": "max_bytes"}
     result = cap(data, 3000, REGISTRY.by_name["attach-websocket"])
