@@ -49,11 +49,11 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value.strip() for value in secrets if value and len(value.strip()) >= MIN_SECRET}
         self.values = sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
-        self._shortest = min(len(value) for value in self.values) if self.values else _SHORTEST_SHAPE
+        self._too_short = min([*map(len, self.values), _SHORTEST_SHAPE])  # below this, nothing can match
 
     def text(self, text: str) -> str:
         """Configured values first (whole, even where a shape would stop inside one), then shapes."""
-        if len(text) < min(self._shortest, _SHORTEST_SHAPE):  # most strings of a result: ids, states
+        if len(text) < self._too_short:  # many strings of a result: states, short names
             return text
         for value in self.values:
             if value in text:

@@ -91,14 +91,14 @@ def input_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
     return schema
 
 
-def listed_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
-    """The inputSchema tools/list shows: input_schema less what costs every conversation context
-    while the server checks it anyway (ArgumentValidator uses input_schema): each
+def listed_schema(checked: dict[str, Any], tool: ToolSpec) -> dict[str, Any]:
+    """The inputSchema tools/list shows: the tool's input_schema (`checked`, which ArgumentValidator
+    uses) less what costs every conversation context while the server checks it anyway: each
     `additionalProperties: false` (an unknown argument is refused, naming the allowed ones), and the
     zone enum (~100 B a tool: the zones are listed once, in the server's instructions, and in the
-    error for a wrong one).
+    error for a wrong one). `checked` is left as it is.
     """
-    schema = _without_closed_objects(input_schema(tool, provider))
+    schema = _without_closed_objects(checked)
     for param in tool.params_in("zone"):
         schema["properties"][param.name].pop("enum", None)
     return schema

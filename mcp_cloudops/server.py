@@ -151,7 +151,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        parameters=listed_schema(spec, provider),
+        parameters=listed_schema(schema, spec),
         fn_metadata=FuncMetadata(arg_model=_PassThrough),
         is_async=True,
         context_kwarg="ctx",

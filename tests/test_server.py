@@ -20,7 +20,7 @@ from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import nirvana
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.runner import run_sandbox
-from mcp_cloudops.schema import listed_schema
+from mcp_cloudops.schema import input_schema, listed_schema
 from mcp_cloudops.server import Connections, build_server
 from mcp_cloudops.settings import Settings
 
@@ -36,7 +36,7 @@ async def test_tools_list_is_the_registry(mode: str) -> None:
     assert list(listed) == [tool.name for tool in REGISTRY.tools]
     for spec in REGISTRY.tools:
         tool = listed[spec.name]
-        assert tool.input_schema == listed_schema(spec, REGISTRY.provider_of(spec))
+        assert tool.input_schema == listed_schema(input_schema(spec, REGISTRY.provider_of(spec)), spec)
         assert tool.title == spec.title and tool.description == spec.description
         a = tool.annotations
         assert a is not None and a.title == spec.title
