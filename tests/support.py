@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
-from collections.abc import Iterable
+import subprocess
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import httpx
+import pytest
 
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
@@ -25,6 +31,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PROVIDER_ENV = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_")
+
+
+def server_env(*, strip: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """This run's environment for a server under test: no provider's settings or credentials (the
+    sandbox sets its own; CI also exports a real LXD's), nothing starting with `strip`, unbuffered,
+    plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_ENV + strip)}
+    return env | {"PYTHONUNBUFFERED": "1"} | extra
+
+
+def wait_until_serving(
+    port: int, proc: subprocess.Popen[Any], output: Callable[[], str] = str, timeout: float = 30
+) -> None:
+    """Return once the server on 127.0.0.1:`port` answers HTTP; fail the test, quoting `output()`,
+    if its process exits first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited ({proc.returncode}) before answering:\n{output()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"server on port {port} did not answer within {timeout} s:\n{output()}")
+            time.sleep(0.05)
 
 
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")

@@ -4,12 +4,10 @@ working with the SDK client. Every server is a subprocess on 127.0.0.1, stopped 
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import free_port
+from support import free_port, server_env, wait_until_serving
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
@@ -51,11 +49,9 @@ INITIALIZE = {
 }
 
 
-def server_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any provider secret or mcp-cloudops setting, plus `extra`."""
-    prefixes = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_", "MCP_CLOUDOPS_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    return env | {"PYTHONUNBUFFERED": "1", "MCP_CLOUDOPS_LOG_LEVEL": "DEBUG"} | extra
+def debug_server_env(**extra: str) -> dict[str, str]:
+    """A server environment without any mcp-cloudops setting either, logging at DEBUG, plus `extra`."""
+    return server_env(strip=("MCP_CLOUDOPS_",), **{"MCP_CLOUDOPS_LOG_LEVEL": "DEBUG", **extra})
 
 
 @dataclass
@@ -84,7 +80,7 @@ class HttpServer:
         command = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox", "--transport", "http"]
         proc = subprocess.Popen(
             [*command, "--port", str(port), *flags],
-            env=server_env(**env),
+            env=debug_server_env(**env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -99,16 +95,7 @@ class HttpServer:
             self.lines.append(line.decode("utf-8", "replace"))
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}: {self.logs}")
-            try:
-                httpx.get(self.base + "/", timeout=0.5)
-                return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise TimeoutError(f"server on port {self.port} did not start: {self.logs}")
+        wait_until_serving(self.port, self.proc, lambda: self.logs, timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -309,7 +296,7 @@ def test_binding_beyond_loopback_without_a_token_is_refused() -> None:
                 str(port),
                 *flags,
             ],
-            env=server_env(),
+            env=debug_server_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import httpx
 import pytest
-from support import free_port
+from support import free_port, server_env, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEROP = ROOT / "interop"
@@ -41,7 +41,6 @@ INSPECTOR = NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "
 INSTALL = "npm ci --prefix interop --cache interop/.npm-cache --ignore-scripts"
 SERVER = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox"]
 BIN_DIR = Path(sys.executable).parent  # the venv's bin: `mcp`, and `uv` once installed
-CREDENTIALS = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_")
 # Scenarios the conformance suite must pass (the rest of its verdicts are in the baseline file).
 CONFORMANCE_PASSES = {
     "server-initialize",
@@ -69,9 +68,7 @@ def node() -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without provider credentials (the sandbox sets its own), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CREDENTIALS)}
-    env.update(PYTHONUNBUFFERED="1", MCP_INSPECTOR_SECRET_STORE="memory", **extra)
-    return env
+    return server_env(**{"MCP_INSPECTOR_SECRET_STORE": "memory", **extra})
 
 
 def stop(proc: subprocess.Popen[Any]) -> None:
@@ -139,15 +136,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start:\n{log.read_text()}")
-                time.sleep(0.1)
+        wait_until_serving(port, proc, log.read_text, timeout=60)
         yield HttpServer(f"http://127.0.0.1:{port}/mcp", log)
     finally:
         stop(proc)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 from mcp import Client
-from support import free_port
+from support import free_port, server_env, wait_until_serving
 
 pytestmark = pytest.mark.anyio
 CLIENTS, CALLS_EACH = 10, 20  # 200 calls in flight at once
@@ -28,20 +25,12 @@ def rss_mb(pid: int) -> float:
 
 async def test_200_concurrent_calls_over_http() -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXOSCALE_", "SCW_", "NIRVANA_", "PORTAINER_"))}
-    env["MCP_CLOUDOPS_LOG_LEVEL"] = "WARNING"
+    env = server_env(MCP_CLOUDOPS_LOG_LEVEL="WARNING")
     command = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox", "--transport", "http", "--port", str(port)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-                await anyio.sleep(0.05)
+        wait_until_serving(port, proc)
         async with Client(url) as warmup:
             assert not (await warmup.call_tool("list-compute-instances", {})).is_error
         before = rss_mb(proc.pid)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,22 +11,12 @@ import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
-from support import SECRETS, free_port
+from support import SECRETS, free_port, server_env, wait_until_serving
 
 from mcp_cloudops.registry import load_registry
 
 pytestmark = pytest.mark.anyio
 MODES = ["legacy", "auto"]
-
-
-def server_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_"))
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 async def exercise(client: Client) -> None:
@@ -96,14 +84,11 @@ def http_server() -> Iterator[HttpServer]:
     )
     url = f"http://127.0.0.1:{port}/mcp"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None:
-                    raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
-                time.sleep(0.05)
+
+        def stderr_once_exited() -> str:  # reading a live process's pipe would block
+            return proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+
+        wait_until_serving(port, proc, stderr_once_exited, timeout=15)
         yield HttpServer(url, proc)
     finally:
         if proc.poll() is None:
