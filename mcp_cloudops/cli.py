@@ -18,7 +18,7 @@ import anyio
 
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.registry import Registry, RegistryError, ToolSpec, load_registry
-from mcp_cloudops.settings import Settings
+from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.web import http_app, is_loopback
 
 if TYPE_CHECKING:
@@ -179,11 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command
     os.environ.update(flags_as_env(args))
     configure_logging()
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
         registry = load_registry()
         selected = select_tools(registry, settings)
-    except (RegistryError, PolicyError) as exc:
+    except (ConfigError, RegistryError, PolicyError) as exc:
         print(exc, file=sys.stderr)
         return 2
     if command in ("list-tools", "check"):

@@ -25,7 +25,7 @@ INCUS_ENV = {
 
 
 class ConfigError(RuntimeError):
-    """A provider is not configured; the message names the environment variable to set."""
+    """Configuration is missing or wrong; the message names the environment variable to set or fix."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,19 @@ class IncusEndpoint:
 
 
 TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off", "")
+
+
+def boolean(name: str, raw: str) -> bool:
+    """A documented boolean, or ConfigError: `=y` must not quietly mean "off" for a safety switch."""
+    word = raw.strip().lower()
+    if word in TRUE:
+        return True
+    if word in FALSE:
+        return False
+    raise ConfigError(
+        f"{name}={raw!r} is not a boolean: use one of {', '.join(TRUE)} (on) or {', '.join(FALSE[:-1])} (off)"
+    )
 
 
 def names(raw: str | None) -> frozenset[str] | None:
@@ -84,7 +97,7 @@ class Settings:
             connect_timeout=float(get("CONNECT_TIMEOUT", "5")),
             read_timeout=float(get("READ_TIMEOUT", "30")),
             max_wait=float(get("MAX_WAIT", "50")),
-            read_only=get("READ_ONLY", "").lower() in TRUE,
+            read_only=boolean("MCP_CLOUDOPS_READ_ONLY", get("READ_ONLY", "")),
             toolsets=names(get("TOOLSETS", "")),
             tools=names(get("TOOLS", "")),
             exclude_tools=names(get("EXCLUDE_TOOLS", "")) or frozenset(),
@@ -94,7 +107,7 @@ class Settings:
             max_response_bytes=int(get("MAX_RESPONSE_BYTES", str(10 * 1024 * 1024))),
             output_cap=int(get("OUTPUT_CAP", "25000")),
             http_token=SecretStr(token) if token else None,
-            stateless=get("STATELESS", "").lower() in TRUE,
+            stateless=boolean("MCP_CLOUDOPS_STATELESS", get("STATELESS", "")),
         )
 
     def timeouts(self, provider: Provider) -> tuple[float, float]:
