@@ -1,5 +1,5 @@
 """One tool call, after its arguments are checked: a websocket session, a chunked upstream wait, or
-a request (then, if asked, a wait for the operation it started)."""
+a request (then, if asked, a wait for the operation it started); operation secrets hidden."""
 
 from __future__ import annotations
 
@@ -11,8 +11,36 @@ from mcp_cloudops import operations, websocket
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.upstream import Upstreams
 
+HIDDEN = "[hidden: an operation secret; the server uses it itself (see --show-operation-secrets)]"
+
+
+def hide_secrets(data: Any, keys: frozenset[str]) -> Any:
+    """`data` with every value under one of `keys`, at any depth, hidden: its shape kept (an exec's
+    fds still show which streams exist), each string in it replaced."""
+    if isinstance(data, dict):
+        return {k: _hidden(v) if k in keys else hide_secrets(v, keys) for k, v in data.items()}
+    if isinstance(data, list):
+        return [hide_secrets(item, keys) for item in data]
+    return data
+
+
+def _hidden(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _hidden(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hidden(item) for item in value]
+    return HIDDEN if isinstance(value, str) and value else value
+
 
 async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    operation = upstreams.registry.provider_of(spec).operation
+    data = await _call(upstreams, spec, args, ctx)
+    if operation is not None and operation.secrets and not upstreams.settings.show_operation_secrets:
+        return hide_secrets(data, frozenset(operation.secrets))
+    return data
+
+
+async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     async def progress(done: float, total: float, message: str) -> None:
         await ctx.report_progress(round(done, 1), total, message)
 

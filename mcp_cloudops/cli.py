@@ -111,6 +111,7 @@ FLAG_ENV = {
     "tools": "MCP_CLOUDOPS_TOOLS",
     "exclude_tools": "MCP_CLOUDOPS_EXCLUDE_TOOLS",
     "confirm_fallback": "MCP_CLOUDOPS_CONFIRM_FALLBACK",
+    "show_operation_secrets": "MCP_CLOUDOPS_SHOW_OPERATION_SECRETS",
     "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
     "stateless": "MCP_CLOUDOPS_STATELESS",
 }
@@ -160,6 +161,12 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--sandbox", action="store_true", help="start local simulators of every API and use them (no account)"
+    )
+    run.add_argument(
+        "--show-operation-secrets",
+        action="store_true",
+        default=None,
+        help="show the secrets of Incus operations (exec fds, join tokens) in results; masked by default",
     )
     tools = commands.add_parser("list-tools", parents=[policy], help="print the tools with their provider and hints")
     fmt = tools.add_mutually_exclusive_group()

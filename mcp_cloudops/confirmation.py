@@ -1,31 +1,58 @@
-"""Destructive tools ask the user first, through MCP elicitation, in both protocol eras.
+"""Destructive tools, and tools whose result is a credential, ask the user first through MCP elicitation.
 
 The SDK's resolvers carry the question: a mid-call request on handshake-era connections, an
 input-required round trip on 2026-07-28 ones. A client that cannot elicit (Claude Desktop today)
 gets the configured fallback: `allow` (its own approval prompt is the check) or `refuse`.
+
+The question is written for a person who may be reviewing a prompt-injected agent: every argument
+in full, the ones that say what runs first, nothing that can hide or forge a line, and a call too
+large to read is refused rather than shown cut. Consent is the boolean `true`, once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Awaitable, Callable, Collection
+import re
+import secrets
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Annotated, Any
 
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve, build_resolver_plans, find_resolved_parameters
 from mcp_types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.schema import ArgumentError, tool_params
 
 Run = Callable[..., Awaitable[CallToolResult]]
-SHOWN = 300  # characters of the arguments shown in the question
+Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
+REVIEWABLE = 4000  # characters of a question a person can read before answering; a longer call is refused
+SPENT_TTL = 600.0  # seconds a 2026-07-28 round's state stays valid (the SDK's request-state TTL)
+SPENT_MAX = 10_000  # confirmations remembered as used; the oldest are forgotten first
+# Unicode categories a person cannot see or that move text around: controls, format characters
+# (bidi overrides and isolates, zero-width), line and paragraph separators, private and unassigned.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+_BLANKS = re.compile(r" {3,}")
+
+WORDING = {
+    "destructive": ("Confirm a destructive change", "This cannot be undone."),
+    "credential": ("Confirm handing out a credential", "The result is a secret that grants access."),
+}
 
 
 class Confirmation(BaseModel):
-    confirm: bool = Field(description="Yes: go ahead with this destructive change")
+    confirm: StrictBool = Field(description="Yes: go ahead")
+
+
+def needed(spec: ToolSpec) -> bool:
+    return spec.hints.destructive or spec.credential
 
 
 def can_elicit(ctx: Context) -> bool:
@@ -35,51 +62,170 @@ def can_elicit(ctx: Context) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
-def question(spec: ToolSpec, arguments: Any, redactor: Redactor) -> str:
-    shown = json.dumps(redactor.data(arguments or {}), ensure_ascii=False)[:SHOWN]
-    return f"Confirm a destructive change: {spec.title} ({spec.name}) with {shown}. This cannot be undone."
+def _escaped_char(char: str) -> str:
+    if unicodedata.category(char) not in HIDDEN_CATEGORIES:
+        return char
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
-def refusal(spec: ToolSpec, ctx: Context, outcome: ElicitationResult[Confirmation], fallback: str) -> str | None:
+def shown(value: Any) -> str:
+    """One line a person can trust: JSON, with every invisible or line-breaking character escaped
+    and runs of blanks counted (padding must not push the rest of a command out of view)."""
+    text = json.dumps(value, ensure_ascii=False)
+    text = "".join(_escaped_char(char) for char in text)
+    return _BLANKS.sub(lambda run: f"«{len(run.group())} spaces»", text)
+
+
+def _rank(spec: ToolSpec) -> dict[str, tuple[int, int]]:
+    """What runs and what it acts on first (required arguments, text typed into a shell), then the
+    other arguments, then the server's own limits."""
+    ranks = {}
+    for index, param in enumerate(tool_params(spec)):
+        typed = param.location == "option" and param.json_schema.get("type") == "string"
+        if param.required or typed:
+            rank = 0
+        elif param.location != "option":
+            rank = 1
+        else:
+            rank = 2
+        ranks[param.name] = (rank, index)
+    return ranks
+
+
+def question(spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor) -> str:
+    heading, footer = WORDING["destructive" if spec.hints.destructive else "credential"]
+    ranks = _rank(spec)
+    names = sorted(arguments, key=lambda name: ranks.get(name, (3, 0)))
+    lines = [f"{heading}: {spec.title} ({spec.name}), with:"]
+    lines += [f"- {name}: {shown(redactor.data(arguments[name]))}" for name in names]
+    lines.append(footer)
+    return "\n".join(lines)
+
+
+def too_large(spec: ToolSpec, text: str) -> str | None:
+    if len(text) <= REVIEWABLE:
+        return None
+    return (
+        f"{spec.name} was refused and nothing was run: its arguments are too large for a person to review "
+        f"before confirming ({len(text)} characters, at most {REVIEWABLE}). Split the work into smaller calls "
+        "(a shorter stdin or command) and call again."
+    )
+
+
+def refusal(
+    spec: ToolSpec, ctx: Context, outcome: ElicitationResult[Confirmation], fallback: str, stateless: bool
+) -> str | None:
     """Why the call must not go ahead, or None when it may."""
     if not can_elicit(ctx):
+        if stateless and ctx.client_capabilities is None:
+            return (
+                f"{spec.name} needs the user's confirmation, and this server runs --stateless, where a client that "
+                "connected with the initialize handshake cannot be asked; nothing was changed. Run the server "
+                "without --stateless (MCP_CLOUDOPS_STATELESS), or connect with a client speaking MCP 2026-07-28. "
+                "--confirm-fallback applies only to clients known not to support elicitation."
+            )
         if fallback == "allow":
             return None
         return (
-            f"{spec.name} is destructive and this client cannot confirm it (no MCP elicitation), so it was "
-            "refused and nothing changed. To allow destructive tools for such clients, restart the server "
+            f"{spec.name} needs the user's confirmation and this client cannot give it (no MCP elicitation), so it "
+            "was refused and nothing changed. To allow such tools for these clients, restart the server "
             "with --confirm-fallback allow (MCP_CLOUDOPS_CONFIRM_FALLBACK=allow)."
         )
     data = getattr(outcome, "data", None)
-    if outcome.action == "accept" and isinstance(data, Confirmation) and data.confirm:
+    if outcome.action == "accept" and isinstance(data, Confirmation) and data.confirm is True:
         return None
     return f"The user did not confirm {spec.name} ({outcome.action}); nothing was changed. Do not retry unasked."
+
+
+class Spent:
+    """2026-07-28 rounds whose "yes" already ran a call. The SDK seals a round's state against
+    tampering but not against replay: the same state and answer sent again would run it again."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_use(self, state: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        while self._seen and (next(iter(self._seen.values())) < now - SPENT_TTL or len(self._seen) >= SPENT_MAX):
+            self._seen.popitem(last=False)
+        key = hashlib.sha256(state.encode()).hexdigest()
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+def call_arguments(ctx: Context) -> Mapping[str, Any]:
+    """The arguments of the tools/call being confirmed, as the client sent them."""
+    params = ctx.request_context.params or {}
+    arguments = params.get("arguments")
+    return arguments if isinstance(arguments, Mapping) else {}
 
 
 def guard(
     run: Run,
     spec: ToolSpec,
+    *,
     fallback: str,
+    stateless: bool,
     redactor: Redactor,
+    validate: Validate,
     arg_names: Collection[str],
     failed: Callable[[str], CallToolResult],
 ) -> tuple[Run, dict[str, Any]]:
     """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it."""
+    spent = Spent()
+
+    def review(arguments: Mapping[str, Any]) -> tuple[str, str | None]:
+        """The question for valid arguments and why the call cannot be asked about (None if it can)."""
+        try:
+            checked = validate(arguments)
+        except ArgumentError:
+            return "", "invalid"  # run() reports it, with what to fix; nobody is asked about a bad call
+        text = question(spec, checked, redactor)
+        return text, too_large(spec, text)
 
     async def ask(ctx: Context) -> Elicit[Confirmation] | Confirmation:
-        if not can_elicit(ctx):
-            return Confirmation(confirm=False)  # unused: refusal() applies the fallback
-        params = getattr(ctx, "_input_params", None)  # the call's arguments, to show the user
-        return Elicit(question(spec, getattr(params, "arguments", None), redactor), Confirmation)
+        text, problem = review(call_arguments(ctx))
+        if problem is not None or not can_elicit(ctx):
+            return Confirmation(confirm=False)  # unused: confirmed() reports the problem or the fallback
+        return Elicit(text, Confirmation)
 
     async def confirmed(
         ctx: Context, confirmation: ElicitationResult[Confirmation], **arguments: Any
     ) -> CallToolResult:
-        if (reason := refusal(spec, ctx, confirmation, fallback)) is not None:
+        _, problem = review(arguments)
+        if problem == "invalid":
+            return await run(ctx, **arguments)
+        if problem is not None:
+            return failed(problem)
+        if (reason := refusal(spec, ctx, confirmation, fallback, stateless)) is not None:
             return failed(reason)
+        if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(ctx.request_state):
+            return failed(
+                f"This confirmation of {spec.name} was already used, and a confirmation runs one call; nothing "
+                "was changed. Call the tool again to ask the user anew."
+            )
         return await run(ctx, **arguments)
 
     # Real objects, not strings: the SDK reads the resolver from the annotation.
     confirmed.__annotations__["confirmation"] = Annotated[ElicitationResult[Confirmation], Resolve(ask)]
     resolved = find_resolved_parameters(confirmed)
     return confirmed, {"resolved_params": dict(resolved), "resolver_plans": build_resolver_plans(resolved, arg_names)}
+
+
+def unpredictable_request_ids() -> None:
+    """Server-to-client request ids (each elicitation's among them) are random, not 1, 2, 3..., so a
+    party that learned a session id cannot also guess which pending question to answer.
+
+    The SDK numbers them with a counter and offers no setting: this replaces that one method.
+    tests/test_hostile_confirmation.py fails if an SDK upgrade stops honouring it.
+    """
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+
+    JSONRPCDispatcher._allocate_id = _random_id  # type: ignore[method-assign,assignment]
+
+
+def _random_id(_: object) -> str:
+    return secrets.token_urlsafe(18)

@@ -15,7 +15,7 @@ class PolicyError(ValueError):
 
 
 def enabled(tool: ToolSpec, settings: Settings) -> bool:
-    if settings.read_only and not tool.hints.readOnly:
+    if settings.read_only and (tool.mutating or tool.credential):  # a credential would let its holder write
         return False
     if settings.toolsets is not None and tool.provider not in settings.toolsets:
         return False

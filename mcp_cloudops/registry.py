@@ -62,6 +62,9 @@ class OperationSpec(_Frozen):
     link_field: str | None = None  # dotted path to the link of the resource the operation acted on
     link_prefix: str | None = None  # the link's API-version prefix, replaced by our base URL
     tool: str | None = None  # the tool an agent calls to keep following an operation
+    # Keys whose values grant access to an operation (exec fds, join-token secrets): masked in every
+    # result of the provider unless the server runs with --show-operation-secrets.
+    secrets: tuple[str, ...] = ()
 
 
 class Provider(_Frozen):
@@ -161,6 +164,9 @@ class ToolSpec(_Frozen):
     after: FollowUp | None = None
     returns_operation: bool = False  # answers with an async operation: the server can wait for it
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
+    # The result is a credential (a password, a signed console URL): a capability of its own, so the
+    # tool is not offered under --read-only and asks the user first like a destructive one.
+    credential: bool = False
     hints: Hints
     params: tuple[Param, ...] = ()
 

@@ -142,9 +142,16 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             )
 
     fn, resolvers = run, {}
-    if spec.hints.destructive:
+    if confirmation.needed(spec):
         fn, resolvers = confirmation.guard(
-            run, spec, settings.confirm_fallback, redactor, schema["properties"].keys(), failed
+            run,
+            spec,
+            fallback=settings.confirm_fallback,
+            stateless=settings.stateless,
+            redactor=redactor,
+            validate=validator.validate,
+            arg_names=schema["properties"].keys(),
+            failed=failed,
         )
     return Tool(
         fn=fn,
@@ -177,6 +184,7 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
         lifespan=connections.session,
     )
     install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
+    confirmation.unpredictable_request_ids()
     return server
 
 

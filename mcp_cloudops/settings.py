@@ -75,6 +75,7 @@ class Settings:
     tools: frozenset[str] | None = None
     exclude_tools: frozenset[str] = frozenset()
     confirm_fallback: str = "allow"  # destructive calls when the client cannot elicit: allow | refuse
+    show_operation_secrets: bool = False  # results keep the keys an operation declares in `secrets`
     # Faults and size.
     retries: int = 2  # extra attempts for idempotent reads only
     retry_after_cap: float = 10.0
@@ -102,6 +103,7 @@ class Settings:
             tools=names(get("TOOLS", "")),
             exclude_tools=names(get("EXCLUDE_TOOLS", "")) or frozenset(),
             confirm_fallback=get("CONFIRM_FALLBACK", "allow").lower(),
+            show_operation_secrets=boolean("MCP_CLOUDOPS_SHOW_OPERATION_SECRETS", get("SHOW_OPERATION_SECRETS", "")),
             retries=int(get("RETRIES", "2")),
             retry_after_cap=float(get("RETRY_AFTER_CAP", "10")),
             max_response_bytes=int(get("MAX_RESPONSE_BYTES", str(10 * 1024 * 1024))),

@@ -15,7 +15,7 @@ from mcp_cloudops.upstream import Upstreams
 pytestmark = pytest.mark.anyio
 REGISTRY = load_registry()
 ALL = [t.name for t in REGISTRY.tools]
-READ_ONLY = [t.name for t in REGISTRY.tools if t.hints.readOnly]
+READ_ONLY = [t.name for t in REGISTRY.tools if t.hints.readOnly and not t.credential]  # credentials write
 SCALEWAY = [t.name for t in REGISTRY.tools if t.provider == "scaleway"]
 
 
@@ -23,7 +23,8 @@ def names_of(provider: str | None = None, read_only: bool | None = None) -> list
     return [
         t.name
         for t in REGISTRY.tools
-        if (provider is None or t.provider == provider) and (read_only is None or t.hints.readOnly == read_only)
+        if (provider is None or t.provider == provider)
+        and (read_only is None or (t.hints.readOnly and not t.credential) == read_only)
     ]
 
 
