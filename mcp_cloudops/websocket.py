@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import anyio
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 
 from mcp_cloudops.auth import incus_ssl_context
 from mcp_cloudops.demux import DockerDemuxer
@@ -26,6 +27,17 @@ Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 INCUS_OPERATION_TOOL = "get-operation-state"
 INCUS_WAIT_TOOL = "wait-operation"
 STDERR_GRACE = 1.0  # seconds stderr may trail stdout
+
+# What a session may hold beyond max_bytes. The websocket library holds each message whole, so one message
+# may be only a little bigger than the cap, and few may wait unread; no compression, whose ratio is the peer's.
+MESSAGE_FLOOR = 64 * 1024  # a normal upstream message (a read of the container's output) is smaller
+MESSAGE_SLACK = 64 * 1024  # frame headers, the tail of a message that crosses the cap
+QUEUE = 2  # messages the library may hold unread before it stops reading the socket (its default: 16)
+# Raw bytes a peer may send per output byte (a Docker header and a websocket frame around every byte) before
+# a stream of empty frames or bare headers counts as a flood and is cut as at the cap.
+FLOOD_FACTOR = 16
+FLOOD_ALLOWANCE = 64 * 1024
+WS_FRAME = 2  # the smallest websocket frame header: an empty message still counts
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,24 @@ class Transcript:
         return asdict(self)
 
 
+def max_message(max_bytes: int) -> int:
+    """The largest message accepted (bigger ends the session with 1009): near the cap, so one message
+    cannot make the server allocate far more than the call asked for."""
+    return max(max_bytes, MESSAGE_FLOOR) + MESSAGE_SLACK
+
+
+def max_received(max_bytes: int) -> int:
+    """Raw bytes read before a session yielding little output counts as a flood."""
+    return FLOOD_FACTOR * max_bytes + FLOOD_ALLOWANCE
+
+
+@dataclass
+class Budget:
+    """Output bytes a session may still keep: one per session, so an exec's stdout and stderr share it."""
+
+    left: int
+
+
 def ws_url(request: UpstreamRequest) -> str:
     url = request.url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return f"{url}?{urlencode(request.params)}" if request.params else url
@@ -56,12 +86,20 @@ def ws_url(request: UpstreamRequest) -> str:
 class Collector:
     """Reads one stream until a limit or its end; keeps what it read even if cancelled midway."""
 
-    def __init__(self, ws: ClientConnection, limits: Limits, demuxer: DockerDemuxer | None = None) -> None:
+    def __init__(
+        self,
+        ws: ClientConnection,
+        limits: Limits,
+        demuxer: DockerDemuxer | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.ws = ws
         self.limits = limits
         self.demuxer = demuxer
-        self.chunks: list[bytes] = []
-        self.total = 0
+        self.budget = budget if budget is not None else Budget(limits.max_bytes)
+        self.output = bytearray()  # one buffer, not a list of chunks: tiny messages cost no more than their bytes
+        self.received = 0  # raw bytes read, headers and empty messages included
+        self.refused: int | None = None  # the close code we sent on refusing a message
         self.stopped: Stop = "closed"
         self.truncated = False
         self.started = time.monotonic()
@@ -78,8 +116,8 @@ class Collector:
             with anyio.move_on_after(wait):
                 try:
                     frame = await self.ws.recv()
-                except ConnectionClosed:
-                    self.flush()
+                except ConnectionClosed as exc:
+                    self.closed(exc)
                     return
             if frame is None:
                 self.stopped = "deadline" if wait >= remaining else "idle"
@@ -88,8 +126,17 @@ class Collector:
                 self.flush()
                 return  # Incus ends a stream with an empty text frame
             data = frame.encode() if isinstance(frame, str) else frame
-            if self.add(self.demuxer.feed(data) if self.demuxer else data):
+            self.received += len(data) + WS_FRAME
+            if self.add(self.demuxer.feed(data) if self.demuxer else data) or self.flooded():
                 return
+
+    def closed(self, exc: ConnectionClosed) -> None:
+        """The stream ended: the peer closed, or the library refused a message over max_message (1009),
+        which is output cut at the cap, not an error."""
+        self.flush()
+        if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+            self.refused = exc.sent.code
+            self.cut()
 
     def flush(self) -> None:
         if self.demuxer is not None:
@@ -97,24 +144,28 @@ class Collector:
 
     def add(self, data: bytes) -> bool:
         """Keep data up to the byte cap; True once the cap is reached."""
-        room = self.limits.max_bytes - self.total
-        if len(data) >= room:
-            self.chunks.append(data[:room])
-            self.total = self.limits.max_bytes
-            self.truncated = True  # more output may follow: we stopped reading at the cap
-            self.stopped = "max_bytes"
-            return True
-        self.chunks.append(data)
-        self.total += len(data)
-        return False
+        room = self.budget.left
+        kept = data[:room]
+        self.output += kept
+        self.budget.left -= len(kept)
+        return len(data) >= room and self.cut()
+
+    def flooded(self) -> bool:
+        """True once the peer sent far more than it yielded (empty frames, bare headers): cut as at the cap."""
+        return self.received > max_received(self.limits.max_bytes) and self.cut()
+
+    def cut(self) -> bool:
+        self.truncated = True  # more output may follow: we stopped reading at the cap
+        self.stopped = "max_bytes"
+        return True
 
     def transcript(self) -> Transcript:
         return Transcript(
-            output=b"".join(self.chunks).decode("utf-8", errors="replace"),
-            bytes=self.total,
+            output=self.output.decode("utf-8", errors="replace"),
+            bytes=len(self.output),
             stopped=self.stopped,
             truncated=self.truncated,
-            close_code=self.ws.close_code,
+            close_code=self.refused or self.ws.close_code,  # our 1009, not the 1006 of a connection we failed
             seconds=round(time.monotonic() - self.started, 3),
         )
 
@@ -131,7 +182,9 @@ async def collect(
     return collector.transcript()
 
 
-def _open(upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest) -> AbstractAsyncContextManager[Any]:
+def _open(
+    upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest, limits: Limits
+) -> AbstractAsyncContextManager[Any]:
     provider = upstreams.registry.provider_of(tool)
     headers = upstreams.header_auth(provider)
     common: dict[str, Any] = {
@@ -139,7 +192,9 @@ def _open(upstreams: Upstreams, tool: ToolSpec, request: UpstreamRequest) -> Abs
         "open_timeout": upstreams.settings.timeouts(provider)[0],
         "close_timeout": 2,
         "proxy": None,
-        "max_size": 4 * 1024 * 1024,
+        "max_size": max_message(limits.max_bytes),
+        "max_queue": QUEUE,
+        "compression": None,
         "user_agent_header": "mcp-cloudops",
     }
     url = ws_url(request)
@@ -182,7 +237,7 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[N
         ) from None
     except OSError as exc:
         raise UpstreamError(
-            f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {' '.join(str(exc).split())}). "
             f"Check {provider.url_env} and the network."
         ) from None
 
@@ -199,8 +254,8 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
     with handshake_errors(tool, provider, request.url):
         if provider.auth.scheme == "incus" and "secret" not in args:
             return await incus_exec(upstreams, tool, args, limits)
-        async with _open(upstreams, tool, request) as ws:
-            demuxer = DockerDemuxer() if tool.demux == "docker" else None
+        async with _open(upstreams, tool, request, limits) as ws:
+            demuxer = DockerDemuxer(limits.max_bytes) if tool.demux == "docker" else None
             result = (await collect(ws, args.get("stdin"), limits, demuxer)).as_payload()
     if tool.after is not None:
         result.update(await follow_up(upstreams, tool, args))
@@ -240,14 +295,15 @@ async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any],
         sockets = {}
         for fd in ("0", "1", "2"):
             request = upstreams.request_for(tool, {**args, "secret": fds[fd]})[1]
-            sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request))
+            sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request, limits))
         with suppress(ConnectionClosed):  # a quick command may have finished already
             await sockets["0"].send("")
         # An exec's streams end with the command: a quiet spell is not the end, so no idle cutoff.
         # Only the deadline or the byte cap stop early (and Incus then ends the command).
         whole = Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes)
-        stdout = Collector(sockets["1"], whole)
-        stderr = Collector(sockets["2"], whole)  # read until stdout ends, plus a moment
+        budget = Budget(limits.max_bytes)  # stdout and stderr together keep at most max_bytes
+        stdout = Collector(sockets["1"], whole, budget=budget)
+        stderr = Collector(sockets["2"], whole, budget=budget)  # read until stdout ends, plus a moment
         stderr_done = anyio.Event()
 
         async def read_stderr() -> None:

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from mcp_cloudops.websocket import Limits, collect
+from mcp_cloudops.websocket import Limits, collect, max_message
 
 pytestmark = pytest.mark.anyio
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -90,3 +90,36 @@ async def test_undecodable_bytes_are_replaced_not_fatal() -> None:
 
     transcript = await run(handler, Limits())
     assert transcript.output.endswith("ok") and transcript.bytes == 4
+
+
+async def test_a_message_over_max_size_ends_the_session_as_cut_at_the_cap() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(b"ok")
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(b"x" * 4096)
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", proxy=None, close_timeout=1, max_size=1024) as ws:
+            with anyio.fail_after(10):
+                transcript = await collect(ws, None, Limits(max_bytes=1000))
+    assert (transcript.output, transcript.stopped, transcript.truncated) == ("ok", "max_bytes", True)
+    assert transcript.close_code == 1009  # "message too big", not an error
+
+
+async def test_a_flood_of_empty_messages_is_cut_as_at_the_cap() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for sent in range(10**6):
+                await ws.send(b"")
+                if sent % 100 == 0:
+                    await anyio.sleep(0)  # the client shares this event loop: let it read
+
+    transcript = await run(handler, Limits(max_bytes=10, max_seconds=5))
+    assert (transcript.output, transcript.stopped, transcript.truncated) == ("", "max_bytes", True)
+    assert transcript.seconds < 3
+
+
+def test_one_message_may_be_only_a_little_bigger_than_the_cap() -> None:
+    assert max_message(1) == 128 * 1024
+    assert max_message(2**20) == 2**20 + 64 * 1024
