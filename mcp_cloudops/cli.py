@@ -19,7 +19,7 @@ import anyio
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.registry import Registry, RegistryError, ToolSpec, load_registry
 from mcp_cloudops.settings import ConfigError, Settings
-from mcp_cloudops.web import http_app, is_loopback
+from mcp_cloudops.web import descriptor_warning, http_app, is_loopback, limited_h11
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -74,12 +74,29 @@ def check(registry: Registry, settings: Settings) -> str:
 
 
 async def serve_http(server: MCPServer, settings: Settings, host: str, port: int) -> None:
+    """Serve /mcp with uvicorn, whose connections get a head deadline, an idle timeout and a cap (web.py)."""
+    import resource
+
     import uvicorn
 
     app = http_app(server, host, settings.http_token, settings.stateless)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    protocol = limited_h11(settings.http_header_timeout, settings.http_max_connections)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        timeout_keep_alive=settings.http_idle_timeout,  # typed int, but a float works (call_later)
+        backlog=settings.http_max_connections,  # also how many asyncio accepts at once, before the cap sees them
+        log_level="warning",
+        access_log=False,
+    )
+    log = logging.getLogger("mcp_cloudops")
+    warning = descriptor_warning(settings.http_max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    if warning:
+        log.warning("%s", warning)
     mode = "stateless " if settings.stateless else ""
-    logging.getLogger("mcp_cloudops").info("%sstreamable HTTP on http://%s:%d/mcp", mode, host, port)
+    log.info("%sstreamable HTTP on http://%s:%d/mcp", mode, host, port)
     await uvicorn.Server(config).serve()
 
 
@@ -114,6 +131,9 @@ FLAG_ENV = {
     "show_operation_secrets": "MCP_CLOUDOPS_SHOW_OPERATION_SECRETS",
     "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
     "stateless": "MCP_CLOUDOPS_STATELESS",
+    "http_header_timeout": "MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT",
+    "http_idle_timeout": "MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT",
+    "http_max_connections": "MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS",
 }
 
 
@@ -154,10 +174,22 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--http-token",
         metavar="TOKEN",
-        help="require Authorization: Bearer TOKEN (prefer MCP_CLOUDOPS_HTTP_TOKEN: flags show in ps)",
+        help="require Authorization: Bearer TOKEN; several comma-separated, one per agent "
+        "(prefer MCP_CLOUDOPS_HTTP_TOKEN: flags show in ps)",
     )
     run.add_argument(
         "--stateless", action="store_true", default=None, help="no session state, for replicas behind a load balancer"
+    )
+    run.add_argument(
+        "--http-header-timeout", metavar="SECONDS", help="a request head must arrive within this (default 10)"
+    )
+    run.add_argument(
+        "--http-idle-timeout", metavar="SECONDS", help="close idle keep-alive connections after this (default 15)"
+    )
+    run.add_argument(
+        "--http-max-connections",
+        metavar="N",
+        help="open HTTP connections at most; beyond it the longest-idle one is closed (default 256)",
     )
     run.add_argument(
         "--sandbox", action="store_true", help="start local simulators of every API and use them (no account)"

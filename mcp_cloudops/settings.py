@@ -5,10 +5,12 @@ Secrets are held as SecretStr so that no repr, log line or traceback can print t
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import SecretStr
 
@@ -56,6 +58,21 @@ def boolean(name: str, raw: str) -> bool:
     )
 
 
+Number = TypeVar("Number", int, float)
+
+
+def positive(name: str, raw: str, kind: Callable[[str], Number]) -> Number:
+    """A finite number > 0, or ConfigError naming the variable: a limit of "-1" or "ten" must not start the server."""
+    try:
+        value: Number | None = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ConfigError(f"{name}={raw!r} is not {what} > 0: set a positive value, or unset it for the default")
+    return value
+
+
 def names(raw: str | None) -> frozenset[str] | None:
     """A comma-separated list from a flag or env var; None when not given (no restriction)."""
     if raw is None or not raw.strip():
@@ -82,8 +99,11 @@ class Settings:
     max_response_bytes: int = 10 * 1024 * 1024
     output_cap: int = 25_000  # characters of a result the model reads
     # HTTP transport.
-    http_token: SecretStr | None = None
+    http_token: SecretStr | None = None  # comma-separated: one token per person or agent, each its own principal
     stateless: bool = False
+    http_header_timeout: float = 10.0  # a whole request head within this, from connect (slow-header attacks)
+    http_idle_timeout: float = 15.0  # an idle keep-alive connection closes after this: above clients' own 5 s
+    http_max_connections: int = 256  # open connections at most; beyond it the longest-waiting idle one goes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +130,9 @@ class Settings:
             output_cap=int(get("OUTPUT_CAP", "25000")),
             http_token=SecretStr(token) if token else None,
             stateless=boolean("MCP_CLOUDOPS_STATELESS", get("STATELESS", "")),
+            http_header_timeout=positive("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT", "10"), float),
+            http_idle_timeout=positive("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT", "15"), float),
+            http_max_connections=positive("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", get("HTTP_MAX_CONNECTIONS", "256"), int),
         )
 
     def timeouts(self, provider: Provider) -> tuple[float, float]:

@@ -1,18 +1,37 @@
-"""The streamable HTTP endpoint: DNS-rebinding protection, an optional bearer token, stateless mode."""
+"""The streamable HTTP endpoint: DNS-rebinding protection, bearer tokens, sessions bound to their principal,
+and connection limits uvicorn lacks.
+
+A session belongs to the principal that opened it: the SDK's session manager records the authenticated
+user in scope["user"] when a session opens and answers 404 ("Session not found", as for an unknown id) to
+any other principal presenting that id, for POST, GET and DELETE alike. BearerToken puts each static
+token's principal there (a SHA-256 of the token, never the token); an OAuth mode plugs in the same way
+(the SDK's BearerAuthBackend puts the access token's client and subject there). On loopback without a
+token every caller is the same anonymous principal, so binding adds nothing there: whoever can reach the
+port can use any session whose id they learn, as they could open their own.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
+from http import HTTPStatus
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
     from mcp.server.mcpserver import MCPServer
     from pydantic import SecretStr
 
 LOOPBACK_NAMES = ("localhost",)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")  # Host names every server answers to
+STATIC_TOKEN_CLIENT = "mcp-cloudops-http-token"  # the client_id of every static-token principal
+FD_RESERVE = 64  # descriptors kept for upstream connections, the sandbox and logs beside HTTP clients
 
 
 def is_loopback(host: str) -> bool:
@@ -24,20 +43,59 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class BearerToken:
-    """Refuses (401) any HTTP request without `Authorization: Bearer <token>`, compared in constant time."""
+def host_header_name(host: str) -> str:
+    """`host` as a Host header spells it: IPv6 addresses in brackets."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare
 
-    def __init__(self, app: ASGIApp, token: SecretStr) -> None:
-        self.app = app
-        self._expected = token.get_secret_value().encode()
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host names a server bound to `host` answers to: the loopback names and its own address, so that a
+    loopback alias (127.0.0.2) or a named bind works while DNS-rebinding protection stays on."""
+    own = host_header_name(host)
+    return [*LOOPBACK_HOSTS, *([] if own in LOOPBACK_HOSTS else [own])]
+
+
+def token_digests(tokens: SecretStr) -> list[bytes]:
+    """SHA-256 of each comma-separated token (one per person or agent): what requests are compared with."""
+    return [hashlib.sha256(t.strip().encode()).digest() for t in tokens.get_secret_value().split(",") if t.strip()]
+
+
+def static_token_user(digest: bytes) -> AuthenticatedUser:
+    """The user the SDK expects in scope["user"]: it binds sessions to its (client_id, issuer, subject)."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from mcp.server.auth.provider import AccessToken
+
+    subject = "sha256:" + digest.hex()
+    return AuthenticatedUser(AccessToken(token=subject, client_id=STATIC_TOKEN_CLIENT, scopes=[], subject=subject))
+
+
+class BearerToken:
+    """Refuses (401) any HTTP request without `Authorization: Bearer <token>` for one of the configured tokens
+    (compared as hashes, in constant time); the others go on as that token's principal."""
+
+    def __init__(self, app: ASGIApp, tokens: SecretStr) -> None:
+        from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+
+        self.app = AuthContextMiddleware(app)  # get_access_token() too: the SDK binds request state to it
+        self._digests = token_digests(tokens)
+
+    def principal(self, given: bytes) -> AuthenticatedUser | None:
+        """The user a presented token stands for, or None; every configured token is compared."""
+        digest = hashlib.sha256(given).digest()
+        matches = [hmac.compare_digest(digest, expected) for expected in self._digests]
+        return static_token_user(digest) if any(matches) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        from starlette.authentication import AuthCredentials
+
         scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given, self._expected):
-            await self.app(scope, receive, send)
+        user = self.principal(given) if scheme.lower() == b"bearer" else None
+        if user is not None:
+            await self.app({**scope, "user": user, "auth": AuthCredentials()}, receive, send)
             return
         body = b'{"error":"unauthorized","message":"send Authorization: Bearer <the server\'s --http-token>"}'
         await send({
@@ -53,7 +111,7 @@ def http_app(server: MCPServer, host: str, token: SecretStr | None, stateless: b
     """The ASGI app serving /mcp. Binding beyond loopback needs a token (checked by the caller)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    hosts = ["127.0.0.1", "localhost", "[::1]"] + ([] if is_loopback(host) else [host])
+    hosts = allowed_hosts(host)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[f"{name}:*" for name in hosts],
@@ -63,3 +121,98 @@ def http_app(server: MCPServer, host: str, token: SecretStr | None, stateless: b
         streamable_http_path="/mcp", transport_security=security, host=host, stateless_http=stateless
     )
     return BearerToken(app, token) if token is not None else app
+
+
+# --- connection limits ------------------------------------------------------------------------------------
+
+
+def refusal(status: int, message: str, *headers: str) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, for when no request was parsed to answer."""
+    phrase = HTTPStatus(status).phrase
+    body = json.dumps({"error": phrase.lower().replace(" ", "_"), "message": message}).encode()
+    head = [f"HTTP/1.1 {status} {phrase}", "content-type: application/json", f"content-length: {len(body)}",
+            "connection: close", *headers]  # fmt: skip
+    return "\r\n".join(head).encode() + b"\r\n\r\n" + body
+
+
+def descriptor_warning(max_connections: int, open_files: int) -> str | None:
+    """Why the connection cap cannot keep descriptors under `ulimit -n` (`open_files`), if it cannot: the
+    cap's connections, one accept burst (the listen backlog, as large) and a reserve must fit."""
+    if open_files < 0 or 2 * max_connections + FD_RESERVE <= open_files:  # negative: RLIM_INFINITY
+        return None
+    return (
+        f"MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS={max_connections} needs about {2 * max_connections + FD_RESERVE} file "
+        f"descriptors and this process may open {open_files}: raise `ulimit -n` or lower the limit"
+    )
+
+
+def limited_h11(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol (pass it as `http=`) with a request-head deadline and a cap on open connections.
+
+    uvicorn 0.54 has neither: it arms its keep-alive timer only once a response is sent, so a connection
+    that sends part of a request head, or nothing, stays open forever; and `limit_concurrency` answers 503
+    only once a head arrived, which such a connection never sends. Enough of them exhausted the descriptors
+    and a legitimate client could not even connect. Here a head must arrive within `header_timeout` seconds
+    of connecting (or of its first byte, on a kept-alive connection), else 408 and close; and beyond
+    `max_connections` a new connection closes the one that has waited longest without sending a whole
+    head (idle keep-alive ones included): a legitimate client, whose head arrives at once, still gets in
+    while slow ones are dropped. Only when every connection is busy with a request is the new one refused (503).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    late = refusal(408, f"the request head did not arrive within {header_timeout:g} s: send it at once, then retry")
+    busy = refusal(503, f"the server is at its {max_connections} connections: retry shortly", "retry-after: 1")
+
+    class LimitedH11(H11Protocol):
+        head_timer: asyncio.TimerHandle | None = None
+        waiting_since = 0.0  # loop time since when this connection has had no request in progress
+
+        def waiting(self) -> bool:
+            """No request in progress: a head not (wholly) received yet, on a fresh or kept-alive connection."""
+            return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.waiting_since = self.loop.time()
+            self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
+            if sum(not c.transport.is_closing() for c in self.connections) > max_connections:
+                self.make_room()
+
+        def data_received(self, data: bytes) -> None:
+            if self.head_timer is None and self.waiting():  # the next request on a kept-alive connection
+                self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
+            super().data_received(data)
+            if self.head_timer is not None and not self.waiting():
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.waiting_since = self.loop.time()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+            super().connection_lost(exc)
+
+        def head_timed_out(self) -> None:
+            self.head_timer = None
+            if self.waiting():
+                self.drop(late)
+
+        def make_room(self) -> None:
+            waiting = [c for c in self.connections if c is not self and isinstance(c, LimitedH11) and c.waiting()]
+            if waiting:
+                min(waiting, key=lambda c: c.waiting_since).drop(busy)
+            else:
+                self.drop(busy, always=True)
+
+        def drop(self, reply: bytes, always: bool = False) -> None:
+            """Close; with `reply` first if the client sent part of a request (or `always`): it is owed an answer."""
+            if always or self.conn.trailing_data[0]:
+                self.transport.write(reply)
+            self.transport.close()
+
+    return LimitedH11

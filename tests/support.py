@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -25,11 +29,24 @@ SECRETS = (
     credentials.NIRVANA_LABS_API_KEY,
 )
 
+# A raw MCP `initialize`, for tests that speak HTTP without the SDK client.
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "hostile-test", "version": "0"},
+    },
+}
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (the only address tests listen on)."""
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port on `host`, a loopback address (the only addresses tests listen on)."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -45,14 +62,18 @@ def server_env(*, strip: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
 
 
 def wait_until_serving(
-    port: int, proc: subprocess.Popen[Any], output: Callable[[], str] = str, timeout: float = 30
+    port: int,
+    proc: subprocess.Popen[Any],
+    output: Callable[[], str] = str,
+    timeout: float = 30,
+    host: str = "127.0.0.1",
 ) -> None:
-    """Return once the server on 127.0.0.1:`port` answers HTTP; fail the test, quoting `output()`,
+    """Return once the server on `host`:`port` answers HTTP; fail the test, quoting `output()`,
     if its process exits first or `timeout` seconds pass."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            httpx.get(f"http://{host}:{port}/", timeout=0.5)
             return
         except httpx.TransportError:
             if proc.poll() is not None:
@@ -60,6 +81,72 @@ def wait_until_serving(
             if time.monotonic() > deadline:
                 pytest.fail(f"server on port {port} did not answer within {timeout} s:\n{output()}")
             time.sleep(0.05)
+
+
+def debug_server_env(**extra: str) -> dict[str, str]:
+    """A server environment without any mcp-cloudops setting either, logging at DEBUG, plus `extra`."""
+    return server_env(strip=("MCP_CLOUDOPS_",), **{"MCP_CLOUDOPS_LOG_LEVEL": "DEBUG", **extra})
+
+
+def open_files_limit(limit: int) -> Callable[[], None]:
+    """For Popen's preexec_fn: the child may hold at most `limit` file descriptors (to exhaust them on purpose)."""
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+@dataclass
+class HttpServer:
+    """`mcp-cloudops serve --sandbox --transport http` in a subprocess; stderr collected as it comes."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+    host: str = "127.0.0.1"
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/mcp"
+
+    @property
+    def logs(self) -> str:
+        return "".join(self.lines)
+
+    @classmethod
+    def start(cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, **env: str) -> HttpServer:
+        """Start it on a free port of `host` (a loopback address), optionally with few file descriptors."""
+        port = free_port(host)
+        command = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox", "--transport", "http"]
+        proc = subprocess.Popen(
+            [*command, "--host", host, "--port", str(port), *flags],
+            env=debug_server_env(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=open_files_limit(max_open_files) if max_open_files else None,
+        )
+        server = cls(port, proc, host)
+        threading.Thread(target=server._read_stderr, daemon=True).start()
+        return server
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in iter(self.proc.stderr.readline, b""):
+            self.lines.append(line.decode("utf-8", "replace"))
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_until_serving(self.port, self.proc, lambda: self.logs, timeout, self.host)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")

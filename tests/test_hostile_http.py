@@ -7,10 +7,9 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio
 import httpx
@@ -18,7 +17,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from support import free_port, server_env, wait_until_serving
+from support import INITIALIZE, MCP_HEADERS, HttpServer, debug_server_env, free_port
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
@@ -36,75 +35,6 @@ SECRETS = (
 )
 MODES = ["legacy", "auto"]
 UNAUTHORIZED = b'{"error":"unauthorized","message":"send Authorization: Bearer <the server\'s --http-token>"}'
-MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "hostile-test", "version": "0"},
-    },
-}
-
-
-def debug_server_env(**extra: str) -> dict[str, str]:
-    """A server environment without any mcp-cloudops setting either, logging at DEBUG, plus `extra`."""
-    return server_env(strip=("MCP_CLOUDOPS_",), **{"MCP_CLOUDOPS_LOG_LEVEL": "DEBUG", **extra})
-
-
-@dataclass
-class HttpServer:
-    """`mcp-cloudops serve --sandbox --transport http` in a subprocess; stderr collected as it comes."""
-
-    port: int
-    proc: subprocess.Popen[bytes]
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.base}/mcp"
-
-    @property
-    def logs(self) -> str:
-        return "".join(self.lines)
-
-    @classmethod
-    def start(cls, *flags: str, **env: str) -> HttpServer:
-        port = free_port()
-        command = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox", "--transport", "http"]
-        proc = subprocess.Popen(
-            [*command, "--port", str(port), *flags],
-            env=debug_server_env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        server = cls(port, proc)
-        threading.Thread(target=server._read_stderr, daemon=True).start()
-        return server
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in iter(self.proc.stderr.readline, b""):
-            self.lines.append(line.decode("utf-8", "replace"))
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        wait_until_serving(self.port, self.proc, lambda: self.logs, timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @dataclass
@@ -146,7 +76,7 @@ def assert_no_secret(text: str) -> None:
 async def exercise(client: Client, read_only: bool = False) -> None:
     """The client works: tools listed, a read answered from the sandbox, a bad argument refused."""
     tools = (await client.list_tools()).tools
-    expected = [t.name for t in REGISTRY.tools if t.hints.readOnly or not read_only]
+    expected = [t.name for t in REGISTRY.tools if not read_only or (t.hints.readOnly and not t.credential)]
     assert [t.name for t in tools] == expected
     listed = await client.call_tool("list-compute-instances", {})
     assert not listed.is_error, listed.content

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import httpx
 import pytest
 from pydantic import SecretStr
 from starlette.types import Message, Receive, Scope, Send
+from support import INITIALIZE, MCP_HEADERS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.server import build_server
@@ -129,3 +132,77 @@ def test_http_app_is_guarded_only_when_a_token_is_set() -> None:
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+# --- a session's principal (finding 11) and loopback aliases (finding 10) ------------------------------------
+
+
+class Recorder(Echo):
+    """Echo, also recording who the request came from: scope["user"] and the SDK's get_access_token()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.users: list[object] = []
+        self.tokens: list[object] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mcp.server.auth.middleware.auth_context import get_access_token
+
+        self.users.append(scope.get("user"))
+        self.tokens.append(get_access_token())
+        await super().__call__(scope, receive, send)
+
+
+async def test_a_static_token_is_a_principal_the_sdk_binds_sessions_to() -> None:
+    """BearerToken hands the SDK an authenticated user (its session manager binds each session to it),
+    identified by a hash of the token: the token itself is not kept."""
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+
+    app = Recorder()
+    response = await request(BearerToken(app, SecretStr(TOKEN)), {"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    [user], [token] = app.users, app.tokens
+    assert isinstance(user, AuthenticatedUser) and token is user.access_token  # get_access_token() works too
+    assert authorization_context(user)["subject"] == "sha256:" + hashlib.sha256(TOKEN.encode()).hexdigest()
+    kept = repr((user.access_token.model_dump(), vars(user)))
+    assert TOKEN not in kept and TOKEN[:12] not in kept
+
+
+async def test_each_static_token_is_its_own_principal() -> None:
+    from mcp.server.auth.middleware.bearer_auth import authorization_context
+
+    alice, bob = TOKEN, TOKEN[::-1]
+    app = Recorder()
+    guarded = BearerToken(app, SecretStr(f"{alice}, {bob}"))
+    for token in (alice, bob, alice):
+        response = await request(guarded, {"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+    for wrong in (f"{alice}, {bob}", f"{alice},{bob}", ""):
+        assert (await request(guarded, {"Authorization": f"Bearer {wrong}"})).status_code == 401
+    principals = [authorization_context(user) for user in app.users]  # type: ignore[arg-type]
+    assert principals[0] == principals[2] != principals[1]
+
+
+async def initialize_via(app: object, host: str, origin: str | None = None) -> httpx.Response:
+    """POST an MCP initialize to the real app, its lifespan (the session manager) running."""
+    headers = MCP_HEADERS | {"Host": host} | ({"Origin": origin} if origin else {})
+    async with app.router.lifespan_context(app):  # type: ignore[attr-defined]
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000", timeout=10) as client:
+            return await client.post("/mcp", headers=headers, json=INITIALIZE)
+
+
+@pytest.mark.parametrize(
+    ("bound", "name"),
+    [("::1", "[::1]"), ("[::1]", "[::1]"), ("127.0.0.2", "127.0.0.2"), ("127.255.255.254", "127.255.255.254"),
+     ("127.0.0.1", "127.0.0.1"), ("localhost", "localhost")],
+)  # fmt: skip
+async def test_http_app_allows_its_own_loopback_address_and_nothing_foreign(bound: str, name: str) -> None:
+    server = build_server(Settings.from_env({}), load_registry())
+    for host, origin in ((f"{name}:8000", None), (f"{name}:8000", f"http://{name}:8000"), ("127.0.0.1:8000", None)):
+        response = await initialize_via(http_app(server, bound, None, stateless=True), host, origin)
+        assert response.status_code == 200, (host, origin, response.text)
+    for host, origin, status in (("evil.example:8000", None, 421), (f"{name}.evil.example:8000", None, 421),
+                                 (f"{name}:8000", "http://evil.example:8000", 403)):  # fmt: skip
+        response = await initialize_via(http_app(server, bound, None, stateless=True), host, origin)
+        assert response.status_code == status, (host, origin, response.text)
