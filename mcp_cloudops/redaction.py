@@ -1,28 +1,41 @@
 """Keep credentials out of everything the server says: tool results, errors and log lines.
 
-Two nets: the exact values of every configured secret, and the shapes credentials take on the wire
-(an Authorization header, a bearer token, a Portainer key, a token in a URL, a PEM private key),
-for secrets we were never told about, such as an upstream echoing a header back.
+Two nets: every configured secret, in the forms an upstream may echo it (exact, any case, base64,
+hex, URL- or JSON-escaped), and the shapes credentials take on the wire (an Authorization header, a
+bearer token, a Portainer key, a token in a URL, a PEM private key), for secrets we were never told
+about, such as an upstream echoing a header back.
+
+Every scan is linear in its input (str.find and regexes that never rescan), because what is
+redacted comes from agents and upstreams: one quadratic pattern let one request stall every client.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import re
+import string
+from bisect import bisect_right
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from mcp_cloudops.registry import Registry
 from mcp_cloudops.settings import INCUS_ENV, Settings
 
 MASK = "[REDACTED]"
+CUT = "…"  # ends a trimmed text
 # Keys whose values are credentials whatever they hold (an upstream echoing our headers back).
 SENSITIVE_KEYS = frozenset(
     {"authorization", "proxy-authorization", "x-auth-token", "x-api-key", "cookie", "set-cookie"}
 )
 MIN_SECRET = 6  # shorter values would mask ordinary words
+MIN_FRAGMENT = 8  # characters of a secret left before a cut that are masked: half a key is a key
+ERROR_MAX = 2000  # characters of any error text the agent reads, like the output cap for results
+READ_MARGIN = 4096  # characters past a cut that cut() still reads, so a match across the cut is seen whole
 
 # Each has one group, the prefix kept before the mask. Scoped flags, so they combine into one regex.
 PATTERNS = (
@@ -32,35 +45,140 @@ PATTERNS = (
     r"\b(ptr_)[A-Za-z0-9_+/=-]{8,}",
     r"(?i:((?:x-auth-token|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+)",
     r"(?i:([?&](?:token|api_key|apikey|access_token|secret_key)=)[^&\s\"']+)",
-    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
 )
 _SHAPES = re.compile("|".join(PATTERNS))  # one scan of each string instead of one per pattern
+# PEM keys are paired by scanning, not by a lazy `[\s\S]*?`: that rescans to the end of the text for
+# every BEGIN without an END (2.3 s at 110 KiB, 36 s at 446 KiB).
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z ]{0,40}PRIVATE KEY-----")
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s:,-]*")  # base64 lines, and headers such as "Proc-Type: 4,ENCRYPTED"
 # Every shape holds whitespace, '=', ':' or '_'. Checking for those first is ~9x cheaper than the
 # full scan, which a result's ids and names (most of its strings) then skip.
 _CUE = re.compile(r"[\s=:_]")
+# And every shape holds one of these words (in lower case): prose without them skips the full scan,
+# which costs ~100 ns a character (a second for a 10 MiB body).
+KEYWORDS = ("exo2-hmac-sha256", "bearer", "basic", "ptr_", "x-auth-token", "x-api-key", "token=", "api_key=",
+            "apikey=", "secret_key=", "private key-----")  # fmt: skip
 _SHORTEST_SHAPE = len("?token=x")  # no shape matches fewer characters
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
     return match.group(match.lastindex or 0) + MASK  # lastindex: the one group of the shape that matched
 
 
+def _mask_pem(text: str) -> str:
+    """Each private key from its BEGIN marker through the next END marker; with no END after it (a
+    cut key is still a key), through the key characters that follow. One pass over the text: each
+    search starts past the last, and once no END is left none is looked for again."""
+    if "PRIVATE KEY-----" not in text:
+        return text
+    parts, pos = [], 0
+    end = _PEM_END.search(text)  # the first END marker not yet behind us; None: none is left
+    while (begin := _PEM_BEGIN.search(text, pos)) is not None:
+        if end is not None and end.start() < begin.end():
+            end = _PEM_END.search(text, begin.end())
+        parts += [text[pos : begin.end()], MASK]
+        body = end or _PEM_BODY.match(text, begin.end())  # the star always matches
+        pos = body.end() if body else begin.end()
+    return "".join([*parts, text[pos:]])
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """Base64 of `raw` (standard and URL-safe, with and without padding), and the part that stays
+    the same when `raw` sits inside a longer encoded text (a Basic credential, a JSON blob): after
+    0, 1 or 2 other bytes, the groups of 3 bytes all of `raw`."""
+    forms = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode()
+        forms |= {whole, whole.rstrip("=")}
+        for before in (0, 1, 2):
+            first, last = (before + 2) // 3, (before + len(raw)) // 3  # whole groups of `raw` only
+            inner = encode(bytes(before) + raw).decode()[4 * first : 4 * last]
+            if len(inner) >= MIN_FRAGMENT:
+                forms.add(inner)
+    return forms
+
+
+def encoded_forms(value: str) -> set[str]:
+    """The ways an upstream may echo a secret back; upper and lower case are matched anyway."""
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), raw.hex(), json.dumps(value)[1:-1]}
+    return forms | _base64_forms(raw)
+
+
+def _fold(text: str) -> str:
+    """Lower case, one character for one, so positions in the folded text are positions in `text`."""
+    folded = text.lower()
+    return folded if len(folded) == len(text) else text.translate(_ASCII_LOWER)
+
+
+def _find_all(text: str, needle: str) -> Iterable[tuple[int, int]]:
+    at = text.find(needle)
+    while at != -1:
+        yield at, at + len(needle)
+        at = text.find(needle, at + 1)
+
+
+def _masked(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with each span masked, overlapping spans as one (sorted by start)."""
+    parts, pos = [], 0
+    for start, end in spans:
+        if start >= pos:
+            parts += [text[pos:start], MASK]
+            pos = end
+        else:
+            pos = max(pos, end)
+    return "".join([*parts, text[pos:]])
+
+
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value.strip() for value in secrets if value and len(value.strip()) >= MIN_SECRET}
-        self.values = sorted(values, key=len, reverse=True)  # longest first: no partial leftovers
-        self._too_short = min([*map(len, self.values), _SHORTEST_SHAPE])  # below this, nothing can match
+        self.values = sorted(values, key=len, reverse=True)
+        # Every form, folded to lower case, shortest first: a string is only searched for those that fit.
+        forms, needles = set(), set()
+        for value in self.values:
+            own = sorted({form.lower() for form in encoded_forms(value) if len(form) >= MIN_SECRET}, key=len)
+            forms.update(own)
+            needles.update(form for n, form in enumerate(own) if not any(shorter in form for shorter in own[:n]))
+        # Forms are found through needles first: a form that holds a shorter form (the padded base64
+        # holds the unpadded one) is found through that one.
+        self._forms = sorted(sorted(forms), key=len)
+        self._needles = sorted(sorted(needles), key=len)
+        self._unspaced = not re.search(r"\s", "".join(self._forms))
+        self._form_sizes = [len(form) for form in self._forms]
+        # The needles that fit in a text of each length (the last entry: in any longer text too).
+        sizes = [len(needle) for needle in self._needles]
+        self._fitting = [tuple(self._needles[: bisect_right(sizes, size)]) for size in range(max(sizes, default=0) + 1)]
+        self._most = len(self._fitting) - 1
+        self._longest = self._form_sizes[-1] if self._forms else 0
+        self._too_short = min([*self._form_sizes[:1], _SHORTEST_SHAPE])  # below this, nothing can match
 
     def text(self, text: str) -> str:
-        """Configured values first (whole, even where a shape would stop inside one), then shapes."""
-        if len(text) < self._too_short:  # many strings of a result: states, short names
+        """Configured secrets in every form first (whole, even where a shape would stop inside one), then shapes."""
+        size = len(text)
+        if size < self._too_short:  # many strings of a result: states, short names
             return text
-        for value in self.values:
-            if value in text:
-                text = text.replace(value, MASK)
+        if self._unspaced and " " in text:  # prose: a form can only lie inside one of its words
+            size = max(map(len, text.split()))
+        folded = text.casefold()  # casefold, not lower: the regexes' IGNORECASE also takes "ſ" for "s"
+        for needle in self._fitting[size] if size < self._most else self._fitting[-1]:
+            if needle in folded:
+                text = self._mask_secrets(text)
+                folded = text.casefold()
+                break
         if len(text) < _SHORTEST_SHAPE or not _CUE.search(text):
             return text
-        return _SHAPES.sub(_keep_prefix, text)
+        if not any(keyword in folded for keyword in KEYWORDS):
+            return text
+        return _SHAPES.sub(_keep_prefix, _mask_pem(text))
+
+    def _mask_secrets(self, text: str) -> str:
+        """Every form of every secret, found in the text folded to lower case (rare: most texts hold none)."""
+        folded = _fold(text)
+        forms = self._forms[: bisect_right(self._form_sizes, len(text))]
+        return _masked(text, sorted(span for form in forms for span in _find_all(folded, form)))
 
     def data(self, value: Any) -> Any:
         """The same JSON-like structure with every string redacted (keys too)."""
@@ -75,13 +193,59 @@ class Redactor:
             return [self.data(item) for item in value]
         return value
 
+    def reads(self, limit: int) -> int:
+        """How many characters of a text cut(text, limit) reads: a match across the cut still fits whole."""
+        return limit + max(READ_MARGIN, 2 * self._longest)
+
+    def cut(self, text: str, limit: int = ERROR_MAX) -> str:
+        """`text` redacted, then trimmed to `limit` characters: redacting first masks a secret across the
+        cut whole, where trimming first left its first half. A fragment of a secret (at least
+        MIN_FRAGMENT characters) left before any cut, ours or one made earlier and marked CUT, is
+        masked too. Reads at most reads(limit) characters: the work is bounded by the limit."""
+        read = self.reads(limit)
+        shown = self._mask_fragments(self.text(text[:read] + (CUT if len(text) > read else "")))
+        return shown if len(shown) <= limit else self._trim(shown, limit)
+
+    def _trim(self, text: str, limit: int) -> str:
+        room = max(0, limit - len(CUT))
+        head, masked = text[:room], False
+        while (start := self._fragment_start(head)) < len(head):
+            head, masked = text[: min(start, max(0, room - len(MASK)))], True
+        return head + (MASK if masked else "") + CUT
+
+    def _mask_fragments(self, text: str) -> str:
+        """A fragment of a secret before each CUT mark: a trim made before redaction may have left one."""
+        if not self._forms or CUT not in text:
+            return text
+        spans = []
+        for at, _ in _find_all(text, CUT):
+            window = max(0, at - self._longest)
+            start = window + self._fragment_start(text[window:at])
+            if start < at:
+                spans.append((start, at))
+        return _masked(text, spans)
+
+    def _fragment_start(self, text: str) -> int:
+        """Where the longest tail of `text` that begins a secret form (at least MIN_FRAGMENT characters)
+        starts; len(text) if none does."""
+        tail = _fold(text[-self._longest :]) if self._longest else ""
+        offset, best = len(text) - len(tail), len(tail)
+        for form in self._forms:
+            at = tail.find(form[:MIN_FRAGMENT])
+            while -1 < at < best:
+                if form.startswith(tail[at:]):
+                    best = at
+                    break
+                at = tail.find(form[:MIN_FRAGMENT], at + 1)
+        return offset + best
+
 
 def configured_secrets(registry: Registry, settings: Settings) -> list[str]:
-    """Every secret value this server holds: provider keys, the Incus token and key, the HTTP token."""
+    """Every secret value this server holds: provider keys, the Incus token and key, the HTTP tokens."""
     names = {name for provider in registry.providers.values() for name in provider.auth.env_names}
     values = [settings.value(name) or "" for name in sorted(names | {INCUS_ENV["token"]})]
-    if settings.http_token is not None:
-        values.append(settings.http_token.get_secret_value())
+    if settings.http_token is not None:  # comma-separated: one token per person or agent, each a secret
+        values += [token.strip() for token in settings.http_token.get_secret_value().split(",")]
     key_path = settings.value(INCUS_ENV["key"])
     if key_path:
         with contextlib.suppress(OSError):  # an unreadable key file fails later, with its own error

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, ToolSpec
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
@@ -21,6 +22,8 @@ class UpstreamError(RuntimeError):
 
 
 MESSAGE_MAX = 500  # characters of an upstream's own error message quoted to the agent
+FIELDS_MAX = 300  # characters of the fields an upstream names as wrong
+_SHAPES_ONLY = Redactor()  # for callers that hold no redactor: credential shapes, no configured values
 
 
 def parse_body(content: bytes) -> Any:
@@ -33,10 +36,13 @@ def parse_body(content: bytes) -> Any:
         return None
 
 
-def one_line(text: str, limit: int = MESSAGE_MAX) -> str:
-    """Upstream words on one line (no smuggled newlines or control characters), bounded."""
-    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+def one_line(text: str, limit: int = MESSAGE_MAX, redactor: Redactor | None = None) -> str:
+    """Upstream words on one line (no smuggled newlines or control characters), redacted, then bounded:
+    trimming first could leave half a secret at the cut. Only what the cut can show is read."""
+    redactor = redactor or _SHAPES_ONLY
+    read = redactor.reads(limit)
+    flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text[:read]).split())
+    return redactor.cut(flat + ("…" if len(text) > read else ""), limit)
 
 
 def _pagination(headers: dict[str, str]) -> dict[str, Any]:
@@ -63,8 +69,8 @@ def payload(provider: Provider, status: int, headers: dict[str, str], body: Any)
     return result
 
 
-def upstream_message(body: Any, text: str) -> str:
-    """The upstream's own words about a failure, whatever envelope it uses."""
+def upstream_message(body: Any, text: str, redactor: Redactor | None = None) -> str:
+    """The upstream's own words about a failure, whatever envelope it uses, redacted before any cut."""
     if isinstance(body, dict):
         # Incus says type "error" on every failure: noise, unlike Scaleway's "unknown_resource".
         parts = [
@@ -73,11 +79,12 @@ def upstream_message(body: Any, text: str) -> str:
             if body.get(key) and not (key == "type" and body[key] in ("error", "sync", "async"))
         ]
         if isinstance(body.get("fields"), dict) and body["fields"]:
-            parts.append("fields: " + json.dumps(body["fields"], separators=(",", ":"))[:300])
+            fields = json.dumps(body["fields"], separators=(",", ":"))
+            parts.append("fields: " + (redactor or _SHAPES_ONLY).cut(fields, FIELDS_MAX))
         if parts:
-            return one_line(": ".join(dict.fromkeys(parts)))
+            return one_line(": ".join(dict.fromkeys(parts)), MESSAGE_MAX, redactor)
     if body is None and text.strip() and not text.lstrip().startswith("<"):
-        return one_line(text.strip().splitlines()[0], 200)
+        return one_line(text.strip().splitlines()[0], 200, redactor)
     return "no error message (non-JSON body)" if text.strip() else "empty body"
 
 
@@ -133,10 +140,19 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: 
 
 
 def error_text(
-    tool: ToolSpec, provider: Provider, status: int, body: Any, text: str, headers: Mapping[str, str] | None = None
+    tool: ToolSpec,
+    provider: Provider,
+    status: int,
+    body: Any,
+    text: str,
+    headers: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
 ) -> str:
+    """One line: who failed, the upstream's words (redacted with `redactor`, then cut), what to do next.
+    Without a redactor, only credential shapes are masked before the cut: the caller's final
+    Redactor.cut then masks any piece of a configured secret left before it."""
     wait = retry_after(headers or {}, body)
     return (
-        f"{provider.title} returned HTTP {status} for {tool.name}: {upstream_message(body, text)}. "
+        f"{provider.title} returned HTTP {status} for {tool.name}: {upstream_message(body, text, redactor)}. "
         f"{next_step(status, tool, provider, body, wait)}"
     )

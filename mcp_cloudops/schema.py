@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 _SHOWN = 60  # characters of a rejected value quoted back to the agent
+_NAMES_SHOWN = 5  # unknown argument names quoted back; the rest are counted
+_NAME_SHOWN = 40  # characters of each
 MAX_URL_VALUE = 4096  # characters of one path or query value: URLs have limits (httpx: 64 KiB)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -113,9 +115,18 @@ def _without_closed_objects(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, limit: int = _SHOWN) -> str:
+    """repr(value), cut to `limit` with "…", which tells the final Redactor.cut that a piece of a
+    secret may be left there (it masks one)."""
     text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _unknown(names: list[str]) -> str:
+    """A few unknown names, each shortened, and how many more: an agent sending thousands gets one
+    short line, not all of them back (a 421,055-character error)."""
+    shown = ", ".join(_shown(name, _NAME_SHOWN) for name in names[:_NAMES_SHOWN])
+    return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
 
 
 def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
@@ -130,8 +141,7 @@ def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
         case "additionalProperties":
             allowed = ", ".join(rule.get("properties", {})) or "none"
             extra = sorted(set(error.instance) - set(rule.get("properties", {})))
-            names = ", ".join(_shown(name) for name in extra)
-            return f"unknown {where if path else 'argument'} {names}; allowed: {allowed}"
+            return f"unknown {where if path else 'argument'} {_unknown(extra)}; allowed: {allowed}"
         case "type":
             return f"{where} must be of type {rule.get('type')}, got {type(error.instance).__name__}"
         case "enum":
@@ -147,7 +157,7 @@ def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
             bounds = [f"{k} {rule[k]}" for k in ("minLength", "maxLength", "minItems", "maxItems") if k in rule]
             return f"{where} has the wrong length ({', '.join(bounds)})"
         case _:
-            return f"{where}: {error.message[:200]}"
+            return f"{where}: {error.message if len(error.message) <= 200 else error.message[:199] + '…'}"
 
 
 def unquote_json(arguments: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:

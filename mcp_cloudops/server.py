@@ -84,9 +84,10 @@ class Connections:
     none of it, and start-up is the time every client waits for.
     """
 
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(self, registry: Registry, settings: Settings, redactor: Redactor) -> None:
         self.registry = registry
         self.settings = settings
+        self.redactor = redactor
         self._upstreams: Upstreams | None = None
         self._sessions = 0
 
@@ -94,7 +95,7 @@ class Connections:
         if self._upstreams is None:
             from mcp_cloudops.upstream import Upstreams
 
-            self._upstreams = Upstreams(self.registry, self.settings)
+            self._upstreams = Upstreams(self.registry, self.settings, self.redactor)
         return self._upstreams
 
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -126,13 +127,13 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         try:
             args = validator.validate(arguments)
         except ArgumentError as exc:
-            return failed(redactor.text(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
+            return failed(redactor.cut(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
             # Redact before shaping: a cut must never leave half a secret behind.
             return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
-            return failed(redactor.text(str(exc)))
+            return failed(redactor.cut(str(exc)))  # redacted, then cut to ERROR_MAX
         except Exception as exc:  # a bug of ours: say so, keep serving, keep details out of the answer
             logger.error("%s crashed: %s", spec.name, type(exc).__name__)
             logger.debug("%s crash details", spec.name, exc_info=True)
@@ -171,9 +172,9 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
     registry = registry or load_registry()
     settings = settings or Settings.from_env()
-    connections = Connections(registry, settings)
-    specs = select_tools(registry, settings)
     redactor = Redactor(configured_secrets(registry, settings))
+    connections = Connections(registry, settings, redactor)
+    specs = select_tools(registry, settings)
     server = MCPServer(
         name="mcp-cloudops",
         title="mcp-cloudops",

@@ -16,8 +16,9 @@ import anyio
 import httpx
 
 from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, incus_ssl_context
+from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
-from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload, retry_after
+from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body, payload, retry_after
 from mcp_cloudops.settings import ConfigError, Settings
 
 logger = logging.getLogger("mcp_cloudops.upstream")
@@ -120,9 +121,10 @@ def where(url: str) -> str:
 class Upstreams:
     """One pooled client per provider, shared by every tool call of a server."""
 
-    def __init__(self, registry: Registry, settings: Settings) -> None:
+    def __init__(self, registry: Registry, settings: Settings, redactor: Redactor | None = None) -> None:
         self.registry = registry
         self.settings = settings
+        self.redactor = redactor or Redactor()  # masks upstream words before they are cut to length
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def base_url(self, provider: Provider) -> str:
@@ -251,7 +253,8 @@ class Upstreams:
                 )
             )
         return UpstreamError(
-            f"Cannot reach {provider.title} at {where(request.url)} ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"Cannot reach {provider.title} at {where(request.url)} "
+            f"({type(exc).__name__}: {one_line(str(exc), 120, self.redactor)}). "
             f"Check {provider.url_env} and the network, then retry."
         )
 
@@ -264,7 +267,9 @@ class Upstreams:
             )
         if response.status_code >= 400:
             text = response.content.decode("utf-8", errors="replace")
-            raise UpstreamError(error_text(tool, provider, response.status_code, body, text, response.headers))
+            raise UpstreamError(
+                error_text(tool, provider, response.status_code, body, text, response.headers, self.redactor)
+            )
         if body is None and response.content.strip():
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with HTTP {response.status_code} but a body that is not "

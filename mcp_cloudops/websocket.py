@@ -17,8 +17,9 @@ from websockets.frames import CloseCode
 
 from mcp_cloudops.auth import incus_ssl_context
 from mcp_cloudops.demux import DockerDemuxer
+from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import PLACEHOLDER, Provider, ToolSpec
-from mcp_cloudops.results import UpstreamError, error_text, parse_body
+from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill, where
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
@@ -215,8 +216,9 @@ def limits_from(args: dict[str, Any]) -> Limits:
 
 
 @contextmanager
-def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[None]:
-    """A refused or failed websocket handshake becomes the same kind of error as a failed HTTP call."""
+def handshake_errors(tool: ToolSpec, provider: Provider, url: str, redactor: Redactor) -> Iterator[None]:
+    """A refused or failed websocket handshake becomes the same kind of error as a failed HTTP call,
+    its upstream words redacted before they are cut."""
     try:
         yield
     except InvalidStatus as exc:
@@ -224,7 +226,7 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[N
         body = response.body or b""
         text = body.decode("utf-8", "replace")
         raise UpstreamError(
-            error_text(tool, provider, response.status_code, parse_body(body), text, response.headers)
+            error_text(tool, provider, response.status_code, parse_body(body), text, response.headers, redactor)
         ) from None
     except (InvalidHandshake, InvalidURI) as exc:
         raise UpstreamError(
@@ -237,7 +239,8 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str) -> Iterator[N
         ) from None
     except OSError as exc:
         raise UpstreamError(
-            f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {' '.join(str(exc).split())}). "
+            f"Cannot reach {provider.title} at {where(url)} "
+            f"({type(exc).__name__}: {one_line(str(exc), 120, redactor)}). "
             f"Check {provider.url_env} and the network."
         ) from None
 
@@ -251,7 +254,7 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
             "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow it."
         )
     limits = limits_from(args)
-    with handshake_errors(tool, provider, request.url):
+    with handshake_errors(tool, provider, request.url, upstreams.redactor):
         if provider.auth.scheme == "incus" and "secret" not in args:
             return await incus_exec(upstreams, tool, args, limits)
         async with _open(upstreams, tool, request, limits) as ws:

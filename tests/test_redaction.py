@@ -13,6 +13,7 @@ import pytest
 
 from mcp_cloudops.redaction import (
     _CUE,
+    KEYWORDS,
     MASK,
     PATTERNS,
     RedactingFilter,
@@ -55,6 +56,16 @@ def test_longer_secrets_are_masked_before_the_shorter_ones_inside_them() -> None
     assert redactor.text("token abcdef-0123456789.") == f"token {MASK}."  # no '-0123456789' leftover
 
 
+def test_overlapping_secrets_are_masked_as_one() -> None:
+    redactor = Redactor(["abcdef-01", "ef-0123456789"])
+    assert redactor.text("key abcdef-0123456789.") == f"key {MASK}."  # neither half left
+
+
+def test_configured_values_are_masked_in_any_case() -> None:
+    redactor = Redactor([credentials.NIRVANA_LABS_API_KEY])
+    assert redactor.text(f"key {credentials.NIRVANA_LABS_API_KEY.upper()} refused") == f"key {MASK} refused"
+
+
 def test_short_and_blank_values_are_ignored_and_values_are_stripped() -> None:
     redactor = Redactor(["", "   ", "abc", "12345", "  padded-secret  "])
     assert redactor.values == ["padded-secret"]
@@ -92,6 +103,11 @@ SHAPES = [
         "-----BEGIN PRIVATE KEY-----[REDACTED]",
     ),
     (
+        "pem-without-end",  # a key cut short is still a key: masked through its body
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nx1b2c3d4",
+        "key:\n-----BEGIN RSA PRIVATE KEY-----[REDACTED]",
+    ),
+    (
         "pem-openssh",
         "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----",
         "-----BEGIN OPENSSH PRIVATE KEY-----[REDACTED]",
@@ -111,6 +127,14 @@ def test_every_shape_needs_a_cue_character(pattern: str) -> None:
         for match in re.finditer(pattern, text):
             assert _CUE.search(match.group(0)), (pattern, match.group(0))
     assert sum(1 for _, text, _ in SHAPES if re.search(pattern, text)), f"no example of {pattern}"
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_every_shape_holds_a_keyword(pattern: str) -> None:
+    """Strings without any of KEYWORDS skip the full scan: no shape may match one."""
+    for _, text, _ in SHAPES:
+        for match in re.finditer(pattern, text):
+            assert any(keyword in match.group(0).casefold() for keyword in KEYWORDS), (pattern, match.group(0))
 
 
 @pytest.mark.parametrize(
@@ -171,11 +195,11 @@ def test_configured_secrets_are_every_credential_the_server_holds(tmp_path: Path
     env = SANDBOX_ENV | {
         "INCUS_TOKEN": "incus-oidc-token-123",
         "INCUS_CLIENT_KEY": str(key),
-        "MCP_CLOUDOPS_HTTP_TOKEN": "http-token-456",
+        "MCP_CLOUDOPS_HTTP_TOKEN": "http-token-456, http-token-789",  # one per agent: each a secret
         "PORTAINER_URL": "http://127.0.0.1:9",  # not a secret
     }
     values = configured_secrets(REGISTRY, Settings.from_env(env))
-    expected = {*SANDBOX_ENV.values(), "incus-oidc-token-123", "http-token-456"}
+    expected = {*SANDBOX_ENV.values(), "incus-oidc-token-123", "http-token-456", "http-token-789"}
     assert expected <= set(values)
     assert "MHcCAQEEIabcdefghijklmnop" in values and "qrstuvwxyz0123456789" in values  # the key's body lines
     assert not any("-----" in value for value in values)

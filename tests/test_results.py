@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from mcp_cloudops.redaction import MASK, Redactor
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.results import error_text, payload, retry_after, upstream_message
+from mcp_cloudops.results import MESSAGE_MAX, error_text, one_line, payload, retry_after, upstream_message
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -89,3 +90,27 @@ def test_retry_after_reads_seconds_dates_and_exoscale_bodies() -> None:
     assert retry_after({}, {"retry_after": 4}) == 4.0
     assert retry_after({"retry-after": "garbage"}, {"retry_after": -1}) is None
     assert retry_after({}, {"retry_after": True}) is None  # a bool is an int to Python, not a wait
+
+
+SECRET = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+
+
+def test_one_line_redacts_before_it_cuts() -> None:
+    """A secret across the cut is masked whole: cut first, its first half would be left."""
+    text = "x" * (MESSAGE_MAX - 10) + SECRET + "\nsecond line"
+    line = one_line(text, MESSAGE_MAX, Redactor([SECRET]))
+    assert line == "x" * (MESSAGE_MAX - 10) + MASK[:9] + "…" and "0a1b2c3d" not in line
+    token = "Bearer " + "t" * 40  # a shape needs no configured value: masked before the cut too
+    masked = "x" * (MESSAGE_MAX - 15) + f" Bearer {MASK}"
+    assert one_line("x" * (MESSAGE_MAX - 15) + " " + token, MESSAGE_MAX) == masked[: MESSAGE_MAX - 1] + "…"
+    assert one_line("a\r\nb\x00c" + " " * 1000 + "d") == "a b c d"
+    assert one_line("a" + " " * 1_000_000 + "d") == "a…"  # only what the cut could show is read
+
+
+def test_upstream_words_are_redacted_before_any_cut() -> None:
+    redactor = Redactor([SECRET])
+    fields = {"name": ["y" * 280 + SECRET]}  # the fields are cut to 300 characters: across the secret
+    said = upstream_message({"message": "invalid", "fields": fields}, "", redactor)
+    assert said.startswith("invalid: fields: ") and "0a1b2c3d" not in said
+    text = error_text(REGISTRY.tools[0], SCALEWAY, 400, None, "z" * 190 + SECRET + "\nmore", {}, redactor)
+    assert "0a1b2c3d" not in text and text.endswith("Fix the arguments the message names and call again.")

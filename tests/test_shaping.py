@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mcp_cloudops import shaping
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.shaping import MIN_CAP, MIN_STRING, cap, dumps, narrowing_hint
 
@@ -171,3 +172,29 @@ def test_a_note_about_many_cuts_never_exceeds_the_cap(data: dict[str, Any], limi
 def test_a_cap_below_the_minimum_is_raised_to_it(limit: int) -> None:
     """Content and note need room: a smaller cap is raised to MIN_CAP, which is then kept."""
     assert_fits(cap(listing(100), limit, IMAGES), MIN_CAP)
+
+
+def test_many_long_strings_outside_any_list_are_cut_keeping_every_key() -> None:
+    data = {f"field{n:03d}": "s" * 500 for n in range(100)}
+    result = cap(data, 25_000, IMAGES)
+    text = assert_fits(result, 25_000)
+    assert set(result) == {*data, "truncated"}
+    cut = [key for key in data if result[key] != data[key]]
+    assert cut and all(result[key] == "s" * MIN_STRING + "…[cut]" for key in cut[:-1])  # the last, by what was left
+    assert len(text) > 25_000 - 1000  # cut to the budget, not far below it
+
+
+@pytest.mark.parametrize("data", list(SHAPES.values()), ids=list(SHAPES))
+def test_the_cap_serializes_a_bounded_multiple_of_the_result(data: dict[str, Any], monkeypatch) -> None:
+    """Linear, whatever the shape: the characters serialized are a few times the result's size,
+    where measuring the whole after each cut serialized it once per cut string."""
+    serialized = []
+
+    def counting(value: Any) -> str:
+        text = dumps(value)
+        serialized.append(len(text))
+        return text
+
+    monkeypatch.setattr(shaping, "dumps", counting)
+    cap(data, 5000, IMAGES)
+    assert sum(serialized) <= 4 * len(dumps(data)) + 20_000, (sum(serialized), len(dumps(data)))
