@@ -28,6 +28,7 @@ import pytest
 from mcp import Client
 from websockets.asyncio.client import unix_connect
 
+from mcp_cloudops.calls import HIDDEN
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
 
@@ -172,7 +173,8 @@ async def test_list_operations_of_the_default_project(client: Client, token: Tok
         running = {op["id"]: op for op in full.structured_content["running"]}
         op = running[token.id]
         assert (op["class"], op["status"], op["status_code"], op["may_cancel"]) == ("token", "Running", 103, True)
-        assert op["metadata"]["secret"] == token.secret
+        assert op["metadata"]["secret"] == HIDDEN  # a join token's secret: not for the agent by default
+        assert token.secret not in text(full)
         assert set(full.structured_content) <= {"running", "pending", "success", "failure", "cancelled"}
 
 

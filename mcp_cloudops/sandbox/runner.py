@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +79,10 @@ async def run_sandbox(
                     timeout_graceful_shutdown=1,
                 )
                 server = uvicorn.Server(config)
-                server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+                # The process's signals are not the simulators' to take: several servers capturing them
+                # at once restore them out of order, leaving SIGTERM bound to a stopped server, which
+                # sse-starlette then reads as "shutting down" and closes every later SSE stream.
+                server.capture_signals = nullcontext  # type: ignore[method-assign,assignment]
                 servers.append(server)
                 tg.start_soon(server.serve, [sock])
                 sandbox.simulators[sim.provider] = sim
