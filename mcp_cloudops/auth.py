@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 import httpx
 from pydantic import SecretStr
 
-from mcp_cloudops.settings import IncusEndpoint
+from mcp_cloudops.registry import Provider
+from mcp_cloudops.settings import IncusEndpoint, Settings
 
 EXO2_LIFETIME = 600  # seconds a signature stays valid, as Exoscale's own clients use
 
@@ -102,3 +103,24 @@ def incus_ssl_context(endpoint: IncusEndpoint) -> ssl.SSLContext:
     if endpoint.cert is not None and endpoint.key is not None:
         context.load_cert_chain(str(endpoint.cert), str(endpoint.key))
     return context
+
+
+def credential(provider: Provider, settings: Settings) -> httpx.Auth | None:
+    """How a request to `provider` proves who we are: the one place an auth scheme becomes a
+    credential, for HTTP and websocket handshakes alike. None for Incus without a token: its TLS
+    client certificate or unix socket does. ConfigError names the variable that is not set."""
+    auth = provider.auth
+    if auth.scheme == "exoscale-v2":
+        return ExoscaleV2Auth(settings.secret(auth.key_env or ""), settings.secret(auth.secret_env or ""))
+    if auth.scheme == "bearer":
+        return bearer(settings.secret(auth.secret_env or ""))
+    if auth.scheme == "header":
+        return HeaderAuth(auth.header or "", settings.secret(auth.secret_env or ""))
+    token = settings.incus(provider).token
+    return bearer(token) if token is not None else None
+
+
+def handshake_headers(auth: httpx.Auth | None) -> dict[str, str]:
+    """The credential as headers, for a websocket handshake (which httpx does not carry); a signing
+    scheme such as EXO2 has none, and no websocket tool of ours needs one."""
+    return {auth.header: auth.header_value()} if isinstance(auth, HeaderAuth) else {}

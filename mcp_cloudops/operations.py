@@ -67,7 +67,7 @@ async def wait_for(
     spec = spec_of(provider)
     base = upstreams.base_for(tool, args)
     op_id = op.get("id")
-    poll = UpstreamRequest("GET", base + fill(spec.poll, {"id": encode_segment(op_id)}))
+    poll = UpstreamRequest("GET", base + fill(spec.poll, {"id": op_id}))
     started = time.monotonic()
     delay = FIRST_DELAY
     while pending(spec, op) and (elapsed := time.monotonic() - started) < timeout:

@@ -6,7 +6,7 @@ is filtered out is not registered, so no client can call it whatever it believes
 
 from __future__ import annotations
 
-from mcp_cloudops.registry import Registry, ToolSpec
+from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.settings import Settings
 
 
@@ -43,3 +43,18 @@ def check_names(registry: Registry, settings: Settings) -> None:
 def select_tools(registry: Registry, settings: Settings) -> tuple[ToolSpec, ...]:
     check_names(registry, settings)
     return tuple(tool for tool in registry.tools if enabled(tool, settings))
+
+
+def read_only_refusal(
+    settings: Settings, tool: ToolSpec, provider: Provider, *, method: str = "GET", runs_commands: bool = False
+) -> str | None:
+    """Why read-only mode refuses to send this, or None. Checked where requests leave the server, behind
+    the filter above: a tool registered by mistake still cannot write (any method but GET) or open a
+    session that can run a command."""
+    if not settings.read_only or (method == "GET" and not runs_commands):
+        return None
+    what = f"{tool.name}'s websocket, which can run commands" if runs_commands else f"{method} for {tool.name}"
+    return (
+        f"Read-only mode: mcp-cloudops refuses to send {what} to {provider.title}. "
+        "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
+    )

@@ -7,17 +7,21 @@ provider, created on first use so a provider without credentials costs nothing u
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 import httpx
 
-from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, incus_ssl_context
+from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
+from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, Registry, ToolSpec
+from mcp_cloudops.registry import PLACEHOLDER, Provider, Registry, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body, payload, retry_after
 from mcp_cloudops.settings import ConfigError, Settings
 
@@ -37,6 +41,11 @@ class Response:
     headers: dict[str, str]
     content: bytes
 
+    @cached_property
+    def body(self) -> Any:
+        """The body as JSON, or None; parsed once, however many readers (retry wait, result) ask."""
+        return parse_body(self.content)
+
 
 def backoff(attempt: int) -> float:
     return min(0.25 * 2 ** (attempt - 1), 2.0)
@@ -45,7 +54,7 @@ def backoff(attempt: int) -> float:
 def retry_wait(response: Response, attempt: int, cap: float) -> float | None:
     """Seconds to wait before retrying: what the upstream asks (results.retry_after), else backoff.
     None when it asks for longer than the cap: better to tell the agent."""
-    asked = retry_after(response.headers, parse_body(response.content))
+    asked = retry_after(response.headers, response.body)
     if asked is None:
         return backoff(attempt)
     return asked if asked <= cap else None
@@ -87,15 +96,20 @@ def resolve_zone(tool: ToolSpec, provider: Provider, args: dict[str, Any], setti
     return zone
 
 
-def fill(template: str, values: dict[str, str]) -> str:
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
+def fill(template: str, values: Mapping[str, Any]) -> str:
+    """`template` with each {name} that `values` holds replaced by the value percent-encoded as one
+    segment (the one way a path is built); other placeholders stay, e.g. {zone} of a base URL."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return encode_segment(values[name]) if name in values else match.group(0)
+
+    return PLACEHOLDER.sub(value, template)
 
 
 def zone_values(tool: ToolSpec, provider: Provider, args: dict[str, Any], settings: Settings) -> dict[str, str]:
     zone = resolve_zone(tool, provider, args, settings)
-    return {"zone": encode_segment(zone)} if zone is not None else {}
+    return {"zone": zone} if zone is not None else {}
 
 
 def build_request(
@@ -103,7 +117,7 @@ def build_request(
 ) -> UpstreamRequest:
     """The request for one call. Pure: the same inputs always give the same request."""
     zone = zone_values(tool, provider, args, settings)
-    values = {p.name: encode_segment(args[p.name]) for p in tool.params_in("path")} | zone
+    values = {p.name: args[p.name] for p in tool.params_in("path")} | zone
     url = fill(base_url, zone) + fill(tool.path, values)
     params = list(tool.query.items())
     params += [(p.name, query_value(args[p.name])) for p in tool.params_in("query") if p.name in args]
@@ -116,6 +130,15 @@ def where(url: str) -> str:
     """The host a failure happened at, for messages: never the path or query (they may carry secrets)."""
     parsed = httpx.URL(url)
     return parsed.host or "the unix socket"
+
+
+def cannot_reach(provider: Provider, url: str, exc: BaseException, redactor: Redactor) -> UpstreamError:
+    """The one error for an upstream we could not talk to, over HTTP or a websocket: where (the host,
+    never the path or query) and why, redacted, then what to check."""
+    return UpstreamError(
+        f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {one_line(str(exc), 120, redactor)}). "
+        f"Check {provider.url_env} and the network, then retry."
+    )
 
 
 class Upstreams:
@@ -143,29 +166,16 @@ class Upstreams:
         timeout = httpx.Timeout(read, connect=connect)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         headers = {"User-Agent": "mcp-cloudops", "Accept": "application/json"}
-        auth = provider.auth
-        if auth.scheme == "incus":
+        auth = credential(provider, self.settings)
+        if provider.auth.scheme == "incus":
             endpoint = self.settings.incus(provider)
-            if endpoint.socket is not None:
+            if endpoint.socket is not None:  # the socket's file permissions are the credential
                 transport = httpx.AsyncHTTPTransport(uds=endpoint.socket, limits=limits)
                 return httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers)
             return httpx.AsyncClient(
-                verify=incus_ssl_context(endpoint),
-                auth=bearer(endpoint.token) if endpoint.token else None,
-                timeout=timeout,
-                limits=limits,
-                headers=headers,
+                verify=incus_ssl_context(endpoint), auth=auth, timeout=timeout, limits=limits, headers=headers
             )
-        client_auth: httpx.Auth
-        if auth.scheme == "exoscale-v2":
-            client_auth = ExoscaleV2Auth(
-                self.settings.secret(auth.key_env or ""), self.settings.secret(auth.secret_env or "")
-            )
-        elif auth.scheme == "bearer":
-            client_auth = bearer(self.settings.secret(auth.secret_env or ""))
-        else:
-            client_auth = HeaderAuth(auth.header or "", self.settings.secret(auth.secret_env or ""))
-        return httpx.AsyncClient(auth=client_auth, timeout=timeout, limits=limits, headers=headers)
+        return httpx.AsyncClient(auth=auth, timeout=timeout, limits=limits, headers=headers)
 
     def client(self, provider: Provider) -> httpx.AsyncClient:
         if provider.key not in self._clients:
@@ -174,14 +184,7 @@ class Upstreams:
 
     def header_auth(self, provider: Provider) -> dict[str, str]:
         """Auth headers for a websocket handshake (which httpx does not carry)."""
-        auth = provider.auth
-        if auth.scheme == "header":
-            return {auth.header or "": self.settings.secret(auth.secret_env or "").get_secret_value()}
-        if auth.scheme == "bearer":
-            return {"Authorization": bearer(self.settings.secret(auth.secret_env or "")).header_value()}
-        if auth.scheme == "incus" and (token := self.settings.incus(provider).token) is not None:
-            return {"Authorization": bearer(token).header_value()}
-        return {}
+        return handshake_headers(credential(provider, self.settings))
 
     def request_for(self, tool: ToolSpec, args: dict[str, Any]) -> tuple[Provider, UpstreamRequest]:
         provider = self.registry.provider_of(tool)
@@ -199,11 +202,8 @@ class Upstreams:
         number of times, honouring Retry-After up to a cap. A write is never resent: its outcome
         after a timeout is unknown, and the error says how to check.
         """
-        if self.settings.read_only and request.method != "GET":
-            raise UpstreamError(
-                f"Read-only mode: mcp-cloudops refuses to send {request.method} to {provider.title} for {tool.name}. "
-                "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
-            )
+        if (refusal := read_only_refusal(self.settings, tool, provider, method=request.method)) is not None:
+            raise UpstreamError(refusal)
         retryable = tool.hints.readOnly and request.method == "GET"
         attempts = 1 + (self.settings.retries if retryable else 0)
         for attempt in range(1, attempts + 1):
@@ -252,14 +252,10 @@ class Upstreams:
                     else "Retry, or narrow the request."
                 )
             )
-        return UpstreamError(
-            f"Cannot reach {provider.title} at {where(request.url)} "
-            f"({type(exc).__name__}: {one_line(str(exc), 120, self.redactor)}). "
-            f"Check {provider.url_env} and the network, then retry."
-        )
+        return cannot_reach(provider, request.url, exc, self.redactor)
 
     def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:
-        body = parse_body(response.content)
+        body = response.body
         if 300 <= response.status_code < 400:
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with a redirect (HTTP {response.status_code}), which is not "

@@ -17,10 +17,11 @@ from websockets.frames import CloseCode
 
 from mcp_cloudops.auth import incus_ssl_context
 from mcp_cloudops.demux import DockerDemuxer
+from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import PLACEHOLDER, Provider, ToolSpec
-from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill, where
+from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.results import UpstreamError, error_text, parse_body
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams, cannot_reach, fill, where
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 
@@ -238,21 +239,15 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str, redactor: Red
             f"{provider.title} did not open the websocket in time ({where(url)}). Retry later."
         ) from None
     except OSError as exc:
-        raise UpstreamError(
-            f"Cannot reach {provider.title} at {where(url)} "
-            f"({type(exc).__name__}: {one_line(str(exc), 120, redactor)}). "
-            f"Check {provider.url_env} and the network."
-        ) from None
+        raise cannot_reach(provider, url, exc, redactor) from None
 
 
 async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
     """Run one bounded websocket session for a tool and return its transcript as the payload."""
     provider, request = upstreams.request_for(tool, args)
-    if upstreams.settings.read_only and (tool.mutating or args.get("stdin")):
-        raise UpstreamError(
-            f"Read-only mode: mcp-cloudops refuses to open {tool.name}'s websocket, which can run commands. "
-            "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow it."
-        )
+    runs_commands = tool.mutating or bool(args.get("stdin"))
+    if (refusal := read_only_refusal(upstreams.settings, tool, provider, runs_commands=runs_commands)) is not None:
+        raise UpstreamError(refusal)
     limits = limits_from(args)
     with handshake_errors(tool, provider, request.url, upstreams.redactor):
         if provider.auth.scheme == "incus" and "secret" not in args:
@@ -270,8 +265,7 @@ async def follow_up(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) 
     after = tool.after
     assert after is not None
     provider = upstreams.registry.provider_of(tool)
-    values = {name: encode_segment(args[name]) for name in PLACEHOLDER.findall(after.path)}
-    request = UpstreamRequest("GET", upstreams.base_url(provider) + fill(after.path, values))
+    request = UpstreamRequest("GET", upstreams.base_url(provider) + fill(after.path, args))
     try:
         data = await upstreams.send(tool, provider, request)
     except UpstreamError as exc:

@@ -8,7 +8,9 @@ import requests
 from exoscale_auth import ExoscaleV2Auth as ReferenceAuth
 from pydantic import SecretStr
 
-from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, exo2_authorization
+from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, credential, exo2_authorization, handshake_headers
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.settings import Settings
 
 KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
 SECRET = "X" * 43
@@ -94,3 +96,22 @@ def test_secrets_stay_out_of_reprs() -> None:
     header = HeaderAuth("X-Auth-Token", SecretStr("topsecret"))
     assert SECRET not in repr(vars(auth)) and "topsecret" not in repr(vars(header))
     assert bearer(SecretStr("tok")).header_value() == "Bearer tok"
+
+
+@pytest.mark.parametrize(
+    ("provider", "env", "kind", "headers"),
+    [
+        ("exoscale", {"EXOSCALE_API_KEY": "EXOkey", "EXOSCALE_API_SECRET": "s" * 43}, ExoscaleV2Auth, {}),
+        ("scaleway", {"SCW_SECRET_KEY": "scw-secret"}, HeaderAuth, {"X-Auth-Token": "scw-secret"}),
+        ("portainer", {"PORTAINER_API_KEY": "ptr_key"}, HeaderAuth, {"X-API-Key": "ptr_key"}),
+        ("nirvana", {"NIRVANA_LABS_API_KEY": "nv-key"}, HeaderAuth, {"Authorization": "Bearer nv-key"}),
+        ("incus", {"INCUS_URL": "https://h:8443", "INCUS_TOKEN": "oidc"}, HeaderAuth, {"Authorization": "Bearer oidc"}),
+        ("incus", {}, type(None), {}),
+    ],
+)
+def test_one_place_maps_each_scheme_to_its_credential(
+    provider: str, env: dict[str, str], kind: type, headers: dict[str, str]
+) -> None:
+    auth = credential(load_registry().providers[provider], Settings.from_env(env))
+    assert isinstance(auth, kind)
+    assert handshake_headers(auth) == headers

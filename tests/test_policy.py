@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mcp import Client
 
-from mcp_cloudops.policy import PolicyError, check_names, enabled, select_tools
+from mcp_cloudops.policy import PolicyError, check_names, enabled, read_only_refusal, select_tools
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.server import build_server
@@ -123,7 +123,23 @@ async def test_read_only_upstream_layer_refuses_anything_but_get() -> None:
     with pytest.raises(UpstreamError) as raised:
         await upstreams.call(tool, {"image_id": "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50101", "zone": "fr-par-1"})
     assert str(raised.value) == (
-        "Read-only mode: mcp-cloudops refuses to send DELETE to Scaleway for delete-instance-image. "
+        "Read-only mode: mcp-cloudops refuses to send DELETE for delete-instance-image to Scaleway. "
         "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
     )
     assert upstreams._clients == {}  # no client was even created
+
+
+@pytest.mark.parametrize(
+    ("read_only", "method", "runs_commands", "refused"),
+    [(False, "DELETE", True, False), (True, "GET", False, False), (True, "PUT", False, True),
+     (True, "GET", True, True)],
+)  # fmt: skip
+def test_one_read_only_guard_for_requests_and_websockets(
+    read_only: bool, method: str, runs_commands: bool, refused: bool
+) -> None:
+    settings = Settings.from_env({"MCP_CLOUDOPS_READ_ONLY": "1" if read_only else "0"})
+    tool = REGISTRY.by_name["execute-websocket"]
+    reason = read_only_refusal(settings, tool, REGISTRY.provider_of(tool), method=method, runs_commands=runs_commands)
+    assert (reason is not None) == refused
+    if reason:
+        assert reason.startswith("Read-only mode:") and "--read-only" in reason

@@ -9,7 +9,7 @@ import pytest
 
 from mcp_cloudops.registry import load_registry, parse_registry
 from mcp_cloudops.settings import ConfigError, Settings
-from mcp_cloudops.upstream import Upstreams, build_request, encode_segment
+from mcp_cloudops.upstream import Response, Upstreams, build_request, encode_segment, fill
 
 REGISTRY = load_registry()
 UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
@@ -117,3 +117,23 @@ def test_body_carries_only_given_fields() -> None:
 def test_portainer_without_url_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="PORTAINER_URL"):
         request("attach-websocket", {"endpointId": 1, "id": "abc123"})
+
+
+def test_fill_encodes_each_value_as_one_segment_and_leaves_other_placeholders() -> None:
+    template = "https://api-{zone}.example/v2/instance/{id}:{action}"
+    assert fill(template, {"id": "../a b/{zone}", "action": "start"}) == (
+        "https://api-{zone}.example/v2/instance/%2E%2E%2Fa%20b%2F%7Bzone%7D:start"
+    )  # one pass: a value holding a placeholder is never filled again
+    assert fill("/operation/{id}", {"id": 7}) == "/operation/7"
+
+
+def test_a_response_body_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_cloudops.upstream as upstream
+
+    calls: list[bytes] = []
+    real = upstream.parse_body
+    monkeypatch.setattr(upstream, "parse_body", lambda content: calls.append(content) or real(content))
+    response = Response(429, {"retry-after": "1"}, b'{"retry_after": 2}')
+    assert response.body == {"retry_after": 2} and response.body is response.body
+    assert upstream.retry_wait(response, 1, 10) == 1.0
+    assert calls == [b'{"retry_after": 2}']
