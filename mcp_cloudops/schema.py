@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp_cloudops.registry import Param, Provider, ToolSpec
+from mcp_cloudops.settings import Settings
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -41,50 +42,52 @@ class ArgumentError(ValueError):
     """The agent's arguments do not fit the tool's schema; the message says what to fix."""
 
 
-def param_schema(param: Param, provider: Provider) -> dict[str, Any]:
+MAX_WAIT: float = Settings.max_wait  # the default MCP_CLOUDOPS_MAX_WAIT, seconds
+MAX_WAIT_MARK = "{max_wait}"  # in a parameter description: the wait cap this server enforces, in seconds
+
+
+def param_schema(param: Param, provider: Provider, max_wait: float = MAX_WAIT) -> dict[str, Any]:
     schema = dict(param.json_schema)
     if param.location == "zone":
         schema.setdefault("type", "string")
         schema.setdefault("enum", list(provider.zones))
-    if (
-        param.location == "path"
-        and schema.get("type", "string") == "string"
-        and not schema.keys()
-        & {
-            "format",
-            "pattern",
-            "enum",
-        }
-    ):
+    if param.location == "path" and schema.get("type", "string") == "string" and not schema.keys() & _FIXED_FORM:
         schema.setdefault("minLength", 1)  # an empty segment would change the route
-    schema["description"] = param.description
+    schema["description"] = param.description.replace(MAX_WAIT_MARK, f"{max_wait:g}")
     return schema
 
 
-WAIT_PARAMS = (
-    Param.model_validate({
-        "name": "wait", "in": "option", "schema": {"type": "boolean"},
-        "description": "Wait for the final state.",
-    }),
-    Param.model_validate({
-        "name": "timeout_seconds", "in": "option",
-        "schema": {"type": "number", "minimum": 1, "maximum": 300, "default": 25},
-        "description": "Longest wait, seconds; the operation goes on.",
-    }),
-)  # fmt: skip
+_FIXED_FORM = {"format", "pattern", "enum"}  # a path value of such a form cannot be empty anyway
 
 
-def tool_params(tool: ToolSpec) -> tuple[Param, ...]:
+def wait_params(max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
+    """The server's own `wait` options, with the cap it enforces (MCP_CLOUDOPS_MAX_WAIT) as the schema's
+    maximum: a limit is stated where it is enforced, never promised beyond it."""
+    cap = int(max_wait) if float(max_wait).is_integer() else max_wait  # 50, as an agent reads it, not 50.0
+    return (
+        Param.model_validate({
+            "name": "wait", "in": "option", "schema": {"type": "boolean"},
+            "description": "Wait for the final state.",
+        }),
+        Param.model_validate({
+            "name": "timeout_seconds", "in": "option",
+            "schema": {"type": "number", "minimum": 1, "maximum": cap, "default": min(25, cap)},
+            "description": "Longest wait, seconds; the operation goes on.",
+        }),
+    )  # fmt: skip
+
+
+def tool_params(tool: ToolSpec, max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
     """The registry's params, plus the server's own `wait` options for tools that return an operation."""
-    return tool.params + WAIT_PARAMS if tool.returns_operation else tool.params
+    return tool.params + wait_params(max_wait) if tool.returns_operation else tool.params
 
 
-def input_schema(tool: ToolSpec, provider: Provider) -> dict[str, Any]:
+def input_schema(tool: ToolSpec, provider: Provider, max_wait: float = MAX_WAIT) -> dict[str, Any]:
     """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused)."""
-    params = tool_params(tool)
+    params = tool_params(tool, max_wait)
     schema: dict[str, Any] = {
         "type": "object",
-        "properties": {p.name: param_schema(p, provider) for p in params},
+        "properties": {p.name: param_schema(p, provider, max_wait) for p in params},
         "additionalProperties": False,
     }
     required = [p.name for p in params if p.required]

@@ -119,7 +119,7 @@ class Connections:
 def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
     settings = connections.settings
     provider = connections.registry.provider_of(spec)
-    schema = input_schema(spec, provider)
+    schema = input_schema(spec, provider, settings.max_wait)
     validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap
 

@@ -6,9 +6,12 @@ import json
 
 import pytest
 from jsonschema import Draft202012Validator
+from mcp import Client
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
 
 REGISTRY = load_registry()
 
@@ -100,3 +103,18 @@ def test_object_arguments_sent_as_json_text_are_accepted() -> None:
     assert "must be of type object" in reject(
         "scale-compute-instance-new-instance", {"id": uuid, "instance-type": "[1]"}
     )
+
+
+@pytest.mark.anyio
+async def test_the_wait_cap_is_stated_where_it_is_enforced() -> None:
+    """MCP_CLOUDOPS_MAX_WAIT bounds every wait: the schema's maximum and the descriptions say the same."""
+    async with Client(build_server(Settings.from_env({"MCP_CLOUDOPS_MAX_WAIT": "20"}))) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        timeout = tools["start-compute-instance"].input_schema["properties"]["timeout_seconds"]
+        assert (timeout["maximum"], timeout["default"]) == (20, 20)
+        assert "20 s at most per call" in tools["wait-operation"].input_schema["properties"]["timeout"]["description"]
+        refused = await client.call_tool(
+            "start-compute-instance",
+            {"id": "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000002", "wait": True, "timeout_seconds": 30},
+        )
+    assert refused.is_error and "timeout_seconds" in refused.content[0].text
