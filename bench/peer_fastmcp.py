@@ -10,7 +10,7 @@ Exoscale operations mcp-cloudops exposes, trimmed from the exoscale wheel), name
   written here (what a user would have to add), so the same signed Exoscale call can be compared;
 - `validate_output` is False by default (`--validate-output` for FastMCP's default): with it,
   generated output schemas carry OpenAPI 3.0's boolean exclusiveMinimum, which the `mcp` client
-  rejects as invalid JSON Schema (see /work/shared/fastmcp-peer-notes.md).
+  rejects as invalid JSON Schema (bench/README.md, "Why the peer is set up this way").
 
 Environment: PEER_NIRVANA_URL, NIRVANA_LABS_API_KEY, PEER_EXOSCALE_URL (zone already filled in,
 e.g. http://127.0.0.1:PORT/ch-gva-2/v2), EXOSCALE_API_KEY, EXOSCALE_API_SECRET. Unset URLs point at
