@@ -29,7 +29,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_list_tools_prints_forty_with_provider_and_hints() -> None:
+def test_list_tools_prints_every_tool_with_provider_and_hints() -> None:
     result = cli("list-tools")
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0 and len(lines) == TOOL_COUNT
