@@ -79,6 +79,7 @@ class Provider(_Frozen):
     response: Literal["json", "incus-envelope"] = "json"
     lookup_tool: str | None = None
     operation: OperationSpec | None = None
+    params: dict[str, Param] = Field(default_factory=dict)  # definitions the provider's tools name by key
 
     @model_validator(mode="after")
     def _zone_defaults(self) -> Provider:
@@ -180,6 +181,7 @@ class ToolSpec(_Frozen):
 
 class Registry(_Frozen):
     version: int
+    params: dict[str, Param] = Field(default_factory=dict)  # definitions any provider's tools name by key
     providers: dict[str, Provider]
     tools: tuple[ToolSpec, ...]
 
@@ -192,6 +194,8 @@ class Registry(_Frozen):
                 key: {**value, "key": key} if isinstance(value, dict) else value
                 for key, value in data["providers"].items()
             }
+            if isinstance(data.get("tools"), list):
+                data["tools"] = [_with_params_resolved(tool, data) for tool in data["tools"]]
         return data
 
     @model_validator(mode="after")
@@ -224,6 +228,31 @@ class Registry(_Frozen):
 
     def provider_of(self, tool: ToolSpec) -> Provider:
         return self.providers[tool.provider]
+
+
+def _with_params_resolved(tool: Any, raw: dict[str, Any]) -> Any:
+    """A tool whose params may name a definition (`- zone`) instead of spelling it out: each fact is
+    stated once, in its provider's `params` or the top-level ones, and used by every tool it fits."""
+    if not isinstance(tool, dict) or not isinstance(tool.get("params"), list):
+        return tool
+    provider = raw["providers"].get(tool.get("provider"))
+    if not isinstance(provider, dict):  # an unknown provider is the error to report, not its names
+        return {**tool, "params": [param for param in tool["params"] if not isinstance(param, str)]}
+    own = provider.get("params")
+    defined = {**(raw.get("params") or {}), **(own or {})}  # a provider's own definition wins
+    params = []
+    for index, param in enumerate(tool["params"]):
+        if not isinstance(param, str):
+            params.append(param)
+        elif isinstance(defined.get(param), dict):
+            params.append(defined[param])
+        else:
+            known = ", ".join(sorted(defined)) or "none"
+            raise ValueError(
+                f"tool {tool.get('name')!r} field 'params.{index}': no parameter definition named {param!r} "
+                f"(provider {tool.get('provider')!r} and the top-level params define: {known})"
+            )
+    return {**tool, "params": params}
 
 
 def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:

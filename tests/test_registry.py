@@ -87,8 +87,7 @@ def test_duplicate_tool_name(raw: dict[str, Any]) -> None:
 
 
 def test_bad_param_schema_and_location(raw: dict[str, Any]) -> None:
-    tool = next(t for t in raw["tools"] if t["name"] == "get-operation-state")
-    params = copy.deepcopy(tool["params"])
+    params = [copy.deepcopy(raw["providers"]["incus"]["params"]["operation"])]  # spelled out, not named
     params[0]["schema"] = {"type": "strung"}
     assert "field 'params.id.schema.type'" in broken(raw, "get-operation-state", params=params)
     params[0]["in"] = "header"
@@ -139,3 +138,17 @@ def test_incus_exec_attachment_finds_the_tools_it_reads_through() -> None:
     registry = load_registry()
     assert registry.by_name[INCUS_OPERATION_TOOL].provider == "incus"
     assert registry.by_name[INCUS_WAIT_TOOL].provider == "incus"
+
+
+def test_tools_name_shared_parameter_definitions(raw: dict[str, Any]) -> None:
+    """Each fact once: `- instance` in a tool's params is the exoscale provider's definition."""
+    registry = parse_registry(raw)
+    start, stop = registry.by_name["start-compute-instance"], registry.by_name["stop-compute-instance"]
+    assert start.params[0] == stop.params[0] == registry.providers["exoscale"].params["instance"]
+    assert registry.by_name["attach-websocket"].params[-1] == registry.params["max_bytes"]
+
+
+def test_an_unknown_parameter_name_is_refused_naming_the_tool(raw: dict[str, Any]) -> None:
+    message = broken(raw, "stop-compute-instance", params=["instance", "zone", "instanse"])
+    assert "tool 'stop-compute-instance' field 'params.2': no parameter definition named 'instanse'" in message
+    assert "instance" in message and "zone" in message  # what is defined, to pick from
