@@ -42,7 +42,22 @@ def check_names(registry: Registry, settings: Settings) -> None:
 
 def select_tools(registry: Registry, settings: Settings) -> tuple[ToolSpec, ...]:
     check_names(registry, settings)
-    return tuple(tool for tool in registry.tools if enabled(tool, settings))
+    selected = tuple(tool for tool in registry.tools if enabled(tool, settings))
+    check_steps(selected)
+    return selected
+
+
+def check_steps(selected: tuple[ToolSpec, ...]) -> None:
+    """A tool whose flow calls another tool (tools.yaml `attach_all`) is offered only with it: refused at
+    start, never a failure in the middle of an agent's task."""
+    names = {tool.name for tool in selected}
+    for tool in selected:
+        for field, step in tool.steps().items():
+            if step.tool not in names:
+                raise PolicyError(
+                    f"{tool.name} calls {step.tool} ({field} in tools.yaml), which this policy leaves out: "
+                    f"offer {step.tool} too, or leave {tool.name} out (--tools, --exclude-tools, --toolsets)"
+                )
 
 
 def read_only_refusal(

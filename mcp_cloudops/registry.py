@@ -152,6 +152,26 @@ class FollowUp(_Frozen):
     pick: dict[str, str] = Field(min_length=1)  # result key -> field of the follow-up's JSON
 
 
+class Step(_Frozen):
+    """A call to another tool of the registry, made inside a flow: the caller's arguments the tool also
+    takes, plus fixed ones (`with`); `pick` names the fields of its result the flow reports."""
+
+    tool: str
+    fixed: dict[str, Any] = Field(default_factory=dict, alias="with")
+    pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the step's result
+
+
+class AttachAll(_Frozen):
+    """An exec whose command starts only once all its streams are attached (Incus): without `secret`,
+    the tool attaches to every stream the way the vendor's CLI does, never writing stdin."""
+
+    secret: str  # the query parameter carrying one stream's secret; given by the caller, one stream is read
+    read: Step  # the operation, to find each stream's secret
+    fds: str  # dotted field of `read`'s result: stream name -> secret
+    streams: dict[Literal["stdin", "stdout", "stderr"], str]  # stream -> its name in `fds`
+    finish: Step  # read once the streams end: what the command came to (exit code, status)
+
+
 class ToolSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     provider: str
@@ -163,6 +183,7 @@ class ToolSpec(_Frozen):
     websocket: bool = False
     demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
+    attach_all: AttachAll | None = None
     returns_operation: bool = False  # answers with an async operation: the server can wait for it
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
@@ -177,6 +198,12 @@ class ToolSpec(_Frozen):
     @property
     def mutating(self) -> bool:
         return not self.hints.readOnly
+
+    def steps(self) -> dict[str, Step]:
+        """The other tools this tool's flow calls, by the field naming each: they must be enabled with it."""
+        if self.attach_all is None:
+            return {}
+        return {"attach_all.read": self.attach_all.read, "attach_all.finish": self.attach_all.finish}
 
 
 class Registry(_Frozen):
@@ -210,6 +237,10 @@ class Registry(_Frozen):
             if tool.name in seen:
                 problems.append(f"tool {tool.name!r}: duplicate tool name")
             seen.add(tool.name)
+        for tool in self.tools:
+            for field, step in tool.steps().items():
+                if step.tool not in seen:
+                    problems.append(f"tool {tool.name!r} field {field!r}: no tool named {step.tool!r}")
         for provider in self.providers.values():
             named = {
                 "lookup_tool": provider.lookup_tool,
@@ -310,6 +341,11 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         for name in PLACEHOLDER.findall(tool.after.path):
             if name not in names:
                 problems.append(f"{where} field 'after.path': placeholder {{{name}}} is not a parameter")
+    if tool.attach_all is not None:
+        if not tool.websocket:
+            problems.append(f"{where} field 'attach_all': only websocket tools attach to streams")
+        if tool.attach_all.secret not in {p.name for p in tool.params_in("query")}:
+            problems.append(f"{where} field 'attach_all.secret': {tool.attach_all.secret!r} is not a query parameter")
     for name in tool.query:
         if name in names:
             problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")

@@ -17,17 +17,15 @@ from websockets.frames import CloseCode
 
 from mcp_cloudops.auth import incus_ssl_context
 from mcp_cloudops.demux import DockerDemuxer
+from mcp_cloudops.operations import dig
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry import Provider, Step, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, cannot_reach, fill, where
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 
-# Incus tools the exec attachment reads the operation through (the registry guarantees them).
-INCUS_OPERATION_TOOL = "get-operation-state"
-INCUS_WAIT_TOOL = "wait-operation"
 STDERR_GRACE = 1.0  # seconds stderr may trail stdout
 
 # What a session may hold beyond max_bytes. The websocket library holds each message whole, so one message
@@ -250,8 +248,8 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
         raise UpstreamError(refusal)
     limits = limits_from(args)
     with handshake_errors(tool, provider, request.url, upstreams.redactor):
-        if provider.auth.scheme == "incus" and "secret" not in args:
-            return await incus_exec(upstreams, tool, args, limits)
+        if tool.attach_all is not None and tool.attach_all.secret not in args:
+            return await attach_all(upstreams, tool, args, limits)
         async with _open(upstreams, tool, request, limits) as ws:
             demuxer = DockerDemuxer(limits.max_bytes) if tool.demux == "docker" else None
             result = (await collect(ws, args.get("stdin"), limits, demuxer)).as_payload()
@@ -273,34 +271,38 @@ async def follow_up(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) 
     return {name: data.get(field) for name, field in after.pick.items()}
 
 
-async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], limits: Limits) -> dict[str, Any]:
-    """Attach to all of a non-interactive exec's websockets, as `incus exec` does, and report its outcome.
+async def attach_all(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Attach to every stream of an exec that starts only once all are attached (tools.yaml `attach_all`),
+    as the vendor's CLI does, and report how it ended.
 
-    Incus starts the command only once fds 0, 1 and 2 are all connected, so reading stdout alone
-    would wait forever. Stdin is closed at once (an empty text frame is EOF): nothing is ever written.
+    Reading stdout alone would wait forever. Stdin is closed at once (an empty text frame is EOF):
+    nothing is ever written, so the tool stays read-only.
     """
-    registry = upstreams.registry
-    op = await upstreams.call(registry.by_name[INCUS_OPERATION_TOOL], {"id": args["id"]})
-    fds = (op.get("metadata") or {}).get("fds") or {}
-    if not isinstance(fds, dict) or not {"0", "1", "2"} <= fds.keys():
+    flow = tool.attach_all
+    assert flow is not None
+    provider = upstreams.registry.provider_of(tool)
+    op = await run_step(upstreams, flow.read, args)
+    fds = dig(op, flow.fds)
+    names = flow.streams
+    if not isinstance(fds, dict) or not set(names.values()) <= fds.keys():
         raise UpstreamError(
-            f"Incus operation {args['id']} is not a non-interactive exec waiting for websockets "
-            f"(class {op.get('class')!r}). Pass secret= (a value of metadata.fds) to read one websocket, "
-            "or follow the operation with wait-operation."
+            f"{provider.title} operation {args.get('id')} is not an exec waiting for its streams "
+            f"(class {op.get('class')!r}). Pass {flow.secret}= (a value of {flow.fds}) to read one stream, "
+            f"or follow the operation with {flow.finish.tool}."
         )
     async with AsyncExitStack() as stack:
         sockets = {}
-        for fd in ("0", "1", "2"):
-            request = upstreams.request_for(tool, {**args, "secret": fds[fd]})[1]
-            sockets[fd] = await stack.enter_async_context(_open(upstreams, tool, request, limits))
+        for stream, name in names.items():
+            request = upstreams.request_for(tool, {**args, flow.secret: fds[name]})[1]
+            sockets[stream] = await stack.enter_async_context(_open(upstreams, tool, request, limits))
         with suppress(ConnectionClosed):  # a quick command may have finished already
-            await sockets["0"].send("")
+            await sockets["stdin"].send("")
         # An exec's streams end with the command: a quiet spell is not the end, so no idle cutoff.
-        # Only the deadline or the byte cap stop early (and Incus then ends the command).
+        # Only the deadline or the byte cap stop early (and the upstream then ends the command).
         whole = Limits(limits.max_seconds, limits.max_seconds, limits.max_bytes)
         budget = Budget(limits.max_bytes)  # stdout and stderr together keep at most max_bytes
-        stdout = Collector(sockets["1"], whole, budget=budget)
-        stderr = Collector(sockets["2"], whole, budget=budget)  # read until stdout ends, plus a moment
+        stdout = Collector(sockets["stdout"], whole, budget=budget)
+        stderr = Collector(sockets["stderr"], whole, budget=budget)  # read until stdout ends, plus a moment
         stderr_done = anyio.Event()
 
         async def read_stderr() -> None:
@@ -315,15 +317,21 @@ async def incus_exec(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any],
             with anyio.move_on_after(STDERR_GRACE):
                 await stderr_done.wait()
             tg.cancel_scope.cancel()
-    final = await upstreams.call(registry.by_name[INCUS_WAIT_TOOL], {"id": args["id"], "timeout": 2})
+    final = await run_step(upstreams, flow.finish, args)
     out, err = stdout.transcript(), stderr.transcript()
     return {
         "stdout": out.output,
         "stderr": err.output,
-        "exit_code": (final.get("metadata") or {}).get("return"),
-        "status": final.get("status"),
+        **{key: dig(final, field) for key, field in flow.finish.pick.items()},
         "stopped": out.stopped,
         "bytes": out.bytes + err.bytes,
         "truncated": out.truncated or err.truncated,
         "seconds": out.seconds,
     }
+
+
+async def run_step(upstreams: Upstreams, step: Step, args: dict[str, Any]) -> dict[str, Any]:
+    """One call of a flow: the step's tool with the caller's arguments it takes, plus its fixed ones."""
+    tool = upstreams.registry.by_name[step.tool]  # the registry checked the name exists
+    taken = {param.name for param in tool.params}
+    return await upstreams.call(tool, {k: v for k, v in args.items() if k in taken} | step.fixed)

@@ -143,3 +143,15 @@ def test_one_read_only_guard_for_requests_and_websockets(
     assert (reason is not None) == refused
     if reason:
         assert reason.startswith("Read-only mode:") and "--read-only" in reason
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"MCP_CLOUDOPS_TOOLS": "get-websocket-stream"}, {"MCP_CLOUDOPS_EXCLUDE_TOOLS": "wait-operation"}],
+)
+def test_a_tool_is_offered_only_with_the_tools_its_flow_calls(env: dict[str, str]) -> None:
+    with pytest.raises(PolicyError, match=r"get-websocket-stream calls (get-operation-state|wait-operation)"):
+        select_tools(REGISTRY, Settings.from_env(env))
+    both = Settings.from_env({"MCP_CLOUDOPS_TOOLS": "get-websocket-stream,get-operation-state,wait-operation"})
+    assert [t.name for t in select_tools(REGISTRY, both)] == ["get-operation-state", "wait-operation",
+                                                               "get-websocket-stream"]  # fmt: skip

@@ -132,12 +132,20 @@ def test_follow_up_read_names_real_parameters(raw: dict[str, Any]) -> None:
     )
 
 
-def test_incus_exec_attachment_finds_the_tools_it_reads_through() -> None:
-    from mcp_cloudops.websocket import INCUS_OPERATION_TOOL, INCUS_WAIT_TOOL
-
-    registry = load_registry()
-    assert registry.by_name[INCUS_OPERATION_TOOL].provider == "incus"
-    assert registry.by_name[INCUS_WAIT_TOOL].provider == "incus"
+def test_a_flow_names_only_tools_that_exist(raw: dict[str, Any]) -> None:
+    """The exec attachment's steps are declared, and a custom registry without them is refused at start
+    (it used to be a KeyError shown to the agent as an internal error)."""
+    steps = load_registry().by_name["get-websocket-stream"].steps()
+    assert {name: step.tool for name, step in steps.items()} == {
+        "attach_all.read": "get-operation-state",
+        "attach_all.finish": "wait-operation",
+    }
+    data = copy.deepcopy(raw)
+    data["tools"] = [tool for tool in data["tools"] if tool["name"] != "wait-operation"]
+    with pytest.raises(RegistryError) as refused:
+        parse_registry(data)
+    assert "tool 'get-websocket-stream' field 'attach_all.finish': no tool named 'wait-operation'" in str(refused.value)
+    assert "not a query parameter" in broken(raw, "get-websocket-stream", params=["exec-operation", "max_bytes"])
 
 
 def test_tools_name_shared_parameter_definitions(raw: dict[str, Any]) -> None:
