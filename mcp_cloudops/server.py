@@ -17,6 +17,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation
+from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, ToolSpec, load_registry
@@ -29,25 +30,6 @@ if TYPE_CHECKING:
     from mcp_cloudops.upstream import Upstreams
 
 logger = logging.getLogger("mcp_cloudops")
-
-INSTRUCTIONS = (
-    "Operate Incus, Exoscale, Scaleway, Portainer and Nirvana Labs. Tool names and hints come from "
-    "tools.yaml; read-only tools are safe to call freely, destructive ones change or delete resources. "
-    "Mutating Exoscale calls return an operation: pass wait=true for its final state, or follow it "
-    "with get-exoscale-operation."
-)
-
-
-def instructions(registry: Registry, settings: Settings, tools: tuple[ToolSpec, ...]) -> str:
-    """INSTRUCTIONS plus each zoned provider's zones, the default first: listed here once, not in every tool."""
-    zoned = {spec.provider for spec in tools if spec.params_in("zone")}
-    lists = []
-    for key, provider in registry.providers.items():
-        if key in zoned:
-            default = settings.default_zone(provider)
-            zones = sorted(provider.zones, key=lambda zone: zone != default)
-            lists.append(f"{provider.title} {', '.join(zones)}")
-    return INSTRUCTIONS + (f" Zones (argument zone; omitted: the first): {'; '.join(lists)}." if lists else "")
 
 
 class _PassThrough(ArgModelBase):
