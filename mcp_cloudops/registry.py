@@ -6,10 +6,20 @@ import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 REGISTRY_VERSION = 1
 REGISTRY_ENV = "MCP_CLOUDOPS_REGISTRY"
@@ -67,6 +77,47 @@ class OperationSpec(_Frozen):
     secrets: tuple[str, ...] = ()
 
 
+class AsyncAnswer(_Frozen):
+    """An enveloped answer that starts background work: its fields that follow the work are kept whole."""
+
+    when: dict[str, str | int | bool] = Field(min_length=1)  # body fields and the values that mark it
+    keep: tuple[str, ...] = Field(min_length=1)  # fields the agent needs to follow the work
+
+
+class Envelope(_Frozen):
+    """An API that wraps every answer: the agent reads what is inside, not the wrapping."""
+
+    data: str = Field(min_length=1)  # the field holding the answer itself
+    async_: AsyncAnswer | None = Field(default=None, alias="async")
+
+
+# `json`, or an envelope: told apart by the value's type, so a mistake is reported once, in its own terms.
+ResponseFormat = Annotated[
+    Annotated[Literal["json"], Tag("json")] | Annotated[Envelope, Tag("envelope")],
+    Discriminator(lambda value: "json" if isinstance(value, str) else "envelope"),
+]
+
+
+class ErrorWords(_Frozen):
+    """Where an error body says what went wrong: those words are quoted to the agent."""
+
+    words: tuple[str, ...] = Field(default=("error", "message", "details"), min_length=1)  # in this order
+    per_field: str | None = Field(default=None, min_length=1)  # maps each wrong argument to its problems
+
+
+class Paging(_Frozen):
+    """Headers that say how to reach the rest of a listing, surfaced as total_count and next_page."""
+
+    total_count: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]+$")  # header: the number of items
+    next_page: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]+$")  # Link header: rel="next" URL, page=N
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Paging:
+        if self.total_count is None and self.next_page is None:
+            raise ValueError("paging needs total_count or next_page (a header name)")
+        return self
+
+
 class Provider(_Frozen):
     key: str = ""
     title: str
@@ -76,9 +127,12 @@ class Provider(_Frozen):
     zones: tuple[str, ...] = ()
     default_zone: str | None = None
     zone_env: str | None = None
-    response: Literal["json", "incus-envelope"] = "json"
+    response: ResponseFormat = "json"  # plain JSON, or the envelope every answer comes in
     lookup_tool: str | None = None
     operation: OperationSpec | None = None
+    errors: ErrorWords = Field(default_factory=ErrorWords)
+    paging: Paging | None = None  # only a provider that declares paging headers has them read
+    retry_after_field: str | None = Field(default=None, min_length=1)  # error-body field: seconds to wait
     params: dict[str, Param] = Field(default_factory=dict)  # definitions the provider's tools name by key
 
     @model_validator(mode="after")
@@ -129,6 +183,7 @@ class Param(_Frozen):
     required: bool = False
     description: str = Field(min_length=1)
     shape: ParamSchema = Field(default_factory=ParamSchema, alias="schema")
+    narrows: StrictBool = False  # named when a result is cut: it makes the next call's result smaller
 
     @cached_property
     def json_schema(self) -> dict[str, Any]:
@@ -311,6 +366,11 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
     for param in tool.params_in("path"):
         if not param.required:
             problems.append(f"{where} field 'params.{param.name}': path parameters must be required")
+    for param in tool.params_in("path", "body"):  # they address one resource or carry a write's content
+        if param.narrows:
+            problems.append(
+                f"{where} field 'params.{param.name}.narrows': a {param.location} parameter does not narrow a result"
+            )
 
     zoned = "{zone}" in (provider.base_url or "") or "{zone}" in tool.path
     if zoned and not zone_params:

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry import Envelope, ErrorWords, Paging, Provider, ToolSpec
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -45,42 +45,50 @@ def one_line(text: str, limit: int = MESSAGE_MAX, redactor: Redactor | None = No
     return redactor.cut(flat + ("…" if len(text) > read else ""), limit)
 
 
-def _pagination(headers: dict[str, str]) -> dict[str, Any]:
-    """Scaleway-style paging lives in headers; surface it so the agent can ask for the next page."""
+def _pagination(paging: Paging | None, headers: Mapping[str, str]) -> dict[str, Any]:
+    """Paging the provider declares in headers, surfaced so the agent can ask for the next page.
+    Header names are lower-case here; a provider that declares none has none read."""
     extra: dict[str, Any] = {}
-    if (total := headers.get("x-total-count", "")).isdigit():
+    if paging is None:
+        return extra
+    if paging.total_count and (total := headers.get(paging.total_count.lower(), "")).isdigit():
         extra["total_count"] = int(total)
-    for url, rel in _LINK.findall(headers.get("link", "")):
+    for url, rel in _LINK.findall(headers.get(paging.next_page.lower(), "") if paging.next_page else ""):
         if rel == "next" and (page := _PAGE.search(url)):
             extra["next_page"] = int(page.group(1))
     return extra
 
 
+def _unwrapped(response: Envelope | str, body: Any) -> Any:
+    """The answer inside the provider's declared envelope; an answer that started background work keeps
+    the fields the agent follows it by. A body without the envelope's data field is taken as it is."""
+    if not isinstance(response, Envelope) or not isinstance(body, dict) or response.data not in body:
+        return body
+    started = response.async_
+    if started is not None and all(body.get(key) == value for key, value in started.when.items()):
+        return {key: body.get(key) for key in started.keep}
+    return body[response.data]
+
+
 def payload(provider: Provider, status: int, headers: dict[str, str], body: Any) -> dict[str, Any]:
     """The structured result of a successful call (always an object, as MCP structuredContent must be)."""
-    if provider.response == "incus-envelope" and isinstance(body, dict) and "metadata" in body:
-        if body.get("type") == "async":
-            return {"operation": body.get("operation"), "metadata": body.get("metadata")}
-        body = body["metadata"]
+    body = _unwrapped(provider.response, body)
     if body is None:
         return {"ok": True, "status": status}
     result = dict(body) if isinstance(body, dict) else {"result": body}
-    result.update(_pagination(headers))
+    result.update(_pagination(provider.paging, headers))
     return result
 
 
-def upstream_message(body: Any, text: str, redactor: Redactor | None = None) -> str:
-    """The upstream's own words about a failure, whatever envelope it uses, redacted before any cut."""
+def upstream_message(errors: ErrorWords, body: Any, text: str, redactor: Redactor | None = None) -> str:
+    """The upstream's own words about a failure, read from the fields the provider declares, redacted
+    before any cut."""
     if isinstance(body, dict):
-        # Incus says type "error" on every failure: noise, unlike Scaleway's "unknown_resource".
-        parts = [
-            str(body[key])
-            for key in ("type", "error", "message", "details")
-            if body.get(key) and not (key == "type" and body[key] in ("error", "sync", "async"))
-        ]
-        if isinstance(body.get("fields"), dict) and body["fields"]:
-            fields = json.dumps(body["fields"], separators=(",", ":"))
-            parts.append("fields: " + (redactor or _SHAPES_ONLY).cut(fields, FIELDS_MAX))
+        parts = [str(body[key]) for key in errors.words if body.get(key)]
+        wrong = body.get(errors.per_field) if errors.per_field else None
+        if isinstance(wrong, dict) and wrong:
+            fields = json.dumps(wrong, separators=(",", ":"))
+            parts.append(f"{errors.per_field}: " + (redactor or _SHAPES_ONLY).cut(fields, FIELDS_MAX))
         if parts:
             return one_line(": ".join(dict.fromkeys(parts)), MESSAGE_MAX, redactor)
     if body is None and text.strip() and not text.lstrip().startswith("<"):
@@ -88,9 +96,11 @@ def upstream_message(body: Any, text: str, redactor: Redactor | None = None) -> 
     return "no error message (non-JSON body)" if text.strip() else "empty body"
 
 
-def retry_after(headers: Mapping[str, str], body: Any, now: float | None = None) -> float | None:
-    """Seconds the upstream asks us to wait: a Retry-After header (seconds or an HTTP date), else
-    Exoscale's `retry_after` body field; None when it does not say. Header names are lower-case."""
+def retry_after(
+    headers: Mapping[str, str], body: Any, field: str | None = None, now: float | None = None
+) -> float | None:
+    """Seconds the upstream asks us to wait: a Retry-After header (seconds or an HTTP date), else the
+    body `field` its provider declares; None when it does not say. Header names are lower-case."""
     header = headers.get("retry-after", "").strip()
     if header.replace(".", "", 1).isdigit():
         return float(header)
@@ -101,7 +111,7 @@ def retry_after(headers: Mapping[str, str], body: Any, now: float | None = None)
             when = None
         if when is not None:
             return max(0.0, when - (time.time() if now is None else now))
-    asked = body.get("retry_after") if isinstance(body, dict) else None
+    asked = body.get(field) if field and isinstance(body, dict) else None
     if isinstance(asked, int | float) and not isinstance(asked, bool) and asked >= 0:
         return float(asked)
     return None
@@ -121,7 +131,7 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: 
     if status == 400 or status == 422:
         return "Fix the arguments the message names and call again."
     if status == 401:
-        names = " and ".join(provider.auth.env_names) or "the Incus client certificate"
+        names = " and ".join(provider.auth.env_names) or f"the {provider.title} client certificate"
         return f"The credentials were refused: check {names} in the MCP server's environment."
     if status == 403:
         return "The credentials lack permission for this action, or the resource is protected."
@@ -151,8 +161,9 @@ def error_text(
     """One line: who failed, the upstream's words (redacted with `redactor`, then cut), what to do next.
     Without a redactor, only credential shapes are masked before the cut: the caller's final
     Redactor.cut then masks any piece of a configured secret left before it."""
-    wait = retry_after(headers or {}, body)
+    wait = retry_after(headers or {}, body, provider.retry_after_field)
+    said = upstream_message(provider.errors, body, text, redactor)
     return (
-        f"{provider.title} returned HTTP {status} for {tool.name}: {upstream_message(body, text, redactor)}. "
+        f"{provider.title} returned HTTP {status} for {tool.name}: {said}. "
         f"{next_step(status, tool, provider, body, wait)}"
     )

@@ -13,8 +13,6 @@ from typing import Any
 
 from mcp_cloudops.registry import ToolSpec
 
-NARROWING = ("per_page", "page", "limit", "cursor", "name", "project", "project_id", "labels", "ip-address",
-             "status", "kind", "type", "arch", "tags", "max_bytes", "max_seconds")  # fmt: skip
 MIN_STRING = 200  # a string is not cut below this many characters
 NOTE_ROOM = 600  # characters kept free for the truncation note
 DETAILS_MAX = 300  # characters of the note listing what was cut
@@ -26,7 +24,8 @@ def dumps(data: Any) -> str:
 
 
 def narrowing_hint(tool: ToolSpec) -> str:
-    names = [p.name for p in tool.params if p.name in NARROWING]
+    """How to get a smaller result next time: the parameters tools.yaml flags `narrows`, in the tool's order."""
+    names = [p.name for p in tool.params if p.narrows]
     if names:
         return f"narrow the call with {', '.join(names)}"
     return "ask for one item at a time (by id) instead of a whole listing"

@@ -51,10 +51,10 @@ def backoff(attempt: int) -> float:
     return min(0.25 * 2 ** (attempt - 1), 2.0)
 
 
-def retry_wait(response: Response, attempt: int, cap: float) -> float | None:
+def retry_wait(provider: Provider, response: Response, attempt: int, cap: float) -> float | None:
     """Seconds to wait before retrying: what the upstream asks (results.retry_after), else backoff.
     None when it asks for longer than the cap: better to tell the agent."""
-    asked = retry_after(response.headers, response.body)
+    asked = retry_after(response.headers, response.body, provider.retry_after_field)
     if asked is None:
         return backoff(attempt)
     return asked if asked <= cap else None
@@ -214,7 +214,7 @@ class Upstreams:
                     await anyio.sleep(backoff(attempt))
                     continue
                 raise self._transport_error(tool, provider, request, exc) from None
-            wait = retry_wait(response, attempt, self.settings.retry_after_cap)
+            wait = retry_wait(provider, response, attempt, self.settings.retry_after_cap)
             if attempt < attempts and response.status_code in RETRY_STATUSES and wait is not None:
                 await anyio.sleep(wait)
                 continue

@@ -160,3 +160,56 @@ def test_an_unknown_parameter_name_is_refused_naming_the_tool(raw: dict[str, Any
     message = broken(raw, "stop-compute-instance", params=["instance", "zone", "instanse"])
     assert "tool 'stop-compute-instance' field 'params.2': no parameter definition named 'instanse'" in message
     assert "instance" in message and "zone" in message  # what is defined, to pick from
+
+
+def refused(raw: dict[str, Any], change: Any) -> str:
+    """The registry's complaint about `raw` once `change` has altered a copy of it."""
+    data = copy.deepcopy(raw)
+    change(data)
+    with pytest.raises(RegistryError) as caught:
+        parse_registry(data)
+    return str(caught.value)
+
+
+def test_response_declarations_are_read_as_declared(raw: dict[str, Any]) -> None:
+    providers = parse_registry(raw).providers
+    incus = providers["incus"].response
+    assert not isinstance(incus, str) and incus.data == "metadata" and incus.async_ is not None
+    assert (incus.async_.when, incus.async_.keep) == ({"type": "async"}, ("operation", "metadata"))
+    assert providers["exoscale"].response == "json"
+    assert providers["nirvana"].errors.words == ("error", "message", "details")  # the default
+    assert providers["scaleway"].errors.per_field == "fields" and providers["scaleway"].paging is not None
+    assert [key for key, provider in providers.items() if provider.paging] == ["scaleway"]
+    assert [key for key, provider in providers.items() if provider.retry_after_field] == ["exoscale"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "key", "value", "expected"),
+    [
+        ("incus", "response", "incus-envelope", "provider 'incus' field 'response.json': Input should be 'json'"),
+        ("incus", "response", {"data": "metadata", "asynk": {}}, "provider 'incus' field 'response.envelope.asynk'"),
+        ("incus", "response", {"data": "metadata", "async": {"when": {}, "keep": ["operation"]}},
+         "provider 'incus' field 'response.envelope.async.when'"),
+        ("scaleway", "paging", {"total": "X-Total-Count"}, "provider 'scaleway' field 'paging.total': Extra inputs"),
+        ("scaleway", "paging", {}, "provider 'scaleway' field 'paging': paging needs total_count or next_page"),
+        ("scaleway", "paging", {"next_page": "Link: x"}, "provider 'scaleway' field 'paging.next_page'"),
+        ("scaleway", "errors", {"words": []}, "provider 'scaleway' field 'errors.words'"),
+        ("scaleway", "errors", {"word": ["type"]}, "provider 'scaleway' field 'errors.word': Extra inputs"),
+        ("exoscale", "retry_after_field", ["retry_after"], "provider 'exoscale' field 'retry_after_field'"),
+    ],
+)  # fmt: skip
+def test_a_mistake_in_a_response_declaration_names_the_provider_and_field(
+    raw: dict[str, Any], provider: str, key: str, value: Any, expected: str
+) -> None:
+    assert expected in refused(raw, lambda data: data["providers"][provider].__setitem__(key, value))
+
+
+def test_narrows_is_a_boolean_on_query_and_option_parameters_only(raw: dict[str, Any]) -> None:
+    assert "params.max_bytes.narrows: Input should be a valid boolean" in refused(
+        raw, lambda data: data["params"]["max_bytes"].__setitem__("narrows", "yes")
+    )
+    image = refused(raw, lambda data: data["providers"]["scaleway"]["params"]["image"].__setitem__("narrows", True))
+    assert "tool 'get-instance-image' field 'params.image_id.narrows': a path parameter does not narrow" in image
+    body = {"name": "label", "in": "body", "narrows": True, "description": "A label."}
+    message = broken(raw, "update-image-2", params=["zone", "image", body])
+    assert "tool 'update-image-2' field 'params.label.narrows': a body parameter does not narrow a result" in message

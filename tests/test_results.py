@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from mcp_cloudops.redaction import MASK, Redactor
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Envelope, ErrorWords, Paging, load_registry
 from mcp_cloudops.results import MESSAGE_MAX, error_text, one_line, payload, retry_after, upstream_message
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
 SCALEWAY = REGISTRY.providers["scaleway"]
 EXOSCALE = REGISTRY.providers["exoscale"]
+NIRVANA = REGISTRY.providers["nirvana"]
+PAGING_HEADERS = {"x-total-count": "120", "link": '</v1/things?page=3>; rel="next"'}
 
 
 def test_incus_envelope_is_unwrapped() -> None:
@@ -50,16 +52,18 @@ def test_empty_body_is_ok() -> None:
 
 
 def test_upstream_messages_from_each_envelope() -> None:
-    assert upstream_message({"type": "error", "error": "Operation not found", "error_code": 404}, "") == (
-        "Operation not found"
-    )
+    incus_error = {"type": "error", "error": "Operation not found", "error_code": 404}
+    assert upstream_message(INCUS.errors, incus_error, "") == "Operation not found"
     assert "unknown_resource: image not found" in upstream_message(
-        {"type": "unknown_resource", "message": "image not found"}, ""
+        SCALEWAY.errors, {"type": "unknown_resource", "message": "image not found"}, ""
     )
     assert "fields:" in upstream_message(
-        {"type": "invalid_request_error", "message": "Validation Error", "fields": {"name": ["required"]}}, ""
+        SCALEWAY.errors,
+        {"type": "invalid_request_error", "message": "Validation Error", "fields": {"name": ["required"]}},
+        "",
     )
-    assert upstream_message(None, "<html><body>502 Bad Gateway</body></html>") == "no error message (non-JSON body)"
+    html = "<html><body>502 Bad Gateway</body></html>"
+    assert upstream_message(INCUS.errors, None, html) == "no error message (non-JSON body)"
 
 
 def test_error_text_names_provider_status_and_next_step() -> None:
@@ -87,9 +91,10 @@ def test_retry_after_reads_seconds_dates_and_exoscale_bodies() -> None:
     assert retry_after({"retry-after": "2.5"}, None) == 2.5
     assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:13:50 GMT"}, None, now=now) == 30.0
     assert retry_after({"retry-after": "Tue, 14 Nov 2023 22:00:00 GMT"}, None, now=now) == 0.0  # already past
-    assert retry_after({}, {"retry_after": 4}) == 4.0
-    assert retry_after({"retry-after": "garbage"}, {"retry_after": -1}) is None
-    assert retry_after({}, {"retry_after": True}) is None  # a bool is an int to Python, not a wait
+    field = EXOSCALE.retry_after_field
+    assert retry_after({}, {"retry_after": 4}, field) == 4.0
+    assert retry_after({"retry-after": "garbage"}, {"retry_after": -1}, field) is None
+    assert retry_after({}, {"retry_after": True}, field) is None  # a bool is an int to Python, not a wait
 
 
 SECRET = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -110,7 +115,62 @@ def test_one_line_redacts_before_it_cuts() -> None:
 def test_upstream_words_are_redacted_before_any_cut() -> None:
     redactor = Redactor([SECRET])
     fields = {"name": ["y" * 280 + SECRET]}  # the fields are cut to 300 characters: across the secret
-    said = upstream_message({"message": "invalid", "fields": fields}, "", redactor)
+    said = upstream_message(SCALEWAY.errors, {"message": "invalid", "fields": fields}, "", redactor)
     assert said.startswith("invalid: fields: ") and "0a1b2c3d" not in said
     text = error_text(REGISTRY.tools[0], SCALEWAY, 400, None, "z" * 190 + SECRET + "\nmore", {}, redactor)
     assert "0a1b2c3d" not in text and text.endswith("Fix the arguments the message names and call again.")
+
+
+# --- what each provider declares in tools.yaml, and only that, is read -----------------------------------
+
+
+def test_paging_headers_are_read_only_where_declared() -> None:
+    for provider in (NIRVANA, EXOSCALE, INCUS):  # no paging declared: the same headers mean nothing
+        assert provider.paging is None
+        assert payload(provider, 200, PAGING_HEADERS, {"items": []}) == {"items": []}
+    assert payload(SCALEWAY, 200, PAGING_HEADERS, {"items": []}) == {"items": [], "total_count": 120, "next_page": 3}
+    counted = NIRVANA.model_copy(update={"paging": Paging(total_count="X-Result-Count")})
+    headers = {**PAGING_HEADERS, "x-result-count": "7"}
+    assert payload(counted, 200, headers, {"items": []}) == {"items": [], "total_count": 7}  # its header, no Link
+
+
+def test_the_envelope_is_unwrapped_as_declared() -> None:
+    started = {"operation": "/1.0/operations/u", "metadata": {"id": "u"}}
+    created = {"type": "async", "status": "Operation created", **started}
+    assert payload(INCUS, 202, {}, created) == started
+    assert payload(SCALEWAY, 200, {}, created) == created  # plain JSON: taken as it is
+    envelope = Envelope.model_validate({"data": "result", "async": {"when": {"state": "queued"}, "keep": ["job"]}})
+    wrapped = NIRVANA.model_copy(update={"response": envelope})
+    assert payload(wrapped, 200, {}, {"result": {"id": "x"}, "state": "done", "metadata": {}}) == {"id": "x"}
+    assert payload(wrapped, 202, {}, {"result": None, "state": "queued", "job": "/jobs/1"}) == {"job": "/jobs/1"}
+    assert payload(wrapped, 200, {}, {"metadata": {"id": "y"}}) == {"metadata": {"id": "y"}}  # no data field
+    assert payload(wrapped, 200, {}, {"result": None, "state": "done"}) == {"ok": True, "status": 200}
+
+
+def test_error_words_come_from_the_declared_fields() -> None:
+    body = {
+        "type": "too_many_requests",
+        "error": "slow down",
+        "message": "Too many requests",
+        "reason": "quota",
+        "fields": {"name": ["required"]},
+    }
+    scaleway = 'too_many_requests: Too many requests: fields: {"name":["required"]}'
+    assert upstream_message(SCALEWAY.errors, body, "") == scaleway
+    assert upstream_message(EXOSCALE.errors, body, "") == "slow down: Too many requests"  # the default words
+    assert upstream_message(ErrorWords(words=("reason",)), body, "") == "quota"
+    problems = ErrorWords(words=("reason",), per_field="problems")
+    said = upstream_message(problems, {**body, "problems": {"size": "too big"}}, "")
+    assert said == 'quota: problems: {"size":"too big"}'
+    # Incus says type "error" on every failure: not one of its words, so never quoted.
+    assert upstream_message(INCUS.errors, {"type": "error", "error": "not found", "error_code": 404}, "") == "not found"
+
+
+def test_retry_after_is_read_from_a_body_field_only_where_declared() -> None:
+    assert EXOSCALE.retry_after_field == "retry_after" and SCALEWAY.retry_after_field is None
+    assert retry_after({}, {"retry_after": 4}) is None
+    assert retry_after({}, {"wait": 4, "retry_after": 9}, "wait") == 4.0
+    assert retry_after({"retry-after": "2"}, {"retry_after": 9}, "retry_after") == 2.0  # the header is HTTP's own
+    tool = REGISTRY.by_name["get-instance-image"]
+    assert "wait a few seconds" in error_text(tool, SCALEWAY, 429, {"retry_after": 3}, "", {})
+    assert "wait 3 seconds" in error_text(tool, SCALEWAY, 429, None, "", {"retry-after": "3"})

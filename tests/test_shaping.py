@@ -132,6 +132,25 @@ def test_the_note_names_the_tools_own_narrowing_arguments(tool: str, hint: str) 
         assert name in {p.name for p in spec.params} or hint.startswith("ask")
 
 
+def test_the_hint_names_exactly_the_parameters_flagged_narrows() -> None:
+    one_at_a_time = "ask for one item at a time (by id) instead of a whole listing"
+    for tool in REGISTRY.tools:
+        flagged = [p.name for p in tool.params if p.narrows]
+        assert narrowing_hint(tool) == (f"narrow the call with {', '.join(flagged)}" if flagged else one_at_a_time)
+    # The flag, not the name: `public` narrows once flagged; name, arch, tags stop when unflagged.
+    only_public = tuple(p.model_copy(update={"narrows": p.name == "public"}) for p in IMAGES.params)
+    assert narrowing_hint(IMAGES.model_copy(update={"params": only_public})) == "narrow the call with public"
+    # A write's body parameters share listing filters' names (name, project, tags) but narrow nothing.
+    assert narrowing_hint(REGISTRY.by_name["create-instance-image"]) == one_at_a_time
+
+
+def test_the_narrows_flag_stays_out_of_the_input_schema() -> None:
+    flagged = [p for tool in REGISTRY.tools for p in tool.params if p.narrows]
+    assert len(flagged) >= 16
+    for param in flagged:
+        assert "narrows" not in param.json_schema and param.json_schema == param.shape.model_dump(exclude_unset=True)
+
+
 SHAPES = {
     "list": listing(500),
     "lists-and-strings": {"images": [image(n) for n in range(300)], "log": "w" * 80_000},

@@ -135,5 +135,14 @@ def test_a_response_body_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(upstream, "parse_body", lambda content: calls.append(content) or real(content))
     response = Response(429, {"retry-after": "1"}, b'{"retry_after": 2}')
     assert response.body == {"retry_after": 2} and response.body is response.body
-    assert upstream.retry_wait(response, 1, 10) == 1.0
+    assert upstream.retry_wait(REGISTRY.providers["exoscale"], response, 1, 10) == 1.0
     assert calls == [b'{"retry_after": 2}']
+
+
+def test_a_retry_waits_what_the_body_asks_only_where_the_provider_declares_the_field() -> None:
+    import mcp_cloudops.upstream as upstream
+
+    response = Response(429, {}, b'{"retry_after": 2}')
+    assert upstream.retry_wait(REGISTRY.providers["exoscale"], response, 1, 10) == 2.0
+    assert upstream.retry_wait(REGISTRY.providers["scaleway"], response, 1, 10) == upstream.backoff(1)
+    assert upstream.retry_wait(REGISTRY.providers["exoscale"], response, 1, 1) is None  # longer than the cap
