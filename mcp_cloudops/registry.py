@@ -122,6 +122,7 @@ class Provider(_Frozen):
     key: str = ""
     title: str
     base_url: str | None
+    sockets: tuple[str, ...] = ()  # unix sockets tried in order when neither base_url nor url_env gives a URL
     url_env: str
     auth: AuthSpec
     zones: tuple[str, ...] = ()

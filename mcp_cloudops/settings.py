@@ -16,7 +16,6 @@ from pydantic import SecretStr
 
 from mcp_cloudops.registry import Provider
 
-INCUS_SOCKETS = ("/var/lib/incus/unix.socket", "/run/incus/unix.socket")
 INCUS_ENV = {
     "socket": "INCUS_SOCKET",
     "cert": "INCUS_CLIENT_CERT",
@@ -182,7 +181,10 @@ class Settings:
         if url and url.startswith("unix://"):
             socket = url.removeprefix("unix://")
         if socket is None:
-            socket = next((path for path in INCUS_SOCKETS if Path(path).exists()), INCUS_SOCKETS[0])
+            tried = provider.sockets
+            socket = next((path for path in tried if Path(path).exists()), tried[0] if tried else None)
+        if socket is None:
+            raise ConfigError(f"{provider.title} has no address: set {INCUS_ENV['socket']} or {provider.url_env}")
         return IncusEndpoint(socket=socket)
 
     def credential_status(self, provider: Provider) -> dict[str, bool]:
