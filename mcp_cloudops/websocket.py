@@ -286,7 +286,7 @@ async def attach_all(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any],
     names = flow.streams
     if not isinstance(fds, dict) or not set(names.values()) <= fds.keys():
         raise UpstreamError(
-            f"{provider.title} operation {args.get('id')} is not an exec waiting for its streams "
+            f"{provider.title} operation {args.get('id')} is not a non-interactive exec waiting for its streams "
             f"(class {op.get('class')!r}). Pass {flow.secret}= (a value of {flow.fds}) to read one stream, "
             f"or follow the operation with {flow.finish.tool}."
         )

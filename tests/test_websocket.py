@@ -123,3 +123,11 @@ async def test_a_flood_of_empty_messages_is_cut_as_at_the_cap() -> None:
 def test_one_message_may_be_only_a_little_bigger_than_the_cap() -> None:
     assert max_message(1) == 128 * 1024
     assert max_message(2**20) == 2**20 + 64 * 1024
+
+
+async def test_attaching_to_what_is_not_an_exec_names_the_declared_way_out(client, sandbox) -> None:
+    """The attach_all flow's refusal names the parameter and the tool tools.yaml declares for it."""
+    result = await client.call_tool("get-websocket-stream", {"id": sandbox["incus"].seeded["token"]})
+    text = result.content[0].text
+    assert result.is_error and "is not a non-interactive exec" in text and "'token'" in text
+    assert "Pass secret=" in text and "follow the operation with wait-operation" in text
