@@ -44,7 +44,8 @@ PATTERNS = (
     r"(?i:(\bbasic\s+)[A-Za-z0-9+/=]{8,})",
     r"\b(ptr_)[A-Za-z0-9_+/=-]{8,}",
     r"(?i:((?:x-auth-token|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+)",
-    r"(?i:([?&](?:token|api_key|apikey|access_token|secret_key)=)[^&\s\"']+)",
+    # A token in a URL; a presigned URL's signature (S3-style, e.g. an Exoscale snapshot export) is one.
+    r"(?i:([?&](?:token|api_key|apikey|access_token|secret_key|x-amz-signature|signature)=)[^&\s\"']+)",
 )
 _SHAPES = re.compile("|".join(PATTERNS))  # one scan of each string instead of one per pattern
 # PEM keys are paired by scanning, not by a lazy `[\s\S]*?`: that rescans to the end of the text for
@@ -58,7 +59,7 @@ _CUE = re.compile(r"[\s=:_]")
 # And every shape holds one of these words (in lower case): prose without them skips the full scan,
 # which costs ~100 ns a character (a second for a 10 MiB body).
 KEYWORDS = ("exo2-hmac-sha256", "bearer", "basic", "ptr_", "x-auth-token", "x-api-key", "token=", "api_key=",
-            "apikey=", "secret_key=", "private key-----")  # fmt: skip
+            "apikey=", "secret_key=", "signature=", "private key-----")  # fmt: skip
 _SHORTEST_SHAPE = len("?token=x")  # no shape matches fewer characters
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
