@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    JsonValue,
     StrictBool,
     Tag,
     ValidationError,
@@ -236,6 +237,9 @@ class ToolSpec(_Frozen):
     method: Method
     path: str = Field(pattern=r"^/")
     query: dict[str, str] = Field(default_factory=dict)
+    # Fixed body fields, sent with every call (e.g. Docker's AttachStdout: true): an API's required
+    # constant is stated once here, not left to the agent.
+    body: dict[str, JsonValue] = Field(default_factory=dict)
     websocket: bool = False
     demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
@@ -410,6 +414,11 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
     for name in tool.query:
         if name in names:
             problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")
+    if tool.body and tool.method in ("GET", "DELETE"):  # websocket tools are GET: covered
+        problems.append(f"{where} field 'body': {tool.method} requests carry no body")
+    for name in tool.body:
+        if name in names:
+            problems.append(f"{where} field 'body': fixed body field {name!r} clashes with a parameter")
     return problems
 
 

@@ -121,8 +121,8 @@ def build_request(
     url = fill(base_url, zone) + fill(tool.path, values)
     params = list(tool.query.items())
     params += [(p.name, query_value(args[p.name])) for p in tool.params_in("query") if p.name in args]
-    body_params = [p for p in tool.params_in("body") if p.name in args]
-    body = {p.name: args[p.name] for p in body_params} if body_params else None
+    given = {p.name: args[p.name] for p in tool.params_in("body") if p.name in args}
+    body = {**tool.body, **given} if tool.body or given else None  # the registry keeps the two apart
     return UpstreamRequest(method=tool.method, url=url, params=params, body=body)
 
 

@@ -108,7 +108,7 @@ async def test_the_server_offers_only_the_selected_tools() -> None:
     env = {"MCP_CLOUDOPS_TOOLSETS": "scaleway", "MCP_CLOUDOPS_READ_ONLY": "1"}
     async with Client(build_server(Settings.from_env(env), REGISTRY)) as client:
         listed = [t.name for t in (await client.list_tools()).tools]
-        assert listed == ["list-instance-images", "get-instance-image"]
+        assert listed == ["list-instance-images", "get-instance-image", "list-scaleway-snapshots"]
         result = await client.call_tool("delete-instance-image", {"image_id": "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50101"})
         assert result.is_error and result.content[0].text == "Unknown tool: delete-instance-image"
 

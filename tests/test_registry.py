@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import Any
 
 import pytest
@@ -10,8 +11,17 @@ import yaml
 
 from mcp_cloudops.registry import RegistryError, default_path, load_registry, parse_registry
 
-# The seeds' 38 tools and Nirvana's 2, plus get-exoscale-operation (needed to follow Exoscale operations).
+# The seeds' 38 tools and Nirvana's 2, plus get-exoscale-operation (needed to follow Exoscale operations),
+# plus the companion tools that list the ids they take (issue 11).
 SEED_COUNTS = {"incus": 8, "exoscale": 21, "scaleway": 6, "portainer": 4, "nirvana": 2}
+COMPANIONS = {
+    "exoscale": ["list-instance-types", "list-templates", "list-ssh-keys", "list-security-groups",
+                 "list-exoscale-snapshots"],
+    "scaleway": ["list-scaleway-snapshots"],
+    "portainer": ["list-portainer-environments", "list-docker-containers", "list-kubernetes-pods",
+                  "create-docker-exec"],
+    "nirvana": ["list-nirvana-projects"],
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,11 @@ def test_tools_yaml_has_every_seed_tool_once() -> None:
     counts: dict[str, int] = {}
     for tool in registry.tools:
         counts[tool.provider] = counts.get(tool.provider, 0) + 1
-    assert counts == SEED_COUNTS
-    assert len({t.name for t in registry.tools}) == 41
+    companions = {provider: len(names) for provider, names in COMPANIONS.items()}
+    assert counts == {provider: n + companions.get(provider, 0) for provider, n in SEED_COUNTS.items()}
+    names = {t.name for t in registry.tools}
+    assert len(names) == 41 + sum(companions.values())
+    assert {name for group in COMPANIONS.values() for name in group} <= names
 
 
 def test_every_tool_is_open_world_and_read_only_tools_only_get() -> None:
@@ -179,7 +192,8 @@ def test_response_declarations_are_read_as_declared(raw: dict[str, Any]) -> None
     assert providers["exoscale"].response == "json"
     assert providers["nirvana"].errors.words == ("error", "message", "details")  # the default
     assert providers["scaleway"].errors.per_field == "fields" and providers["scaleway"].paging is not None
-    assert [key for key, provider in providers.items() if provider.paging] == ["scaleway"]
+    assert [key for key, provider in providers.items() if provider.paging] == ["scaleway", "portainer"]
+    assert providers["portainer"].paging is not None and providers["portainer"].paging.next_page is None
     assert [key for key, provider in providers.items() if provider.retry_after_field] == ["exoscale"]
 
 
@@ -213,3 +227,15 @@ def test_narrows_is_a_boolean_on_query_and_option_parameters_only(raw: dict[str,
     body = {"name": "label", "in": "body", "narrows": True, "description": "A label."}
     message = broken(raw, "update-image-2", params=["zone", "image", body])
     assert "tool 'update-image-2' field 'params.label.narrows': a body parameter does not narrow a result" in message
+
+
+def test_fixed_body_fields_go_with_a_body_and_never_shadow_a_parameter(raw: dict[str, Any]) -> None:
+    """`body:` states a write's constant fields (Docker's AttachStdout); the agent's own fields stay its own."""
+    fixed = load_registry().by_name["create-docker-exec"].body
+    assert fixed == {"AttachStdout": True, "AttachStderr": True}
+    message = broken(raw, "list-docker-containers", body={"all": True})
+    assert "tool 'list-docker-containers' field 'body': GET requests carry no body" in message
+    message = broken(raw, "create-docker-exec", body={**fixed, "Cmd": ["ls"]})
+    assert "tool 'create-docker-exec' field 'body': fixed body field 'Cmd' clashes with a parameter" in message
+    message = broken(raw, "create-docker-exec", body={"When": datetime.date(2025, 1, 1)})  # YAML reads 2025-01-01
+    assert "tool 'create-docker-exec' field 'body.When': input was not a valid JSON value" in message

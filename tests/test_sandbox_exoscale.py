@@ -16,6 +16,7 @@ from exoscale_auth import ExoscaleV2Auth  # PyPI package requests-exoscale-auth
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.exoscale import (
     DEFAULT_ZONE,
+    GPU_SMALL,
     INSTANCE_POOL,
     INSTANCE_RUNNING,
     INSTANCE_STOPPED,
@@ -25,11 +26,16 @@ from mcp_cloudops.sandbox.exoscale import (
     MSG_MISSING_AUTH,
     MSG_UNKNOWN_KEY,
     OPERATION_DONE,
+    SECURITY_GROUP_DEFAULT,
+    SECURITY_GROUP_PUBLIC,
+    SECURITY_GROUP_WEB,
     SNAPSHOT_RUNNING,
     SNAPSHOT_STOPPED,
     STANDARD_SMALL,
     TEMPLATE_DEBIAN,
+    TEMPLATE_PRIVATE,
     TEMPLATE_UBUNTU,
+    TEMPLATE_UBUNTU_2204,
     ExoscaleSimulator,
     SignatureError,
     sign,
@@ -411,3 +417,159 @@ async def test_official_exoscale_client_drives_the_simulator() -> None:
 
             assert await anyio.to_thread.run_sync(scenario) == (["web-1"], "success", "stopped")
             assert sim.recorder.last("PUT").path.endswith(f"/instance/{INSTANCE_RUNNING}:stop")
+
+
+# --- the catalogue routes: where create-instance's ids come from ---------------------------------
+
+
+async def test_catalogue_lists_what_the_seeded_instances_use() -> None:
+    with anyio.fail_after(10):
+        async with exoscale() as (sim, api):
+            types = {t["id"]: t for t in (await api("GET", "/instance-type")).json()["instance-types"]}
+            web = sim.instances[INSTANCE_RUNNING]
+            assert {web.instance_type, sim.instances[INSTANCE_STOPPED].instance_type} <= set(types)
+            medium = types[web.instance_type]
+            assert (medium["family"], medium["size"], medium["cpus"], medium["memory"]) == (
+                "standard",
+                "medium",
+                2,
+                4 * 1024**3,
+            )
+            assert medium["authorized"] is True and DEFAULT_ZONE in medium["zones"] and "gpus" not in medium
+            assert (types[GPU_SMALL]["gpus"], types[GPU_SMALL]["authorized"]) == (1, False)
+
+            public = {t["id"]: t for t in (await api("GET", "/template")).json()["templates"]}
+            assert set(public) == {TEMPLATE_UBUNTU, TEMPLATE_DEBIAN, TEMPLATE_UBUNTU_2204}
+            assert web.template in public and public[TEMPLATE_DEBIAN]["default-user"] == "debian"
+            assert public[TEMPLATE_UBUNTU]["created-at"].endswith("Z")
+
+            keys = (await api("GET", "/ssh-key")).json()["ssh-keys"]
+            assert {"sandbox-key"} | {k["name"] for k in web.ssh_keys} <= {k["name"] for k in keys}
+            assert all(len(k["fingerprint"].split(":")) == 16 for k in keys)
+
+            groups = {g["name"]: g for g in (await api("GET", "/security-group")).json()["security-groups"]}
+            assert groups["default"]["id"] == SECURITY_GROUP_DEFAULT and groups["web"]["id"] == SECURITY_GROUP_WEB
+            assert {r["start-port"] for r in groups["web"]["rules"]} == {80, 443}
+
+            snapshots = {s["id"]: s for s in (await api("GET", "/snapshot")).json()["snapshots"]}
+            assert set(snapshots) == {SNAPSHOT_RUNNING, SNAPSHOT_STOPPED}
+            assert snapshots[SNAPSHOT_RUNNING]["instance"] == {"id": INSTANCE_RUNNING}
+            assert snapshots[SNAPSHOT_RUNNING]["size"] == web.disk_size
+            assert (
+                snapshots[SNAPSHOT_STOPPED]["state"] == "exported" and snapshots[SNAPSHOT_STOPPED]["export"]["md5sum"]
+            )
+            one = await api("GET", f"/snapshot/{SNAPSHOT_RUNNING}")
+            assert one.json() == snapshots[SNAPSHOT_RUNNING]
+
+
+async def test_catalogue_filters_zones_and_unknown_parameters() -> None:
+    with anyio.fail_after(10):
+        async with exoscale() as (_sim, api):
+
+            async def template_ids(**params: str) -> list[str]:
+                response = await api("GET", "/template", params=params)
+                assert response.status_code == 200, response.text
+                return [t["id"] for t in response.json()["templates"]]
+
+            assert await template_ids(visibility="private") == [TEMPLATE_PRIVATE]
+            assert await template_ids(visibility="public", family="ubuntu") == [TEMPLATE_UBUNTU, TEMPLATE_UBUNTU_2204]
+            assert await template_ids(visibility="private", family="debian") == []
+
+            public = (await api("GET", "/security-group", params={"visibility": "public"})).json()
+            assert [g["id"] for g in public["security-groups"]] == [SECURITY_GROUP_PUBLIC]
+            assert public["security-groups"][0]["external-sources"]
+
+            for path, params in [
+                ("/template", {"visibility": "shared"}),
+                ("/security-group", {"visibility": "all"}),
+                ("/template", {"name": "ubuntu"}),
+                ("/instance-type", {"family": "standard"}),
+                ("/snapshot", {"instance-id": INSTANCE_RUNNING}),
+                ("/ssh-key", {"name": "sandbox-key"}),
+            ]:
+                refused = await api("GET", path, params=params)
+                assert refused.status_code == 400 and refused.json()["message"], (path, params)
+
+            other_zone = Api(api.client, api.base.replace(DEFAULT_ZONE, "de-fra-1"))
+            assert (await other_zone("GET", "/snapshot")).json() == {"snapshots": []}
+            assert (await other_zone("GET", f"/snapshot/{SNAPSHOT_RUNNING}")).status_code == 404
+            private_elsewhere = await other_zone("GET", "/template", params={"visibility": "private"})
+            assert private_elsewhere.json() == {"templates": []}
+            assert len((await other_zone("GET", "/ssh-key")).json()["ssh-keys"]) == 2  # account-wide
+
+
+async def test_create_refuses_ids_the_catalogue_does_not_offer() -> None:
+    with anyio.fail_after(10):
+        async with exoscale() as (sim, api):
+            good = {"instance-type": {"id": STANDARD_SMALL}, "template": {"id": TEMPLATE_UBUNTU}, "disk-size": 10}
+            other_zone = Api(api.client, api.base.replace(DEFAULT_ZONE, "de-fra-1"))
+            for client, body, status in [
+                (api, {**good, "instance-type": {"id": GPU_SMALL}}, 403),
+                (other_zone, {**good, "instance-type": {"id": GPU_SMALL}}, 400),
+                (other_zone, {**good, "template": {"id": TEMPLATE_PRIVATE}}, 404),
+                (api, {**good, "ssh-keys": [{"name": "nobody"}]}, 404),
+                (api, {**good, "ssh-key": {"name": "nobody"}}, 404),
+                (api, {**good, "security-groups": [{"id": SECURITY_GROUP_PUBLIC}]}, 404),
+            ]:
+                response = await client("POST", "/instance", body)
+                assert response.status_code == status, (body, response.text)
+            assert len(sim.instances) == 2
+
+            listed = {
+                "ssh-keys": [{"name": "ci-deploy"}],
+                "security-groups": [{"id": SECURITY_GROUP_DEFAULT}, {"id": SECURITY_GROUP_WEB}],
+                "template": {"id": TEMPLATE_PRIVATE},
+            }
+            created = await api("POST", "/instance", {**good, **listed})
+            assert (await api.wait(created.json()))["state"] == "success"
+            instance = sim.instances[created.json()["reference"]["id"]].to_json()
+            assert instance["ssh-keys"] == listed["ssh-keys"] and instance["template"] == listed["template"]
+
+
+async def test_snapshot_is_listed_while_snapshotting_and_goes_with_a_failed_operation() -> None:
+    with anyio.fail_after(10):
+        async with exoscale(operation_delay=60) as (sim, api):
+            path = f"/instance/{INSTANCE_STOPPED}"
+            operation = (await api("POST", f"{path}:create-snapshot")).json()
+            snapshot_id = operation["reference"]["id"]
+            listed = {s["id"]: s for s in (await api("GET", "/snapshot")).json()["snapshots"]}
+            assert listed[snapshot_id]["state"] == "snapshotting"
+            assert listed[snapshot_id]["instance"] == {"id": INSTANCE_STOPPED}
+            assert listed[snapshot_id]["name"].startswith("db-1-") and listed[snapshot_id]["size"] == 100
+            early = await api("POST", f"{path}:revert-snapshot", {"id": snapshot_id})
+            assert early.status_code == 409
+
+            sim.complete_operations()
+            assert (await api("GET", f"/snapshot/{snapshot_id}")).json()["state"] == "ready"
+
+            sim.fail_next_operation()
+            failed = (await api("POST", f"{path}:create-snapshot")).json()
+            sim.complete_operations()
+            assert (await api("GET", f"/operation/{failed['id']}")).json()["state"] == "failure"
+            assert failed["reference"]["id"] not in {
+                s["id"] for s in (await api("GET", "/snapshot")).json()["snapshots"]
+            }
+            assert {"id": failed["reference"]["id"]} not in (await api("GET", path)).json()["snapshots"]
+
+
+async def test_official_exoscale_client_reads_the_catalogue() -> None:
+    """The vendor's generated client sends the catalogue requests as its spec says; the simulator answers them."""
+    from exoscale.api.v2 import Client
+
+    with anyio.fail_after(10):
+        sim = ExoscaleSimulator(operation_delay=0.05)
+        async with run_sandbox([sim]) as sandbox:
+            url = sandbox.env["EXOSCALE_API_URL"].replace("{zone}", DEFAULT_ZONE)
+            client = Client(credentials.EXOSCALE_API_KEY, credentials.EXOSCALE_API_SECRET, url=url)
+
+            def scenario() -> list[int]:
+                return [
+                    len(client.list_instance_types()["instance-types"]),
+                    len(client.list_templates(visibility="private", family="ubuntu")["templates"]),
+                    len(client.list_ssh_keys()["ssh-keys"]),
+                    len(client.list_security_groups(visibility="public")["security-groups"]),
+                    len(client.list_snapshots()["snapshots"]),
+                ]
+
+            assert await anyio.to_thread.run_sync(scenario) == [8, 1, 2, 1, 2]
+            assert sim.recorder.last("GET").path == f"/{DEFAULT_ZONE}/v2/snapshot"

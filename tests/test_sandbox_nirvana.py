@@ -18,6 +18,7 @@ from mcp_cloudops.sandbox.nirvana import (
     OPERATION_RUNNING,
     PROJECT_MAIN,
     PROJECT_OTHER,
+    SEED_PROJECTS,
     NirvanaSimulator,
     encode_cursor,
     parse_list_query,
@@ -33,6 +34,7 @@ def anyio_backend() -> str:
 
 
 OPERATION_KEYS = {"id", "created_at", "details", "kind", "project_id", "resource_id", "status", "type", "updated_at"}
+PROJECT_KEYS = {"id", "created_at", "name", "resources", "tags", "updated_at"}
 
 
 @asynccontextmanager
@@ -49,12 +51,12 @@ async def nirvana() -> AsyncIterator[tuple[NirvanaSimulator, httpx.AsyncClient]]
             yield sim, client
 
 
-async def list_all(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+async def list_all(client: httpx.AsyncClient, path: str = "/v1/operations", **params: Any) -> list[dict[str, Any]]:
     """Follow next_cursor like the SDKs do: same query, plus the cursor."""
     items: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
-        response = await client.get("/v1/operations", params={**params, **({"cursor": cursor} if cursor else {})})
+        response = await client.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
         assert response.status_code == 200, response.text
         page = response.json()
         items += page["items"]
@@ -167,3 +169,52 @@ async def test_get_one_and_errors() -> None:
             assert (await client.get(f"/v1/operations/{added['id']}")).json()["status"] == "pending"
             sim.set_status(added["id"], "done")
             assert (await client.get(f"/v1/operations/{added['id']}")).json()["status"] == "done"
+
+
+async def test_projects_page_by_cursor_and_match_the_operations() -> None:
+    with anyio.fail_after(10):
+        async with nirvana() as (sim, client):
+            first = (await client.get("/v1/projects", params={"limit": 3})).json()
+            assert set(first) == {"items", "pagination"} and len(first["items"]) == 3
+            assert set(first["items"][0]) == PROJECT_KEYS
+            assert set(first["items"][0]["resources"]) == {"blockchain", "cloud"}
+            assert first["pagination"]["total_count"] == len(SEED_PROJECTS) == 7
+            assert first["pagination"]["previous_cursor"] is None and first["pagination"]["next_cursor"]
+            created = [p["created_at"] for p in first["items"]]
+            assert created == sorted(created, reverse=True)  # newest first, as the operations
+
+            projects = await list_all(client, "/v1/projects", limit=2)
+            assert len(projects) == len({p["id"] for p in projects}) == 7
+            assert "limit=2" in sim.requests[-1].raw_query and "cursor=" in sim.requests[-1].raw_query
+            listed = {p["id"]: p for p in projects}
+            assert {op["project_id"] for op in sim.operations.values()} <= set(listed)
+            main = listed[PROJECT_MAIN]
+            vm_ids = {op["resource_id"] for op in await list_all(client, project_id=PROJECT_MAIN, kind="vm")}
+            deleted = {
+                op["resource_id"] for op in await list_all(client, project_id=PROJECT_MAIN, kind="vm", type="delete")
+            }
+            assert main["resources"]["cloud"]["vms"] == len(vm_ids - deleted) > 0
+            assert all(
+                p["resources"]["cloud"]["vms"] == 0 for p in projects if p["id"] not in (PROJECT_MAIN, PROJECT_OTHER)
+            )
+
+
+async def test_project_filters_sort_and_errors() -> None:
+    with anyio.fail_after(10):
+        async with nirvana() as (_sim, client):
+            assert [p["name"] for p in await list_all(client, "/v1/projects", tags="prod")] == [
+                "rpc-mainnet",
+                "production",
+            ]
+            assert [p["name"] for p in await list_all(client, "/v1/projects", name="SANDBOX", sort="name")] == [
+                "sandbox-alice",
+                "sandbox-bob",
+            ]
+            for params in ({"limit": 101}, {"sort": "size"}, {"project_id": PROJECT_MAIN}, {"cursor": "garbage!"}):
+                response = await client.get("/v1/projects", params=params)
+                assert response.status_code == 400 and isinstance(response.json()["message"], str), params
+            operations = (await client.get("/v1/operations", params={"project_id": PROJECT_MAIN})).json()
+            foreign = await client.get("/v1/projects", params={"cursor": operations["pagination"]["next_cursor"]})
+            assert (foreign.status_code, foreign.json()) == (400, {"message": "invalid cursor"})
+            unauthenticated = await client.get("/v1/projects", headers={"Authorization": ""})
+            assert unauthenticated.status_code == 401

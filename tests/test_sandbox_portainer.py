@@ -294,3 +294,125 @@ async def test_the_recorder_sees_handshakes_and_requests() -> None:
             assert handshake.websocket and handshake.path == "/api/websocket/exec"
             assert handshake.query == {"endpointId": ["1"], "id": [api.sim.exec_id]}
             assert handshake.headers["x-api-key"] == credentials.PORTAINER_API_KEY
+
+
+async def test_environments_are_searched_counted_and_paged_like_portainer() -> None:
+    with anyio.fail_after(10):
+        async with portainer() as api:
+            api.sim.endpoints[2].status = 2  # down
+
+            async def listed(**params: Any) -> tuple[list[int], str]:
+                response = await api.client.get("/api/endpoints", params=params)
+                assert response.status_code == 200
+                return [e["Id"] for e in response.json()], response.headers["X-Total-Count"]
+
+            assert await listed() == ([1, 2], "2")
+            assert await listed(search="K8S") == ([2], "1")  # lower-cased, in the name
+            assert await listed(search="docker.sock") == ([1], "1")  # in the URL
+            assert await listed(search="down") == ([2], "1")
+            assert await listed(limit=1) == ([1], "2")  # the count is before the page is cut
+            assert await listed(start=2, limit=1) == ([2], "2")  # start counts from 1...
+            assert await listed(start=0, limit=1) == ([1], "2")  # ...and 0 is the first too
+            assert await listed(start=5, limit=1) == ([], "2")
+            assert await listed(**{"types[]": [5, 6, 7]}) == ([2], "1")
+            response = await api.client.get("/api/endpoints", params={"types[]": "docker"})
+            assert (response.status_code, response.json()["message"]) == (400, "Invalid query parameters")
+
+            full = (await api.client.get("/api/endpoints")).json()[0]
+            assert full["Snapshots"][0]["DockerSnapshotRaw"]["Containers"][0]["Names"] == ["/web"]
+            lean = (await api.client.get("/api/endpoints", params={"excludeSnapshots": "true"})).json()[0]
+            assert lean["Snapshots"] is None and (lean["Id"], lean["Type"], lean["Status"]) == (1, 1, 1)
+
+
+async def test_containers_are_filtered_like_docker() -> None:
+    with anyio.fail_after(10):
+        async with portainer() as api:
+
+            async def names(filters: Any) -> list[str]:
+                params = {"all": "1", "filters": json.dumps(filters)}
+                response = await api.client.get("/api/endpoints/1/docker/containers/json", params=params)
+                assert response.status_code == 200, response.text
+                return [c["Names"][0] for c in response.json()]
+
+            assert await names({"name": ["^/w"]}) == ["/web"]
+            assert await names({"status": ["exited"]}) == ["/db"]
+            assert await names({"label": ["com.docker.compose.project=shop"]}) == ["/web", "/db"]
+            assert await names({"label": ["com.docker.compose.service=db"], "status": ["running"]}) == []
+            assert await names({"name": {"tick": True}}) == ["/ticker"]  # the legacy form
+            assert await names({"id": [api.sim.container_ids["db"][:12]]}) == ["/db"]
+            web = (await api.client.get("/api/endpoints/1/docker/containers/json")).json()[0]
+            assert web["Labels"]["com.docker.compose.service"] == "web"
+
+            for filters, message in [
+                ("{not json", "invalid filter"),
+                (json.dumps({"colour": ["red"]}), "invalid filter 'colour'"),
+                (json.dumps({"status": ["sleeping"]}), "invalid filter 'status=sleeping'"),
+            ]:
+                response = await api.client.get("/api/endpoints/1/docker/containers/json", params={"filters": filters})
+                assert (response.status_code, response.json()) == (400, {"message": message})
+
+
+async def test_pods_are_listed_and_paged_like_the_kubernetes_api() -> None:
+    with anyio.fail_after(10):
+        async with portainer() as api:
+            pods = "/api/endpoints/2/kubernetes/api/v1/namespaces/{}/pods"
+            answer = (await api.client.get(pods.format("default"))).json()
+            assert (answer["kind"], answer["apiVersion"]) == ("PodList", "v1")
+            assert [p["metadata"]["name"] for p in answer["items"]] == ["web-0", "web-1"]
+            assert answer["items"][0]["spec"]["containers"][0]["name"] == "web"
+            assert answer["items"][0]["status"]["phase"] == "Running"
+            assert "continue" not in answer["metadata"]
+            assert (await api.client.get(pods.format("nowhere"))).json()["items"] == []  # no such namespace: none
+
+            first = (await api.client.get(pods.format("default"), params={"limit": 1})).json()
+            assert [p["metadata"]["name"] for p in first["items"]] == ["web-0"]
+            assert first["metadata"]["remainingItemCount"] == 1
+            params = {"limit": 1, "continue": first["metadata"]["continue"]}
+            second = (await api.client.get(pods.format("default"), params=params)).json()
+            assert [p["metadata"]["name"] for p in second["items"]] == ["web-1"] and "continue" not in second[
+                "metadata"
+            ]
+
+            response = await api.client.get(pods.format("kube-system"), params=params)  # another list's token
+            assert (response.status_code, response.json()["kind"], response.json()["reason"]) == (
+                400,
+                "Status",
+                "BadRequest",
+            )
+            response = await api.client.get("/api/endpoints/1/kubernetes/api/v1/namespaces/default/pods")
+            assert (response.status_code, response.json()) == (404, {"message": "page not found"})  # Docker's answer
+            response = await api.client.get("/api/endpoints/9/kubernetes/api/v1/namespaces/default/pods")
+            assert response.status_code == 404 and response.json()["message"].startswith(
+                "Unable to find an environment"
+            )
+            response = await api.client.get(pods.format("default"), headers={"X-API-Key": "ptr_wrong"})
+            assert response.status_code == 401
+
+
+async def test_an_exec_relays_only_the_streams_it_was_created_with() -> None:
+    with anyio.fail_after(10):
+        async with portainer() as api:
+            create = "/api/endpoints/1/docker/containers/web/exec"
+            bare = (await api.client.post(create, json={"Cmd": ["echo", "lost"]})).json()["Id"]
+            body = {
+                "Cmd": ["echo", "kept"],
+                "AttachStdout": True,
+                "AttachStderr": True,
+                "User": "nginx",
+                "Env": ["A=1"],
+            }
+            attached = (await api.client.post(create, json=body)).json()["Id"]
+
+            inspect = (await api.client.get(f"/api/endpoints/1/docker/exec/{bare}/json")).json()
+            assert (inspect["OpenStdout"], inspect["OpenStderr"]) == (False, False)  # Docker's default
+            inspect = (await api.client.get(f"/api/endpoints/1/docker/exec/{attached}/json")).json()
+            assert (inspect["OpenStdout"], inspect["ProcessConfig"]["user"]) == (True, "nginx")
+
+            async with api.ws("exec", endpointId=1, id=bare) as ws:
+                assert await read_to_close(ws) == ""
+            async with api.ws("exec", endpointId=1, id=attached) as ws:
+                assert await read_to_close(ws) == "kept\n"
+            assert api.sim.get_exec(bare).exit_code == api.sim.get_exec(attached).exit_code == 0
+
+            response = await api.client.post(create, json={"Cmd": ["ls"], "Env": "A=1"})
+            assert response.status_code == 400

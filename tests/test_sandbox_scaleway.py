@@ -23,6 +23,7 @@ from mcp_cloudops.sandbox.scaleway import (
     SNAPSHOT_FR_PAR_1,
     SNAPSHOT_FR_PAR_1_DATA,
     SNAPSHOT_NL_AMS_1,
+    SNAPSHOTS_PER_ZONE,
     ScalewaySimulator,
     link_header,
 )
@@ -53,6 +54,22 @@ IMAGE_KEYS = {
     "zone",
 }
 IMAGES = "/instance/v1/zones/fr-par-1/images"
+SNAPSHOT_KEYS = {
+    "id",
+    "name",
+    "organization",
+    "project",
+    "tags",
+    "volume_type",
+    "size",
+    "state",
+    "base_volume",
+    "creation_date",
+    "modification_date",
+    "error_reason",
+    "zone",
+}
+SNAPSHOTS = "/instance/v1/zones/fr-par-1/snapshots"
 
 
 @asynccontextmanager
@@ -246,3 +263,84 @@ async def test_injected_faults() -> None:
             sim.fail_next(500, {"message": "internal error"})
             assert (await client.get(IMAGES)).json() == {"message": "internal error"}
             assert (await client.get(IMAGES)).status_code == 200
+
+
+async def test_snapshots_page_like_images() -> None:
+    with anyio.fail_after(10):
+        async with scaleway() as (_sim, client):
+            first = await client.get(SNAPSHOTS, params={"per_page": 20})
+            assert first.status_code == 200 and set(first.json()) == {"snapshots"}
+            assert first.headers["x-total-count"] == str(SNAPSHOTS_PER_ZONE["fr-par-1"]) == "30"
+            snapshot = first.json()["snapshots"][0]
+            assert set(snapshot) == SNAPSHOT_KEYS and set(snapshot["base_volume"]) == {"id", "name"}
+            assert (snapshot["zone"], snapshot["state"], snapshot["organization"]) == (
+                "fr-par-1",
+                "available",
+                SANDBOX_ORGANIZATION,
+            )
+            assert links(first) == {
+                "first": f"{SNAPSHOTS}?page=1&per_page=20",
+                "next": f"{SNAPSHOTS}?page=2&per_page=20",
+                "last": f"{SNAPSHOTS}?page=2&per_page=20",
+            }
+            second = await client.get(links(first)["next"])
+            assert len(second.json()["snapshots"]) == 10 and set(links(second)) == {"first", "previous", "last"}
+            ids = [s["id"] for s in first.json()["snapshots"] + second.json()["snapshots"]]
+            assert len(ids) == len(set(ids)) == 30
+            dates = [s["creation_date"] for s in first.json()["snapshots"] + second.json()["snapshots"]]
+            assert dates == sorted(dates, reverse=True)  # newest first, as the images
+
+            past = await client.get(SNAPSHOTS, params={"page": 2})
+            assert (past.json(), past.headers["x-total-count"]) == ({"snapshots": []}, "30")
+            none_here = await client.get("/instance/v1/zones/it-mil-1/snapshots")
+            assert (none_here.json(), none_here.headers["x-total-count"]) == ({"snapshots": []}, "0")
+            ams = await client.get("/instance/v1/zones/nl-ams-1/snapshots")
+            assert SNAPSHOT_NL_AMS_1 in {s["id"] for s in ams.json()["snapshots"]}
+            assert len(ams.json()["snapshots"]) == SNAPSHOTS_PER_ZONE["nl-ams-1"]
+
+
+async def test_snapshot_filters_and_errors() -> None:
+    with anyio.fail_after(10):
+        async with scaleway() as (_sim, client):
+
+            async def listed(**params: Any) -> list[dict[str, Any]]:
+                response = await client.get(SNAPSHOTS, params={"per_page": 100, **params})
+                assert response.status_code == 200, response.text
+                return response.json()["snapshots"]
+
+            assert {s["project"] for s in await listed(project=SANDBOX_PROJECT_2)} == {SANDBOX_PROJECT_2}
+            assert len(await listed(organization=SANDBOX_ORGANIZATION)) == 30
+            assert await listed(organization=SCALEWAY_ORGANIZATION) == []  # the public images' snapshots are not ours
+            web_1 = await listed(name="WEB-1-root")
+            assert web_1 and {s["base_volume"]["name"] for s in web_1} == {"web-1-root"}
+            by_volume = await listed(base_volume_id=web_1[0]["base_volume"]["id"])
+            assert {s["id"] for s in by_volume} == {s["id"] for s in web_1}
+            assert {s["base_volume"]["name"] for s in await listed(tags="nightly,prod")} == {"db-1-data"}
+
+            bad = await client.get(SNAPSHOTS, params={"public": "true", "arch": "x86_64", "base_volume_id": "x"})
+            assert (bad.status_code, bad.json()["type"]) == (400, "invalid_request_error")
+            assert bad.json()["fields"] == {
+                "public": ["extra keys not allowed"],
+                "arch": ["extra keys not allowed"],
+                "base_volume_id": ["x is not a valid UUID."],
+            }
+            images_only = await client.get(IMAGES, params={"base_volume_id": web_1[0]["base_volume"]["id"]})
+            assert images_only.json()["fields"] == {"base_volume_id": ["extra keys not allowed"]}
+            denied = await client.get(SNAPSHOTS, headers={"X-Auth-Token": "wrong"})
+            assert (denied.status_code, denied.json()["reason"]) == (401, "invalid_argument")
+
+
+async def test_every_private_image_root_is_a_listed_snapshot_and_any_listed_one_makes_an_image() -> None:
+    with anyio.fail_after(10):
+        async with scaleway() as (sim, client):
+            private = [i for i in sim.images.values() if not i["public"]]
+            for image in private:
+                zone = image["zone"]
+                listed = await client.get(f"/instance/v1/zones/{zone}/snapshots", params={"per_page": 100})
+                assert image["root_volume"]["id"] in {s["id"] for s in listed.json()["snapshots"]}, image["name"]
+            for snapshot in (await client.get(SNAPSHOTS, params={"per_page": 100})).json()["snapshots"]:
+                body = {"name": "x", "root_volume": snapshot["id"], "arch": "x86_64", "project": snapshot["project"]}
+                created = await client.post(IMAGES, json=body)
+                assert created.status_code == 201, created.text
+                root = created.json()["image"]["root_volume"]
+                assert root == {k: snapshot[k] for k in ("id", "name", "size", "volume_type")}

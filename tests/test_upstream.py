@@ -114,6 +114,17 @@ def test_body_carries_only_given_fields() -> None:
     assert request("stop-compute-instance", {"id": UUID}).body is None
 
 
+def test_fixed_body_fields_are_sent_with_the_agents() -> None:
+    env = {"PORTAINER_URL": "http://127.0.0.1:1"}
+    built = request("create-docker-exec", {"endpointId": 1, "id": "web", "Cmd": ["ls"], "Tty": False}, env)
+    assert (built.method, built.url) == ("POST", "http://127.0.0.1:1/api/endpoints/1/docker/containers/web/exec")
+    assert built.body == {"AttachStdout": True, "AttachStderr": True, "Cmd": ["ls"], "Tty": False}
+    registry = free_form_registry()  # a tool with fixed fields and no body parameter sends just those
+    tool = registry.tools[0].model_copy(update={"method": "POST", "body": {"confirm": True}})
+    built = build_request(tool, registry.providers["p"], {"name": "x"}, "http://127.0.0.1:9/api", Settings({}))
+    assert built.body == {"confirm": True}
+
+
 def test_portainer_without_url_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="PORTAINER_URL"):
         request("attach-websocket", {"endpointId": 1, "id": "abc123"})

@@ -1,4 +1,5 @@
-"""Exoscale v2 compute-instance simulator.
+"""Exoscale v2 compute-instance simulator, with the catalogue an agent reads its ids from (instance
+types, templates, SSH keys, security groups, snapshots), seeded to match the seeded instances.
 
 Every request must carry a valid EXO2-HMAC-SHA256 signature over the path *as sent* (literal
 `:action` colon included), so a client that re-encodes the URL after signing fails here the way
@@ -146,27 +147,169 @@ def verify_request(
 
 # --- catalogue and seed ----------------------------------------------------------------------------
 
-# Instance types: id -> (family, size). Scaling stays within a family, as upstream.
-INSTANCE_TYPES: dict[str, tuple[str, str]] = {
-    "b6e9d1e8-0000-4000-8000-000000000001": ("standard", "micro"),
-    "b6e9d1e8-0000-4000-8000-000000000002": ("standard", "tiny"),
-    "b6e9d1e8-0000-4000-8000-000000000003": ("standard", "small"),
-    "b6e9d1e8-0000-4000-8000-000000000004": ("standard", "medium"),
-    "b6e9d1e8-0000-4000-8000-000000000005": ("standard", "large"),
-    "b6e9d1e8-0000-4000-8000-000000000006": ("standard", "extra-large"),
-    "b6e9d1e8-0000-4000-8000-000000000011": ("memory", "large"),
+MIB = 1024**2
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """A catalogue entry. Scaling stays within a family, as upstream; `authorized` false and `zones`
+    are what an account may not use (GPUs need a quota first): creating with them fails."""
+
+    family: str
+    size: str
+    cpus: int
+    memory_mib: int
+    gpus: int = 0
+    authorized: bool = True
+    zones: frozenset[str] = ZONES
+
+    def to_json(self, type_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": type_id,
+            "family": self.family,
+            "size": self.size,
+            "cpus": self.cpus,
+            "memory": self.memory_mib * MIB,  # bytes, as upstream
+            "authorized": self.authorized,
+            "zones": sorted(self.zones),
+        }
+        if self.gpus:  # the spec's gpus is > 0: CPU-only types have none
+            body["gpus"] = self.gpus
+        return body
+
+
+GPU_ZONES = frozenset({"at-vie-2", "ch-gva-2"})
+INSTANCE_TYPES: dict[str, InstanceType] = {
+    "b6e9d1e8-0000-4000-8000-000000000001": InstanceType("standard", "micro", 1, 512),
+    "b6e9d1e8-0000-4000-8000-000000000002": InstanceType("standard", "tiny", 1, 1024),
+    "b6e9d1e8-0000-4000-8000-000000000003": InstanceType("standard", "small", 2, 2048),
+    "b6e9d1e8-0000-4000-8000-000000000004": InstanceType("standard", "medium", 2, 4096),
+    "b6e9d1e8-0000-4000-8000-000000000005": InstanceType("standard", "large", 4, 8192),
+    "b6e9d1e8-0000-4000-8000-000000000006": InstanceType("standard", "extra-large", 4, 16384),
+    "b6e9d1e8-0000-4000-8000-000000000011": InstanceType("memory", "large", 4, 32768),
+    "b6e9d1e8-0000-4000-8000-000000000021": InstanceType("gpua5000", "small", 8, 57344, 1, False, GPU_ZONES),
 }
 STANDARD_SMALL = "b6e9d1e8-0000-4000-8000-000000000003"
 STANDARD_MEDIUM = "b6e9d1e8-0000-4000-8000-000000000004"
 STANDARD_LARGE = "b6e9d1e8-0000-4000-8000-000000000005"
 MEMORY_LARGE = "b6e9d1e8-0000-4000-8000-000000000011"
+GPU_SMALL = "b6e9d1e8-0000-4000-8000-000000000021"  # not authorized: needs a GPU quota first
 
-TEMPLATES: dict[str, str] = {
-    "a5c1f3c6-0000-4000-8000-000000000001": "Linux Ubuntu 24.04 LTS 64-bit",
-    "a5c1f3c6-0000-4000-8000-000000000002": "Linux Debian 12 (Bookworm) 64-bit",
-}
+
+@dataclass(frozen=True)
+class Template:
+    """A template (disk image) of the catalogue; a private one exists only in the zones it was registered in."""
+
+    name: str
+    family: str
+    version: str
+    default_user: str
+    boot_mode: str
+    build: str
+    size_gib: int
+    created_at: str
+    description: str = ""
+    visibility: str = "public"
+    zones: frozenset[str] = ZONES
+
+    def to_json(self, template_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": template_id,
+            "name": self.name,
+            "family": self.family,
+            "description": self.description,
+            "version": self.version,
+            "default-user": self.default_user,
+            "boot-mode": self.boot_mode,
+            "build": self.build,
+            "size": self.size_gib * GIB,  # bytes, as upstream
+            "created-at": self.created_at,
+            "visibility": self.visibility,
+            "zones": sorted(self.zones),
+            "password-enabled": True,
+            "ssh-key-enabled": True,
+        }
+        if self.visibility == "public":
+            body["maintainer"] = "Exoscale"
+        return body
+
+
+TEMPLATES: dict[str, Template] = {
+    "a5c1f3c6-0000-4000-8000-000000000001": Template(
+        "Linux Ubuntu 24.04 LTS 64-bit", "ubuntu", "24.04", "ubuntu", "uefi", "2025-02-11-6c0b1e", 10,
+        "2025-02-12T08:30:00Z",
+    ),
+    "a5c1f3c6-0000-4000-8000-000000000002": Template(
+        "Linux Debian 12 (Bookworm) 64-bit", "debian", "12", "debian", "legacy", "2025-01-28-9a4d27", 10,
+        "2025-01-29T10:12:44Z",
+    ),
+    "a5c1f3c6-0000-4000-8000-000000000003": Template(
+        "Linux Ubuntu 22.04 LTS 64-bit", "ubuntu", "22.04", "ubuntu", "legacy", "2025-02-11-3f81d2", 10,
+        "2025-02-12T08:41:09Z",
+    ),
+    "a5c1f3c6-0000-4000-8000-000000000101": Template(
+        "web-golden", "ubuntu", "1.3", "ubuntu", "uefi", "2025-03-18", 12, "2025-03-18T16:05:31Z",
+        description="Ubuntu 24.04 with nginx, as on web-1", visibility="private",
+        zones=frozenset({DEFAULT_ZONE}),
+    ),
+}  # fmt: skip
 TEMPLATE_UBUNTU = "a5c1f3c6-0000-4000-8000-000000000001"
 TEMPLATE_DEBIAN = "a5c1f3c6-0000-4000-8000-000000000002"
+TEMPLATE_UBUNTU_2204 = "a5c1f3c6-0000-4000-8000-000000000003"
+TEMPLATE_PRIVATE = "a5c1f3c6-0000-4000-8000-000000000101"  # registered in DEFAULT_ZONE only
+
+# SSH keys are account-wide (every zone lists them); create-instance takes them by name.
+SSH_KEYS: dict[str, str] = {
+    "sandbox-key": "3c:9e:51:0a:7d:42:b8:e1:6f:05:c3:94:2a:d7:18:6b",
+    "ci-deploy": "a1:07:fe:32:5b:c8:94:0d:e6:71:2f:8a:b3:4c:90:15",
+}
+
+SECURITY_GROUP_DEFAULT = "f7a1c2e0-0000-4000-8000-000000000001"
+SECURITY_GROUP_WEB = "f7a1c2e0-0000-4000-8000-000000000002"
+SECURITY_GROUP_PUBLIC = "f7a1c2e0-0000-4000-8000-000000000101"  # maintained by Exoscale: visibility=public
+
+
+def _rule(rule_id: int, description: str, protocol: str, network: str, port: int | None = None) -> dict[str, Any]:
+    """An ingress rule as upstream shows it: a port range for tcp/udp, an ICMP type/code for icmp (echo request)."""
+    rule: dict[str, Any] = {
+        "id": f"e3b4d5a6-0000-4000-8000-{rule_id:012d}",
+        "description": description,
+        "flow-direction": "ingress",
+        "protocol": protocol,
+        "network": network,
+    }
+    if port is not None:
+        rule.update({"start-port": port, "end-port": port})
+    if protocol == "icmp":
+        rule["icmp"] = {"type": 8, "code": 0}
+    return rule
+
+
+# Security groups are account-wide too. Private ones hold rules; public ones are lists of Exoscale's source addresses.
+SECURITY_GROUPS: dict[str, dict[str, Any]] = {
+    SECURITY_GROUP_DEFAULT: {
+        "name": "default",
+        "description": "Default Security Group",
+        "rules": [_rule(1, "SSH", "tcp", "0.0.0.0/0", 22), _rule(2, "ping", "icmp", "0.0.0.0/0")],
+        "external-sources": [],
+    },
+    SECURITY_GROUP_WEB: {
+        "name": "web",
+        "description": "HTTP and HTTPS from anywhere",
+        "rules": [_rule(3, "HTTP", "tcp", "0.0.0.0/0", 80), _rule(4, "HTTPS", "tcp", "0.0.0.0/0", 443)],
+        "external-sources": [],
+    },
+}
+PUBLIC_SECURITY_GROUPS: dict[str, dict[str, Any]] = {
+    SECURITY_GROUP_PUBLIC: {
+        "name": "public-nlb-healthcheck-sources",
+        "description": "Source addresses of Exoscale Network Load Balancer health checks",
+        "rules": [],
+        "external-sources": ["194.182.186.0/26", "2a04:c43:e00:ff00::/56"],
+    },
+}
+VISIBILITIES = ("private", "public")
 
 # Seeded in DEFAULT_ZONE.
 INSTANCE_RUNNING = "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000001"  # "web-1", running
@@ -269,6 +412,36 @@ class Instance:
             "user-data": self.user_data,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
+        return body
+
+
+@dataclass
+class Snapshot:
+    """An instance disk snapshot. Listed from the moment it is asked for (`snapshotting`), `ready` once
+    its operation succeeds; it goes with its instance."""
+
+    id: str
+    zone: str
+    instance_id: str
+    name: str
+    size: int
+    created_at: str
+    state: str = "ready"
+    application_consistent: bool = False
+    export: dict[str, str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "size": self.size,
+            "created-at": self.created_at,
+            "instance": {"id": self.instance_id},
+            "application-consistent": self.application_consistent,
+        }
+        if self.export:
+            body["export"] = dict(self.export)
         return body
 
 
@@ -411,17 +584,29 @@ def _ref_list(value: Any, name: str, key: str) -> list[dict[str, Any]]:
     return [{key: i[key]} for i in value]
 
 
+def _query(call: Call, allowed: Sequence[str]) -> dict[str, str]:
+    """The query parameters (last value of each), refusing any the vendor's spec does not list for the
+    route: a client sending a wrong one fails here instead of being silently ignored."""
+    unknown = sorted(set(call.query) - set(allowed))
+    if unknown:
+        raise ApiError(400, f"Unknown query parameter {unknown[0]!r}")
+    return {name: values[-1] for name, values in call.query.items()}
+
+
 # --- the simulator ---------------------------------------------------------------------------------
 
 Handler = Callable[[Call], Awaitable[Response]]
 
 
 class ExoscaleSimulator(Simulator):
-    """Stand-in for `https://api-{zone}.exoscale.com/v2` (compute instances and operations).
+    """Stand-in for `https://api-{zone}.exoscale.com/v2`: compute instances, their snapshots and
+    operations, and the catalogue their ids come from (instance types, templates, SSH keys,
+    security groups).
 
     Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body)`,
     `fail_next_operation(reason, message)`, `complete_operations()`; state in `instances`,
-    `operations`, `snapshots` (snapshot id -> instance id).
+    `operations`, `snapshots` (snapshot id -> Snapshot), `ssh_keys` (name -> fingerprint),
+    `security_groups` (id -> the private group's fields).
     """
 
     provider: ClassVar[str] = "exoscale"
@@ -431,7 +616,9 @@ class ExoscaleSimulator(Simulator):
         self.secrets: dict[str, str] = {credentials.EXOSCALE_API_KEY: credentials.EXOSCALE_API_SECRET}
         self.instances: dict[str, Instance] = {}
         self.operations: dict[str, Operation] = {}
-        self.snapshots: dict[str, str] = {}
+        self.snapshots: dict[str, Snapshot] = {}
+        self.ssh_keys: dict[str, str] = dict(SSH_KEYS)
+        self.security_groups: dict[str, dict[str, Any]] = {k: dict(v) for k, v in SECURITY_GROUPS.items()}
         self._operation_faults: list[tuple[str, str]] = []
         self._ip_counter = 20
         self._password_counter = 0
@@ -488,7 +675,7 @@ class ExoscaleSimulator(Simulator):
         )
         for instance in (web, db):
             self.instances[instance.id] = instance
-        self.snapshots = {SNAPSHOT_RUNNING: INSTANCE_RUNNING, SNAPSHOT_STOPPED: INSTANCE_STOPPED}
+        self._seed_snapshots()
         self.operations[OPERATION_DONE] = Operation(
             id=OPERATION_DONE,
             zone=DEFAULT_ZONE,
@@ -498,6 +685,32 @@ class ExoscaleSimulator(Simulator):
             created=time.monotonic(),
             state="success",
         )
+
+    def _seed_snapshots(self) -> None:
+        """One snapshot per seeded instance; db-1's was exported, so it carries a download link."""
+        web = Snapshot(
+            id=SNAPSHOT_RUNNING,
+            zone=DEFAULT_ZONE,
+            instance_id=INSTANCE_RUNNING,
+            name="web-1-20250320020011",
+            size=50,
+            created_at="2025-03-20T02:00:11Z",
+        )
+        db = Snapshot(
+            id=SNAPSHOT_STOPPED,
+            zone=DEFAULT_ZONE,
+            instance_id=INSTANCE_STOPPED,
+            name="db-1-20250321020304",
+            size=100,
+            created_at="2025-03-21T02:03:04Z",
+            state="exported",
+            export={
+                "presigned-url": f"https://sos-{DEFAULT_ZONE}.exo.io/snapshot-export/{SNAPSHOT_STOPPED}.qcow2"
+                "?X-Amz-Expires=3600&X-Amz-Signature=0f3c7a9e1b2d4c6a8e0f1a3b5c7d9e1f",
+                "md5sum": "9b1e5c0d7a3f42e8b6c1d0e9f8a7b6c5",
+            },
+        )
+        self.snapshots = {snapshot.id: snapshot for snapshot in (web, db)}
 
     # -- app --
 
@@ -513,6 +726,12 @@ class ExoscaleSimulator(Simulator):
             Route(f"{prefix}/instance/{{id}}/{{field}}", self._endpoint(self._reset_field), methods=["DELETE"]),
             Route(f"{prefix}/console/{{id}}", self._endpoint(self._console), methods=["GET"]),
             Route(f"{prefix}/operation/{{id}}", self._endpoint(self._operation), methods=["GET"]),
+            Route(f"{prefix}/instance-type", self._endpoint(self._instance_types), methods=["GET"]),
+            Route(f"{prefix}/template", self._endpoint(self._templates), methods=["GET"]),
+            Route(f"{prefix}/ssh-key", self._endpoint(self._ssh_keys), methods=["GET"]),
+            Route(f"{prefix}/security-group", self._endpoint(self._security_groups), methods=["GET"]),
+            Route(f"{prefix}/snapshot", self._endpoint(self._snapshots), methods=["GET"]),
+            Route(f"{prefix}/snapshot/{{id}}", self._endpoint(self._snapshot), methods=["GET"]),
         ]
 
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
@@ -625,10 +844,8 @@ class ExoscaleSimulator(Simulator):
         _required(body, "instance-type", "template", "disk-size")
         type_id, template_id = _ref_id(body, "instance-type"), _ref_id(body, "template")
         disk_size = _disk_size(body["disk-size"])
-        if type_id not in INSTANCE_TYPES:
-            raise ApiError(404, f"Instance type {type_id} not found")
-        if template_id not in TEMPLATES:
-            raise ApiError(404, f"Template {template_id} not found")
+        self._usable_type(call.zone, type_id)
+        self._template(call.zone, template_id)
         instance_id = str(uuid.uuid4())
         assignment = _enum(body.get("public-ip-assignment", "inet4"), "public-ip-assignment", PUBLIC_IP_ASSIGNMENTS)
         auto_start = _bool(body.get("auto-start", True), "auto-start")
@@ -658,6 +875,7 @@ class ExoscaleSimulator(Simulator):
         )
         if "ssh-key" in body:
             instance.ssh_keys.append({"name": _ref_list([body["ssh-key"]], "ssh-key", "name")[0]["name"]})
+        self._known_keys_and_groups(instance)
         if assignment == "dual" or body.get("ipv6-enabled") is True:
             instance.ipv6_address = f"2a04:c43:e00:1234::{self._ip_counter:x}"
         # Upstream lists a new instance at once, in a transitional state.
@@ -718,9 +936,9 @@ class ExoscaleSimulator(Simulator):
 
         def destroy() -> None:
             self.instances.pop(instance.id, None)
-            for snapshot, owner in list(self.snapshots.items()):
-                if owner == instance.id:
-                    del self.snapshots[snapshot]
+            for snapshot in list(self.snapshots.values()):
+                if snapshot.instance_id == instance.id:
+                    del self.snapshots[snapshot.id]
 
         return self._start_operation(
             call.zone,
@@ -803,7 +1021,7 @@ class ExoscaleSimulator(Simulator):
         type_id = _ref_id(body, "instance-type")
         if type_id not in INSTANCE_TYPES:
             raise ApiError(404, f"Instance type {type_id} not found")
-        if INSTANCE_TYPES[type_id][0] != INSTANCE_TYPES[instance.instance_type][0]:
+        if INSTANCE_TYPES[type_id].family != INSTANCE_TYPES[instance.instance_type].family:
             raise ApiError(400, "instance-type: the new Instance Type must be within the same family")
         if instance.state != "stopped":
             raise ApiError(409, f"Instance is {instance.state}: it must be stopped to be scaled")
@@ -814,8 +1032,7 @@ class ExoscaleSimulator(Simulator):
     def _reset(self, call: Call, instance: Instance) -> Response:
         body = _object(call.json(), frozenset({"template", "disk-size"}))
         template_id = _ref_id(body, "template") if "template" in body else instance.template
-        if template_id not in TEMPLATES:
-            raise ApiError(404, f"Template {template_id} not found")
+        self._template(call.zone, template_id)
         size = _disk_size(body["disk-size"]) if "disk-size" in body else instance.disk_size
 
         def reset() -> None:
@@ -826,13 +1043,32 @@ class ExoscaleSimulator(Simulator):
 
     def _create_snapshot(self, call: Call, instance: Instance) -> Response:
         _object(call.json(), frozenset())
-        snapshot_id = str(uuid.uuid4())
+        snapshot = Snapshot(
+            id=str(uuid.uuid4()),
+            zone=call.zone,
+            instance_id=instance.id,
+            name=f"{instance.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}",
+            size=instance.disk_size,
+            created_at=_now_iso(),
+            state="snapshotting",
+            application_consistent=instance.app_consistent_snapshots,
+        )
+        # Listed at once, in a transitional state, like a new instance.
+        self.snapshots[snapshot.id] = snapshot
+        instance.snapshots.append(snapshot.id)
 
-        def snapshot() -> None:
-            instance.snapshots.append(snapshot_id)
-            self.snapshots[snapshot_id] = instance.id
+        def discard() -> None:
+            self.snapshots.pop(snapshot.id, None)
+            instance.snapshots.remove(snapshot.id)
 
-        return self._start_operation(call.zone, "create-snapshot", snapshot_id, snapshot, kind="snapshot")
+        return self._start_operation(
+            call.zone,
+            "create-snapshot",
+            snapshot.id,
+            lambda: setattr(snapshot, "state", "ready"),
+            rollback=discard,
+            kind="snapshot",
+        )
 
     def _enable_tpm(self, call: Call, instance: Instance) -> Response:
         _object(call.json(), frozenset())
@@ -846,8 +1082,11 @@ class ExoscaleSimulator(Simulator):
         snapshot_id = body["id"]
         if not is_uuid(snapshot_id):
             raise ApiError(400, "id: must be a snapshot UUID")
-        if self.snapshots.get(snapshot_id) != instance.id:
+        snapshot = self.snapshots.get(snapshot_id)
+        if snapshot is None or snapshot.instance_id != instance.id:
             raise ApiError(404, f"Snapshot {snapshot_id} not found for this instance")
+        if snapshot.state not in ("ready", "exported"):
+            raise ApiError(409, f"Snapshot is {snapshot.state}: wait for its operation to finish")
 
         def revert() -> None:
             # Checked when the job runs, as upstream: the operation fails, the call did not.
@@ -873,6 +1112,76 @@ class ExoscaleSimulator(Simulator):
         token = hashlib.sha256(f"{instance.id}:{expires}".encode()).hexdigest()[:32]
         path = f"/websockify?id={instance.id}&expires={expires}&signature={token}"
         return JSONResponse({"url": f"wss://{host}{path}", "host": host, "path": path})
+
+    # -- the catalogue: where create-instance's ids come from --
+
+    async def _instance_types(self, call: Call) -> Response:
+        """Every type, with the zones it runs in (the same list whatever zone is asked)."""
+        _query(call, ())
+        return JSONResponse({"instance-types": [t.to_json(type_id) for type_id, t in INSTANCE_TYPES.items()]})
+
+    async def _templates(self, call: Call) -> Response:
+        """The zone's templates; public ones unless visibility=private (egoscale documents public as the default)."""
+        query = _query(call, ("visibility", "family"))
+        visibility = _enum(query.get("visibility", "public"), "visibility", VISIBILITIES)
+        family = query.get("family")
+        selected = [
+            template.to_json(template_id)
+            for template_id, template in TEMPLATES.items()
+            if template.visibility == visibility
+            and call.zone in template.zones
+            and (family is None or template.family == family)
+        ]
+        return JSONResponse({"templates": selected})
+
+    async def _ssh_keys(self, call: Call) -> Response:
+        _query(call, ())
+        keys = [{"name": name, "fingerprint": fingerprint} for name, fingerprint in self.ssh_keys.items()]
+        return JSONResponse({"ssh-keys": keys})
+
+    async def _security_groups(self, call: Call) -> Response:
+        """The account's own groups, or with visibility=public the ones Exoscale maintains (as the spec says)."""
+        query = _query(call, ("visibility",))
+        visibility = _enum(query.get("visibility", "private"), "visibility", VISIBILITIES)
+        groups = self.security_groups if visibility == "private" else PUBLIC_SECURITY_GROUPS
+        return JSONResponse({"security-groups": [{"id": group_id, **group} for group_id, group in groups.items()]})
+
+    async def _snapshots(self, call: Call) -> Response:
+        _query(call, ())
+        return JSONResponse({"snapshots": [s.to_json() for s in self.snapshots.values() if s.zone == call.zone]})
+
+    async def _snapshot(self, call: Call) -> Response:
+        snapshot = self.snapshots.get(call.params["id"])
+        if snapshot is None or snapshot.zone != call.zone:
+            raise ApiError(404, "Snapshot not found")
+        return JSONResponse(snapshot.to_json())
+
+    def _usable_type(self, zone: str, type_id: str) -> None:
+        """Refuse a type the catalogue does not offer this account in this zone, as upstream does."""
+        instance_type = INSTANCE_TYPES.get(type_id)
+        if instance_type is None:
+            raise ApiError(404, f"Instance type {type_id} not found")
+        label = f"{instance_type.family}.{instance_type.size}"
+        if zone not in instance_type.zones:
+            raise ApiError(400, f"instance-type: {label} is not available in {zone}")
+        if not instance_type.authorized:
+            raise ApiError(403, f"instance-type: {label} needs a quota increase for this organization")
+
+    def _template(self, zone: str, template_id: str) -> Template:
+        """A template usable in `zone`: a private one exists only where it was registered."""
+        template = TEMPLATES.get(template_id)
+        if template is None or zone not in template.zones:
+            raise ApiError(404, f"Template {template_id} not found")
+        return template
+
+    def _known_keys_and_groups(self, instance: Instance) -> None:
+        """SSH keys and security groups are referred to by what list-ssh-keys / list-security-groups show."""
+        for key in instance.ssh_keys:
+            if key["name"] not in self.ssh_keys:
+                raise ApiError(404, f"SSH key {key['name']!r} not found")
+        for group in instance.security_groups:
+            if group["id"] not in self.security_groups:
+                raise ApiError(404, f"Security group {group['id']} not found")
 
     # -- small helpers --
 

@@ -1,4 +1,5 @@
-"""Nirvana Labs operations simulator (`GET /v1/operations`, `GET /v1/operations/{id}`).
+"""Nirvana Labs operations simulator (`GET /v1/operations`, `GET /v1/operations/{id}`), with the
+project listing (`GET /v1/projects`) an agent starts from to learn the `project_id` operations need.
 
 Listing is cursor-paginated with opaque cursors that only make sense with the query they came
 from (SDKs resend the same query plus `cursor`), so a client that drops `project_id` or a filter
@@ -42,11 +43,32 @@ SORTS = {
 }
 DEFAULT_SORT = "-created_at"  # newest first
 _FILTERS = ("kind", "status", "type", "resource_id", "created_at_min", "created_at_max")
+PROJECT_SORTS = {**SORTS, "name": ("name", False), "name:asc": ("name", False), "name:desc": ("name", True)}
+_PROJECT_FILTERS = ("name", "tags")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 
 PROJECT_MAIN = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a1"  # 36 seeded operations
 PROJECT_OTHER = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a2"  # 24 seeded operations
 SEED_COUNT = 60
+# The API key's projects, oldest first: (id, name, tags, (dedicated, flex) RPC nodes); only the first two have
+# operations, and their cloud resource counts are derived from them (resource_counts).
+SEED_PROJECTS = (
+    (PROJECT_MAIN, "production", ["prod"], (0, 0)),
+    (PROJECT_OTHER, "staging", ["staging"], (0, 0)),
+    ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a3", "rpc-mainnet", ["prod", "blockchain"], (2, 3)),
+    ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a4", "ci", ["ci"], (0, 0)),
+    ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a5", "sandbox-alice", [], (0, 0)),
+    ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a6", "sandbox-bob", [], (0, 1)),
+    ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a7", "archive-2024", ["archive"], (0, 0)),
+)
+# Operation kind -> the project's resources.cloud counter it adds to (firewall rules are not counted).
+_CLOUD_COUNTERS = {
+    "nks_cluster": "nks_clusters",
+    "nks_node_pool": "nks_node_pools",
+    "vm": "vms",
+    "volume": "volumes",
+    "vpc": "vpcs",
+}
 
 
 def operation_id(n: int) -> str:
@@ -105,6 +127,39 @@ def seed_operations() -> list[dict[str, Any]]:
     return operations
 
 
+def resource_counts(operations: Sequence[dict[str, Any]], project_id: str) -> dict[str, Any]:
+    """A project's `resources`, counted from its operations (resources acted on and not deleted), so
+    the counts an agent reads in a project agree with what list-nirvana-operations shows for it."""
+    mine = [op for op in operations if op["project_id"] == project_id]
+    deleted = {op["resource_id"] for op in mine if op["type"] == "delete"}
+    live: dict[str, set[str]] = {counter: set() for counter in _CLOUD_COUNTERS.values()}
+    for op in mine:
+        if op["kind"] in _CLOUD_COUNTERS and op["resource_id"] not in deleted:
+            live[_CLOUD_COUNTERS[op["kind"]]].add(op["resource_id"])
+    return {"connect_connections": 0, **{counter: len(ids) for counter, ids in live.items()}}
+
+
+def seed_projects(operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seeded projects, oldest first, all created before the first operation."""
+    projects = []
+    for n, (project_id, name, tags, (dedicated, flex)) in enumerate(SEED_PROJECTS):
+        created = _EPOCH - timedelta(days=70 - 9 * n, hours=n)
+        projects.append(
+            {
+                "id": project_id,
+                "created_at": _iso(created),
+                "name": name,
+                "resources": {
+                    "blockchain": {"rpc_nodes_dedicated": dedicated, "rpc_nodes_flex": flex},
+                    "cloud": resource_counts(operations, project_id),
+                },
+                "tags": list(tags),
+                "updated_at": _iso(created + timedelta(days=2, minutes=13 * n)),
+            }
+        )
+    return projects
+
+
 class BadRequest(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -116,15 +171,16 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class ListQuery:
-    project_id: str
+    project_id: str | None  # None when listing projects
     limit: int
     cursor: str | None
-    filters: tuple[tuple[str, str], ...]  # kind, status, type, resource_id, created_at_min/max
+    filters: tuple[tuple[str, str], ...]  # operations: kind, status, type, resource_id, created_at_min/max
     sort: str
+    collection: str = "operations"  # or "projects": a cursor from one never pages the other
 
     def fingerprint(self) -> str:
         """What a cursor is bound to: everything but `limit` and `cursor` itself."""
-        material = json.dumps([self.project_id, self.filters, self.sort])
+        material = json.dumps([self.collection, self.project_id, self.filters, self.sort])
         return hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
@@ -136,19 +192,25 @@ def _timestamp(value: str, name: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
-    params = dict(pairs)
-    unknown = sorted(set(params) - {"project_id", "cursor", "limit", "sort", *_FILTERS})
+def _check_common(params: dict[str, str], allowed: set[str], sorts: dict[str, Any]) -> tuple[int, str]:
+    """The checks every listing shares, so both answer a bad query alike; returns (limit, sort)."""
+    unknown = sorted(set(params) - {"cursor", "limit", "sort", *allowed})
     if unknown:
         raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)}")
-    if not params.get("project_id"):
-        raise BadRequest("project_id is required")
     limit_text = params.get("limit", str(DEFAULT_LIMIT))
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
     sort = params.get("sort", DEFAULT_SORT)
-    if sort not in SORTS:
-        raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+    if sort not in sorts:
+        raise BadRequest(f"sort must be one of {', '.join(sorts)}")
+    return int(limit_text), sort
+
+
+def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
+    params = dict(pairs)
+    limit, sort = _check_common(params, {"project_id", *_FILTERS}, SORTS)
+    if not params.get("project_id"):
+        raise BadRequest("project_id is required")
     for name, choices in (("kind", KINDS), ("status", STATUSES), ("type", TYPES)):
         if name in params and params[name] not in choices:
             raise BadRequest(f"{name} must be one of {', '.join(choices)}")
@@ -157,10 +219,24 @@ def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
             _timestamp(params[name], name)
     return ListQuery(
         project_id=params["project_id"],
-        limit=int(limit_text),
+        limit=limit,
         cursor=params.get("cursor") or None,
         filters=tuple(sorted((k, v) for k, v in params.items() if k in _FILTERS)),
         sort=sort,
+    )
+
+
+def parse_project_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
+    """`GET /v1/projects`: cursor, limit, sort (also by name), name (a substring), tags (comma-separated, all)."""
+    params = dict(pairs)
+    limit, sort = _check_common(params, set(_PROJECT_FILTERS), PROJECT_SORTS)
+    return ListQuery(
+        project_id=None,
+        limit=limit,
+        cursor=params.get("cursor") or None,
+        filters=tuple(sorted((k, v) for k, v in params.items() if k in _PROJECT_FILTERS and v)),
+        sort=sort,
+        collection="projects",
     )
 
 
@@ -203,8 +279,22 @@ def select(operations: Sequence[dict[str, Any]], query: ListQuery) -> list[dict[
     return sorted(chosen, key=lambda op: (op[key], op["id"]), reverse=descending)
 
 
+def select_projects(projects: Sequence[dict[str, Any]], query: ListQuery) -> list[dict[str, Any]]:
+    """The projects whose name holds `name` (any case) and that carry every tag in `tags`, in order."""
+    filters = dict(query.filters)
+    name = filters.get("name", "").lower()
+    tags = [tag for tag in filters.get("tags", "").split(",") if tag]
+    chosen = [p for p in projects if name in p["name"].lower() and all(tag in p["tags"] for tag in tags)]
+    key, descending = PROJECT_SORTS[query.sort]
+    return sorted(chosen, key=lambda p: (p[key], p["id"]), reverse=descending)
+
+
 def paginate(operations: Sequence[dict[str, Any]], query: ListQuery) -> dict[str, Any]:
-    selected = select(operations, query)
+    return page(select(operations, query), query)
+
+
+def page(selected: Sequence[dict[str, Any]], query: ListQuery) -> dict[str, Any]:
+    """The page the query's cursor points at, as every Nirvana listing answers: {items, pagination}."""
     offset = decode_cursor(query)
     end = offset + query.limit
     return {
@@ -221,16 +311,17 @@ def paginate(operations: Sequence[dict[str, Any]], query: ListQuery) -> dict[str
 
 
 class NirvanaSimulator(Simulator):
-    """Stand-in for `https://api.nirvanalabs.io` (operations).
+    """Stand-in for `https://api.nirvanalabs.io` (operations, and the projects they belong to).
 
     Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body, retry_after)`,
-    `add_operation(**fields)`, `set_status(id, status)`; state in `operations` (id -> JSON).
+    `add_operation(**fields)`, `set_status(id, status)`; state in `operations` and `projects` (id -> JSON).
     """
 
     provider: ClassVar[str] = "nirvana"
 
     def __init__(self) -> None:
         self.operations: dict[str, dict[str, Any]] = {op["id"]: op for op in seed_operations()}
+        self.projects: dict[str, dict[str, Any]] = {p["id"]: p for p in seed_projects(list(self.operations.values()))}
         super().__init__()
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
@@ -262,6 +353,7 @@ class NirvanaSimulator(Simulator):
         routes = [
             Route("/v1/operations", self._endpoint(self._list), methods=["GET"]),
             Route("/v1/operations/{operation_id}", self._endpoint(self._get), methods=["GET"]),
+            Route("/v1/projects", self._endpoint(self._list_projects), methods=["GET"]),
         ]
 
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
@@ -283,6 +375,10 @@ class NirvanaSimulator(Simulator):
     async def _list(self, request: Request) -> Response:
         query = parse_list_query(parse_qsl(request.url.query, keep_blank_values=True))
         return JSONResponse(paginate(list(self.operations.values()), query))
+
+    async def _list_projects(self, request: Request) -> Response:
+        query = parse_project_query(parse_qsl(request.url.query, keep_blank_values=True))
+        return JSONResponse(page(select_projects(list(self.projects.values()), query), query))
 
     async def _get(self, request: Request) -> Response:
         op = self.operations.get(request.path_params["operation_id"])

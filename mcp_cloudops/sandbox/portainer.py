@@ -1,5 +1,6 @@
-"""A stateful Portainer CE simulator: the four `/api/websocket/*` routes and the Docker exec calls
-a non-interactive run needs, with Portainer's auth, errors and stream quirks.
+"""A stateful Portainer CE simulator: the four `/api/websocket/*` routes, and the calls that find
+their ids (environments, Docker containers, Kubernetes pods) and make a Docker exec, with
+Portainer's auth, errors and stream quirks.
 
 What it follows from Portainer (`api/http/handler/websocket/*.go`, `api/ws`, the request bouncer):
 
@@ -19,12 +20,20 @@ What it follows from Portainer (`api/http/handler/websocket/*.go`, `api/ws`, the
   so each frame starts with the 8-byte stream header. It never ends by itself.
 - pod and kubernetes-shell run under a TTY (`\\n` becomes `\\r\\n`, input is echoed) and the socket
   stays open after the command ends: clients need an idle or deadline cutoff.
+- `GET /api/endpoints`: `search` (name, URL, or "up"/"down"), `types[]`, then `start` (from 1; 0
+  counts as 1) and `limit` (0: all); `X-Total-Count` is the count before the page is cut.
+  `excludeSnapshots=true` leaves out each environment's snapshot (its whole container list).
+- Docker and Kubernetes calls are proxied: past the environment check, errors are the engine's own
+  (`{"message"}` from Docker, a `Status` from Kubernetes). A Kubernetes path on a Docker
+  environment reaches Docker, which answers 404 "page not found". An exec only relays the streams
+  it was created with (`AttachStdout`, `AttachStderr`; Docker's default is neither).
 
 Test helpers (see `PortainerSimulator`): `create_exec`, `get_exec`, `endpoints`, seeded ids.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -53,8 +62,11 @@ FRAME_LIMIT = 2048
 """Portainer's read buffer: the most bytes one output frame carries, and the largest client frame."""
 
 DOCKER, KUBERNETES = 1, 5  # Portainer environment types: Docker (local), Kubernetes (local)
+UP, DOWN = 1, 2  # Portainer environment statuses
 _UNAUTHORIZED = {"message": "A valid authorisation token is missing", "details": "Unauthorized"}
 _NO_ENDPOINT = "Unable to find the environment associated to the stack inside the database"
+_CREATED = 1735689600  # 2025-01-01T00:00:00Z: every sandbox object's creation time
+DOCKER_STATES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
 def _hex_id(seed: str) -> str:
@@ -77,6 +89,36 @@ def _first(params: Any, name: str) -> str:
     return values[0] if values else ""
 
 
+def _number(text: str | None) -> int:
+    """Go's `strconv.Atoi` as Portainer reads an optional number: anything unparsable is 0."""
+    return int(text) if text and re.fullmatch(r"[+-]?\d+", text) else 0
+
+
+def kube_status(code: int, reason: str, message: str) -> JSONResponse:
+    """The Kubernetes API's error body, relayed as-is by Portainer's Kubernetes proxy."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"}
+    return JSONResponse({**body, "message": message, "reason": reason, "code": code}, status_code=code)
+
+
+def docker_filters(raw: str) -> dict[str, list[str]] | JSONResponse:
+    """Docker's `filters` query: JSON {key: [values]} (or the legacy {key: {value: true}})."""
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return docker_error(400, "invalid filter")
+    filters = {key: list(values) for key, values in parsed.items() if isinstance(values, list | dict)}
+    if len(filters) != len(parsed) or not all(isinstance(v, str) for vs in filters.values() for v in vs):
+        return docker_error(400, "invalid filter")
+    for key, values in filters.items():
+        if key not in ("id", "name", "status", "label"):
+            return docker_error(400, f"invalid filter '{key}'")
+        if key == "status" and (bad := [v for v in values if v not in DOCKER_STATES]):
+            return docker_error(400, f"invalid filter 'status={bad[0]}'")
+    return filters
+
+
 @dataclass(eq=False)
 class Container:
     """A Docker container: `log` is what it prints after an attach, one line per `interval`."""
@@ -88,14 +130,54 @@ class Container:
     log: list[str] = field(default_factory=list)
     endless: bool = False
     interval: float = 0.05
+    labels: dict[str, str] = field(default_factory=dict)
     id: str = ""
 
     def __post_init__(self) -> None:
         self.id = self.id or _hex_id(f"container:{self.name}")
 
     def summary(self) -> dict[str, Any]:
+        """The container as `GET /containers/json` lists it (the fields agents use, not all of them)."""
         status = "Up 3 days" if self.state == "running" else "Exited (0) 2 hours ago"
-        return {"Id": self.id, "Names": [f"/{self.name}"], "Image": self.image, "State": self.state, "Status": status}
+        return {
+            "Id": self.id,
+            "Names": [f"/{self.name}"],
+            "Image": self.image,
+            "ImageID": "sha256:" + _hex_id(f"image:{self.image}"),
+            "Command": "/docker-entrypoint.sh",
+            "Created": _CREATED,
+            "Ports": [],
+            "Labels": self.labels,
+            "State": self.state,
+            "Status": status,
+        }
+
+    def matches(self, filters: dict[str, list[str]]) -> bool:
+        """Docker's filters: each key must match, by any of its values; `name` is a regular expression."""
+        tests: dict[str, Callable[[str], bool]] = {
+            "id": self.id.startswith,
+            "name": lambda pattern: _searches(pattern, f"/{self.name}"),
+            "status": lambda state: state == self.state,
+            "label": self._labelled,
+        }
+        return all(any(tests[key](value) for value in values) for key, values in filters.items())
+
+    def _labelled(self, label: str) -> bool:
+        """Docker's `label` filter: `key` (present) or `key=value`."""
+        key, equals, value = label.partition("=")
+        return key in self.labels and (not equals or self.labels[key] == value)
+
+
+def _compose(service: str) -> dict[str, str]:
+    """The labels Docker Compose puts on a service's container."""
+    return {"com.docker.compose.project": "shop", "com.docker.compose.service": service}
+
+
+def _searches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
 
 
 @dataclass(eq=False)
@@ -106,11 +188,21 @@ class DockerExec:
     cmd: list[str]
     attach_stdin: bool = False
     tty: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    user: str = ""
+    env: list[str] = field(default_factory=list)
+    working_dir: str = ""
     id: str = field(default_factory=lambda: secrets.token_hex(32))
     started: bool = False
     running: bool = False
     exit_code: int | None = None
     pid: int = 0
+
+    @property
+    def streams(self) -> frozenset[int]:
+        """The output streams it was created attached to (1 stdout, 2 stderr): only they are relayed."""
+        return frozenset(n for n, attached in ((1, self.attach_stdout), (2, self.attach_stderr)) if attached)
 
     def inspect(self) -> dict[str, Any]:
         return {
@@ -122,11 +214,11 @@ class DockerExec:
                 "arguments": self.cmd[1:],
                 "privileged": False,
                 "tty": self.tty,
-                "user": "",
+                "user": self.user,
             },
             "OpenStdin": self.attach_stdin,
-            "OpenStdout": True,
-            "OpenStderr": True,
+            "OpenStdout": self.attach_stdout,
+            "OpenStderr": self.attach_stderr,
             "CanRemove": False,
             "ContainerID": self.container.id,
             "DetachKeys": "",
@@ -142,6 +234,7 @@ class Endpoint:
     name: str
     type: int
     url: str
+    status: int = UP
     containers: dict[str, Container] = field(default_factory=dict)
     execs: dict[str, DockerExec] = field(default_factory=dict)
     pods: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -151,8 +244,43 @@ class Endpoint:
     def kubernetes(self) -> bool:
         return self.type in (5, 6, 7)
 
-    def summary(self) -> dict[str, Any]:
-        return {"Id": self.id, "Name": self.name, "Type": self.type, "URL": self.url, "Status": 1}
+    def summary(self, *, snapshots: bool = False) -> dict[str, Any]:
+        """As `GET /api/endpoints` lists it; a snapshot (with every container) only when asked."""
+        snapshot = None
+        if snapshots and not self.kubernetes:
+            running = sum(c.state == "running" for c in self.containers.values())
+            raw = {"Containers": [c.summary() for c in self.containers.values()]}
+            snapshot = [
+                {
+                    "DockerVersion": "27.3.1",
+                    "RunningContainerCount": running,
+                    "StoppedContainerCount": len(self.containers) - running,
+                    "Time": _CREATED,
+                    "DockerSnapshotRaw": raw,
+                }
+            ]
+        return {
+            "Id": self.id,
+            "Name": self.name,
+            "Type": self.type,
+            "ContainerEngine": "" if self.kubernetes else "docker",
+            "URL": self.url,
+            "GroupId": 1,
+            "PublicURL": "",
+            "TagIds": [],
+            "Status": self.status,
+            "Snapshots": snapshot,
+            "Kubernetes": {"Snapshots": None},
+        }
+
+    def searched(self, search: str) -> bool:
+        """Portainer's `search`: lower-case text in the name or URL, or "up"/"down" for the status."""
+        status = {UP: "up", DOWN: "down"}.get(self.status)
+        return search in self.name.lower() or search in self.url.lower() or search == status
+
+    def pod_list(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's pods as the Kubernetes API returns them (a namespace it lacks has none)."""
+        return [_pod(namespace, name, containers) for name, containers in self.pods.get(namespace, {}).items()]
 
     def find_container(self, ref: str) -> Container | None:
         """Docker's lookup: full id, name, or a unique id prefix."""
@@ -164,14 +292,32 @@ class Endpoint:
         return matches[0] if len(matches) == 1 else None
 
 
+def _pod(namespace: str, name: str, containers: list[str]) -> dict[str, Any]:
+    """A running pod as the Kubernetes API lists it, less what no test reads (managedFields, volumes...)."""
+    uid = hashlib.sha256(f"pod:{namespace}/{name}".encode()).hexdigest()
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"{uid[:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}",
+            "labels": {"app": name.rsplit("-", 1)[0]},
+            "creationTimestamp": "2025-01-01T00:00:00Z",
+        },
+        "spec": {"containers": [{"name": c, "image": f"{c}:1.0"} for c in containers], "nodeName": "sandbox"},
+        "status": {"phase": "Running"},
+    }
+
+
 class TextFrames:
     """Output as Portainer relays it: text frames of at most 2048 bytes, invalid UTF-8 dropped,
     stdout and stderr merged. Under a TTY, `\\n` goes out as `\\r\\n`."""
 
-    def __init__(self, ws: WebSocket, *, tty: bool) -> None:
-        self.ws, self.tty = ws, tty
+    def __init__(self, ws: WebSocket, *, tty: bool, streams: frozenset[int] = frozenset({1, 2})) -> None:
+        self.ws, self.tty, self.streams = ws, tty, streams
 
     async def write(self, stream: int, data: bytes) -> None:
+        if (1 if self.tty else stream) not in self.streams:
+            return  # not attached: Docker discards it (under a TTY, stderr is the terminal too)
         if self.tty:
             data = data.replace(b"\n", b"\r\n")
         for start in range(0, len(data), FRAME_LIMIT):
@@ -221,7 +367,8 @@ class PortainerSimulator(Simulator):
     lines on attach), `ticker` (TTY, prints "tick N" forever) and `db` (exited); ids in
     `container_ids` (`container_id` is web's). Exec instances on web: `exec_id` runs
     `echo hello from web`, `shell_exec_id` runs `sh` with stdin attached. Environment 2 "k8s"
-    (Kubernetes): namespace "default" with pods "web-0" and "web-1" (container "web").
+    (Kubernetes): namespace "default" with pods "web-0" and "web-1" (container "web"), "kube-system"
+    with "coredns-0". web and db carry Docker Compose labels (project "shop").
 
     Helpers: `create_exec(endpoint_id, container_id, cmd, attach_stdin=False, tty=False) -> exec id`,
     `get_exec(exec_id) -> DockerExec`; state in `endpoints` (id -> `Endpoint`).
@@ -276,9 +423,10 @@ class PortainerSimulator(Simulator):
             "nginx:1.27",
             log=[access.format(n=n, path=path) for n, path in enumerate(["", "health", "favicon.ico"])],
             interval=log_interval,
+            labels=_compose("web"),
         )
         ticker = Container("ticker", "busybox:1.36", tty=True, endless=True, interval=tick_interval)
-        db = Container("db", "postgres:16", state="exited")
+        db = Container("db", "postgres:16", state="exited", labels=_compose("db"))
         docker = Endpoint(1, "local", DOCKER, "unix:///var/run/docker.sock")
         docker.containers = {c.id: c for c in (web, ticker, db)}
         self.endpoints[1] = docker
@@ -369,6 +517,7 @@ class PortainerSimulator(Simulator):
             Route("/api/endpoints/{eid}/docker/containers/json", self._list_containers),
             Route("/api/endpoints/{eid}/docker/containers/{cid}/exec", self._exec_create, methods=["POST"]),
             Route("/api/endpoints/{eid}/docker/exec/{xid}/json", self._exec_inspect),
+            Route("/api/endpoints/{eid}/kubernetes/api/v1/namespaces/{ns}/pods", self._list_pods),
         ]
 
         async def not_found(request: Request, exc: Exception) -> Response:
@@ -429,7 +578,9 @@ class PortainerSimulator(Simulator):
             return await run_command(argv, proc)
 
         hostname = instance.container.id[:12]
-        code = await self._session(ws, program, hostname, stdin=instance.attach_stdin, tty=instance.tty)
+        code = await self._session(
+            ws, program, hostname, stdin=instance.attach_stdin, tty=instance.tty, streams=instance.streams
+        )
         instance.running, instance.exit_code = False, code
 
     async def _pod(self, ws: WebSocket, params: tuple[Endpoint, str, str, str, str]) -> None:
@@ -453,9 +604,11 @@ class PortainerSimulator(Simulator):
         stdin: bool,
         tty: bool,
         keep_open: bool = False,
+        streams: frozenset[int] = frozenset({1, 2}),
     ) -> int:
-        """Run a program wired to the socket; with `keep_open` the socket outlives it (pod, shell)."""
-        frames = TextFrames(ws, tty=tty)
+        """Run a program wired to the socket; with `keep_open` the socket outlives it (pod, shell).
+        Only `streams` (1 stdout, 2 stderr) reach the socket."""
+        frames = TextFrames(ws, tty=tty, streams=streams)
         proc = Proc(frames.write, Stdin() if stdin else Stdin.empty(), hostname)
         process = _Process()
         code = 137
@@ -515,7 +668,8 @@ class PortainerSimulator(Simulator):
 
     # -- HTTP routes ------------------------------------------------------------------------
 
-    def _endpoint_from_path(self, request: Request) -> Endpoint | JSONResponse:
+    def _environment(self, request: Request) -> Endpoint | JSONResponse:
+        """The proxy's checks (`api/http/handler/endpointproxy`): a numeric id of a known environment."""
         raw = request.path_params["eid"]
         if not re.fullmatch(r"\d+", raw):
             return perror(400, "Invalid environment identifier route variable", f'strconv.Atoi: parsing "{raw}"')
@@ -526,14 +680,33 @@ class PortainerSimulator(Simulator):
                 "Unable to find an environment with the specified identifier inside the database",
                 "object not found inside the database",
             )
-        if endpoint.kubernetes:
+        return endpoint
+
+    def _endpoint_from_path(self, request: Request) -> Endpoint | JSONResponse:
+        endpoint = self._environment(request)
+        if isinstance(endpoint, Endpoint) and endpoint.kubernetes:
             return perror(400, "Invalid environment type", "the environment is not a Docker environment")
         return endpoint
 
     async def _list_endpoints(self, request: Request) -> Response:
+        """`GET /api/endpoints` as `endpoint_list.go` serves it: filter, count, then cut the page."""
         if not self._authorized(request):
             return JSONResponse(_UNAUTHORIZED, status_code=401)
-        return JSONResponse([endpoint.summary() for endpoint in self.endpoints.values()])
+        params = request.query_params
+        types = params.getlist("types[]")
+        if any(not re.fullmatch(r"[+-]?\d+", kind) for kind in types):
+            return perror(400, "Invalid query parameters", "Unable to parse parameter types")
+        search = params.get("search", "").lower()
+        found = [
+            endpoint
+            for endpoint in self.endpoints.values()
+            if (not search or endpoint.searched(search)) and (not types or endpoint.type in {int(t) for t in types})
+        ]
+        start, limit = max(_number(params.get("start")) - 1, 0), _number(params.get("limit"))
+        page = found[start : start + limit] if limit > 0 else found
+        snapshots = params.get("excludeSnapshots", "").lower() not in ("1", "t", "true")
+        headers = {"X-Total-Count": str(len(found)), "X-Total-Available": str(len(self.endpoints))}
+        return JSONResponse([endpoint.summary(snapshots=snapshots) for endpoint in page], headers=headers)
 
     async def _list_containers(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -541,9 +714,36 @@ class PortainerSimulator(Simulator):
         endpoint = self._endpoint_from_path(request)
         if isinstance(endpoint, JSONResponse):
             return endpoint
+        filters = docker_filters(request.query_params.get("filters", ""))
+        if isinstance(filters, JSONResponse):
+            return filters
         show_all = request.query_params.get("all", "").lower() in ("1", "true")
-        containers = [c for c in endpoint.containers.values() if show_all or c.state == "running"]
+        containers = [
+            c for c in endpoint.containers.values() if (show_all or c.state == "running") and c.matches(filters)
+        ]
         return JSONResponse([c.summary() for c in containers])
+
+    async def _list_pods(self, request: Request) -> Response:
+        """The Kubernetes API's pod list, through Portainer's proxy; `limit` and `continue` page it."""
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._environment(request)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        if not endpoint.kubernetes:
+            return docker_error(404, "page not found")  # the path reached the Docker engine
+        namespace = request.path_params["ns"]
+        pods = endpoint.pod_list(namespace)
+        start = _continue_start(request.query_params.get("continue", ""), namespace)
+        if start is None:
+            return kube_status(400, "BadRequest", "continue key is not valid: the sandbox did not issue it")
+        limit = _number(request.query_params.get("limit"))
+        end = start + limit if limit > 0 else len(pods)
+        metadata: dict[str, Any] = {"resourceVersion": "1000"}
+        if end < len(pods):
+            metadata["continue"] = _continue_key(namespace, end)
+            metadata["remainingItemCount"] = len(pods) - end
+        return JSONResponse({"kind": "PodList", "apiVersion": "v1", "metadata": metadata, "items": pods[start:end]})
 
     async def _exec_create(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -565,7 +765,20 @@ class PortainerSimulator(Simulator):
         cmd = [cmd] if isinstance(cmd, str) else cmd
         if not cmd or not all(isinstance(word, str) for word in cmd):
             return docker_error(400, "No exec command specified")
-        instance = DockerExec(container, cmd, attach_stdin=bool(body.get("AttachStdin")), tty=bool(body.get("Tty")))
+        env = body.get("Env") or []
+        if not isinstance(env, list) or not all(isinstance(item, str) for item in env):
+            return docker_error(400, "json: cannot unmarshal Env into Go struct field ExecConfig.Env of type []string")
+        instance = DockerExec(
+            container,
+            cmd,
+            attach_stdin=bool(body.get("AttachStdin")),
+            tty=bool(body.get("Tty")),
+            attach_stdout=bool(body.get("AttachStdout")),  # Docker's default: not attached
+            attach_stderr=bool(body.get("AttachStderr")),
+            user=str(body.get("User") or ""),
+            env=env,
+            working_dir=str(body.get("WorkingDir") or ""),
+        )
         endpoint.execs[instance.id] = instance
         return JSONResponse({"Id": instance.id}, status_code=201)
 
@@ -579,6 +792,24 @@ class PortainerSimulator(Simulator):
         if instance is None:
             return docker_error(404, f"No such exec instance: {request.path_params['xid']}")
         return JSONResponse(instance.inspect())
+
+
+def _continue_key(namespace: str, start: int) -> str:
+    """An opaque continue token, as the Kubernetes API hands out (its own are base64 JSON too)."""
+    return base64.urlsafe_b64encode(json.dumps({"ns": namespace, "start": start}).encode()).decode()
+
+
+def _continue_start(key: str, namespace: str) -> int | None:
+    """Where a continue token resumes; 0 without one, None for a token this namespace never issued."""
+    if not key:
+        return 0
+    try:
+        state = json.loads(base64.urlsafe_b64decode(key.encode()))
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or state.get("ns") != namespace or not isinstance(state.get("start"), int):
+        return None
+    return state["start"]
 
 
 async def _suppress_disconnect(stream: Callable[[], Awaitable[None]]) -> None:

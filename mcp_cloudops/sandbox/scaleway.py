@@ -1,4 +1,5 @@
-"""Scaleway Instance API simulator, images only (`/instance/v1/zones/{zone}/images`).
+"""Scaleway Instance API simulator: images (`/instance/v1/zones/{zone}/images`) and the snapshot
+listing (`/instance/v1/zones/{zone}/snapshots`) that create-image's `root_volume` is chosen from.
 
 Page-based listing with the total only in `X-Total-Count` and navigation in `Link`, and the
 instance API's legacy error bodies (`invalid_request_error` with `fields`, `unknown_resource`),
@@ -46,10 +47,19 @@ SANDBOX_PROJECT = SANDBOX_ORGANIZATION  # ...whose default project shares its id
 SANDBOX_PROJECT_2 = "5a4db0c5-0000-4000-8000-000000000002"
 PROJECTS = (SANDBOX_PROJECT, SANDBOX_PROJECT_2)
 
-# Snapshots usable as root_volume / extra_volumes (all in SANDBOX_PROJECT).
+# Snapshots usable as root_volume / extra_volumes (all in SANDBOX_PROJECT); the first and the last back
+# the private images' root volumes. More are seeded per zone (SNAPSHOTS_PER_ZONE), nightly backups.
 SNAPSHOT_FR_PAR_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50001"
 SNAPSHOT_FR_PAR_1_DATA = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50002"
 SNAPSHOT_NL_AMS_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50003"
+SNAPSHOTS_PER_ZONE = {"fr-par-1": 30, "nl-ams-1": 4, "pl-waw-1": 2}  # the three above included; others: none
+# (name of the server volume snapshotted nightly, project, GB, volume type, tags), taken in turn per zone.
+_BACKED_UP_VOLUMES = (
+    ("web-1-root", SANDBOX_PROJECT, 20, "l_ssd", ["nightly", "web"]),
+    ("web-2-root", SANDBOX_PROJECT, 20, "l_ssd", ["nightly", "web"]),
+    ("db-1-data", SANDBOX_PROJECT, 100, "b_ssd", ["nightly", "db", "prod"]),
+    ("ci-runner-root", SANDBOX_PROJECT_2, 40, "l_ssd", ["ci"]),
+)
 
 # Private images in SANDBOX_PROJECT.
 IMAGE_PRIVATE = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50101"  # fr-par-1, deletable
@@ -73,6 +83,7 @@ _DISTRIBUTIONS = (
 )
 _NAMESPACE = uuid.UUID("5a4db0c5-5ca1-4e00-8000-000000000000")
 _EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+_GB = 1_000_000_000
 
 DENIED = {"message": "authentication is denied", "method": "api_key", "type": "denied_authentication"}
 WRITABLE = frozenset({"name", "arch", "extra_volumes", "tags", "public"})
@@ -125,15 +136,25 @@ class ListQuery:
     public: bool | None = None
     arch: str | None = None
     tags: tuple[str, ...] = ()
+    base_volume_id: str | None = None
 
 
-def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
-    """Validate the list query string; all problems are reported at once, per field."""
+IMAGE_FILTERS = frozenset({"page", "per_page", "organization", "project", "name", "public", "arch", "tags"})
+SNAPSHOT_FILTERS = frozenset({"page", "per_page", "organization", "project", "name", "base_volume_id", "tags"})
+
+
+def parse_list_query(pairs: Sequence[tuple[str, str]], allowed: frozenset[str] = IMAGE_FILTERS) -> ListQuery:
+    """Validate the list query string; all problems are reported at once, per field.
+
+    `allowed` is what the listed collection takes: anything else is an extra key, as upstream.
+    """
     values = dict(pairs)
     errors: dict[str, list[str]] = {}
     parsed: dict[str, Any] = {}
     for name, value in values.items():
-        if name in ("page", "per_page"):
+        if name not in allowed:
+            errors[name] = ["extra keys not allowed"]
+        elif name in ("page", "per_page"):
             if not value.isdigit():
                 errors[name] = ["expected int"]
             elif int(value) < 1:
@@ -147,7 +168,7 @@ def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
                 errors[name] = ["expected boolean"]
             else:
                 parsed[name] = value == "true"
-        elif name in ("organization", "project"):
+        elif name in ("organization", "project", "base_volume_id"):
             if not is_uuid(value):
                 errors[name] = [f"{value} is not a valid UUID."]
             else:
@@ -159,24 +180,24 @@ def parse_list_query(pairs: Sequence[tuple[str, str]]) -> ListQuery:
                 parsed[name] = value
         elif name == "tags":
             parsed[name] = tuple(t for t in value.split(",") if t)
-        elif name == "name":
+        else:  # name
             parsed[name] = value
-        else:
-            errors[name] = ["extra keys not allowed"]
     if errors:
         raise validation_error(errors)
     return ListQuery(**parsed)
 
 
-def matches(image: dict[str, Any], query: ListQuery) -> bool:
-    """`name` is a case-insensitive substring; `tags` must all be present."""
+def matches(item: dict[str, Any], query: ListQuery) -> bool:
+    """Whether an image or snapshot passes the filters: `name` is a case-insensitive substring, `tags`
+    must all be present (a filter the collection does not take is refused by parse_list_query)."""
     return (
-        (query.organization is None or image["organization"] == query.organization)
-        and (query.project is None or image["project"] == query.project)
-        and (query.name is None or query.name.lower() in image["name"].lower())
-        and (query.public is None or image["public"] == query.public)
-        and (query.arch is None or image["arch"] == query.arch)
-        and all(tag in image["tags"] for tag in query.tags)
+        (query.organization is None or item["organization"] == query.organization)
+        and (query.project is None or item["project"] == query.project)
+        and (query.name is None or query.name.lower() in item["name"].lower())
+        and (query.public is None or item["public"] == query.public)
+        and (query.arch is None or item["arch"] == query.arch)
+        and (query.base_volume_id is None or (item.get("base_volume") or {}).get("id") == query.base_volume_id)
+        and all(tag in item["tags"] for tag in query.tags)
     )
 
 
@@ -234,14 +255,31 @@ def _check_fields(body: dict[str, Any], errors: dict[str, list[str]], snapshot_o
             raise not_found(volume["id"], "Snapshot")
 
 
+# --- listing ---------------------------------------------------------------------------------------
+
+
+def _page(request: Request, key: str, items: Sequence[dict[str, Any]], allowed: frozenset[str]) -> Response:
+    """One page of `items` that pass the query's filters as {key: [...]}: the total only in X-Total-Count,
+    the way to other pages only in Link, as every instance API listing answers."""
+    pairs = parse_qsl(request.url.query, keep_blank_values=True)
+    query = parse_list_query(pairs, allowed)
+    selected = [item for item in items if matches(item, query)]
+    start = (query.page - 1) * query.per_page
+    headers = {
+        "X-Total-Count": str(len(selected)),
+        "Link": link_header(request.url.path, pairs, query.page, query.per_page, len(selected)),
+    }
+    return JSONResponse({key: selected[start : start + query.per_page]}, headers=headers)
+
+
 # --- the simulator ---------------------------------------------------------------------------------
 
 
 class ScalewaySimulator(Simulator):
-    """Stand-in for `https://api.scaleway.com` (Instance images).
+    """Stand-in for `https://api.scaleway.com` (Instance images, and snapshots to list).
 
-    Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body)`; state in `images`
-    (id -> public JSON), `snapshots` and `images_in_use` (image id -> server id).
+    Test helpers: `rate_limit_next(retry_after)`, `fail_next(status, body)`; state in `images` and
+    `snapshots` (id -> public JSON) and `images_in_use` (image id -> server id).
     """
 
     provider: ClassVar[str] = "scaleway"
@@ -283,19 +321,7 @@ class ScalewaySimulator(Simulator):
                     },
                     created=created,
                 )
-        for snapshot_id, zone, name, size in (
-            (SNAPSHOT_FR_PAR_1, "fr-par-1", "app-root-snapshot", 20_000_000_000),
-            (SNAPSHOT_FR_PAR_1_DATA, "fr-par-1", "app-data-snapshot", 50_000_000_000),
-            (SNAPSHOT_NL_AMS_1, "nl-ams-1", "edge-root-snapshot", 10_000_000_000),
-        ):
-            self.snapshots[snapshot_id] = {
-                "id": snapshot_id,
-                "zone": zone,
-                "name": name,
-                "size": size,
-                "volume_type": "l_ssd",
-                "project": SANDBOX_PROJECT,
-            }
+        self._seed_snapshots()
         private = (
             (IMAGE_PRIVATE, "fr-par-1", "app-golden-2025-04", "x86_64", SANDBOX_PROJECT, ["golden", "app"]),
             (IMAGE_IN_USE, "fr-par-1", "app-golden-2025-03", "x86_64", SANDBOX_PROJECT, ["golden", "app", "prod"]),
@@ -316,6 +342,75 @@ class ScalewaySimulator(Simulator):
                 created=_EPOCH + timedelta(days=90 + n),
                 tags=tags,
             )
+
+    def _seed_snapshots(self) -> None:
+        """The snapshots the private images were made from, then nightly backups of a few server volumes:
+        all the sandbox organization's (the public images' snapshots are Scaleway's, so never listed)."""
+        made_images = (
+            (SNAPSHOT_FR_PAR_1, "fr-par-1", "app-root-snapshot", "app-1-root", 20, ["golden"]),
+            (SNAPSHOT_FR_PAR_1_DATA, "fr-par-1", "app-data-snapshot", "app-1-data", 50, []),
+            (SNAPSHOT_NL_AMS_1, "nl-ams-1", "edge-root-snapshot", "edge-1-root", 10, ["golden"]),
+        )
+        for snapshot_id, zone, name, volume, gigabytes, tags in made_images:
+            self._add_snapshot(
+                snapshot_id=snapshot_id,
+                zone=zone,
+                name=name,
+                volume=volume,
+                project=SANDBOX_PROJECT,
+                size=gigabytes * _GB,
+                volume_type="l_ssd",
+                tags=tags,
+                created=_EPOCH + timedelta(days=80),
+            )
+        for zone_index, zone in enumerate(ZONES):
+            already = sum(1 for snapshot in self.snapshots.values() if snapshot["zone"] == zone)
+            for n in range(SNAPSHOTS_PER_ZONE.get(zone, 0) - already):
+                volume, project, gigabytes, volume_type, tags = _BACKED_UP_VOLUMES[n % len(_BACKED_UP_VOLUMES)]
+                night, turn = divmod(n, len(_BACKED_UP_VOLUMES))
+                created = _EPOCH + timedelta(days=60 + night, hours=17 + zone_index, minutes=5 * turn)
+                name = f"{volume}-{created:%Y-%m-%d}"
+                self._add_snapshot(
+                    snapshot_id=str(uuid.uuid5(_NAMESPACE, f"snapshot/{zone}/{name}")),
+                    zone=zone,
+                    name=name,
+                    volume=volume,
+                    project=project,
+                    size=gigabytes * _GB,
+                    volume_type=volume_type,
+                    tags=tags,
+                    created=created,
+                )
+
+    def _add_snapshot(
+        self,
+        *,
+        snapshot_id: str,
+        zone: str,
+        name: str,
+        volume: str,
+        project: str,
+        size: int,
+        volume_type: str,
+        tags: list[str],
+        created: datetime,
+    ) -> None:
+        """A snapshot of the server volume named `volume`, as the instance API lists it."""
+        self.snapshots[snapshot_id] = {
+            "id": snapshot_id,
+            "name": name,
+            "organization": SANDBOX_ORGANIZATION,
+            "project": project,
+            "tags": list(tags),
+            "volume_type": volume_type,
+            "size": size,
+            "state": "available",
+            "base_volume": {"id": str(uuid.uuid5(_NAMESPACE, f"volume/{zone}/{volume}")), "name": volume},
+            "creation_date": _timestamp(created),
+            "modification_date": _timestamp(created),
+            "error_reason": None,
+            "zone": zone,
+        }
 
     def _add_image(
         self,
@@ -363,6 +458,7 @@ class ScalewaySimulator(Simulator):
         routes = [
             Route(base, self._endpoint(self._collection), methods=["GET", "POST"]),
             Route(base + "/{image_id}", self._endpoint(self._item), methods=["GET", "PATCH", "PUT", "DELETE"]),
+            Route("/instance/v1/zones/{zone}/snapshots", self._endpoint(self._snapshot_list), methods=["GET"]),
         ]
 
         return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
@@ -401,19 +497,21 @@ class ScalewaySimulator(Simulator):
     def _snapshot_in(self, zone: str) -> Callable[[str], bool]:
         return lambda snapshot_id: self.snapshots.get(snapshot_id, {}).get("zone") == zone
 
+    def _own_snapshots(self, zone: str) -> list[dict[str, Any]]:
+        """The sandbox organization's snapshots in `zone`, newest first (ordered like the images)."""
+        snapshots = [
+            s for s in self.snapshots.values() if s["zone"] == zone and s["organization"] == SANDBOX_ORGANIZATION
+        ]
+        return sorted(snapshots, key=lambda s: (s["creation_date"], s["id"]), reverse=True)
+
     async def _collection(self, request: Request) -> Response:
         zone = request.path_params["zone"]
         if request.method == "POST":
             return await self._create(request, zone)
-        pairs = parse_qsl(request.url.query, keep_blank_values=True)
-        query = parse_list_query(pairs)
-        selected = [i for i in self._visible(zone) if matches(i, query)]
-        start = (query.page - 1) * query.per_page
-        headers = {
-            "X-Total-Count": str(len(selected)),
-            "Link": link_header(request.url.path, pairs, query.page, query.per_page, len(selected)),
-        }
-        return JSONResponse({"images": selected[start : start + query.per_page]}, headers=headers)
+        return _page(request, "images", self._visible(zone), IMAGE_FILTERS)
+
+    async def _snapshot_list(self, request: Request) -> Response:
+        return _page(request, "snapshots", self._own_snapshots(request.path_params["zone"]), SNAPSHOT_FILTERS)
 
     async def _create(self, request: Request, zone: str) -> Response:
         errors: dict[str, list[str]] = {}

@@ -1,0 +1,78 @@
+"""list-nirvana-projects, the companion that gives list-nirvana-operations its project_id: the request is the
+one Nirvana's SDKs send, its cursor pages cover every project once, and an agent with no ids gets from a
+listed project to one of its operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from mcp_cloudops.sandbox import credentials, nirvana
+from mcp_cloudops.sandbox.runner import Sandbox
+
+pytestmark = pytest.mark.anyio
+
+PROJECT_KEYS = {"id", "name", "tags", "created_at", "updated_at", "resources"}
+
+
+async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The tool's structured answer; a tool error fails the test with the agent's text."""
+    with anyio.fail_after(30):
+        result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content or {}
+
+
+async def test_answer_shape(client: Client) -> None:
+    answer = await call(client, "list-nirvana-projects", {})
+    assert set(answer) == {"items", "pagination"}
+    assert set(answer["pagination"]) == {"next_cursor", "previous_cursor", "total_count"}
+    assert answer["pagination"]["total_count"] == len(answer["items"]) == len(nirvana.SEED_PROJECTS)
+    for project in answer["items"]:
+        assert set(project) == PROJECT_KEYS
+        assert set(project["resources"]["cloud"]) >= {"vms", "volumes", "vpcs", "nks_clusters", "nks_node_pools"}
+        assert set(project["resources"]["blockchain"]) == {"rpc_nodes_dedicated", "rpc_nodes_flex"}
+
+
+async def test_request_is_the_sdks(sandbox: Sandbox, client: Client) -> None:
+    """GET /v1/projects with only cursor and limit, as nirvana-go's Projects.List sends them, and the bearer key."""
+    sim = sandbox["nirvana"]
+    first = await call(client, "list-nirvana-projects", {"limit": 3})
+    request = sim.requests[-1]
+    assert (request.method, request.path, request.query, request.body) == ("GET", "/v1/projects", {"limit": ["3"]}, b"")
+    assert request.headers["authorization"] == f"Bearer {credentials.NIRVANA_LABS_API_KEY}"
+
+    cursor = first["pagination"]["next_cursor"]
+    await call(client, "list-nirvana-projects", {"cursor": cursor, "limit": 3})
+    assert sim.requests[-1].query == {"cursor": [cursor], "limit": ["3"]}
+    await call(client, "list-nirvana-projects", {})
+    assert sim.requests[-1].raw_query == ""
+
+
+async def test_walking_every_cursor_lists_each_project_once(client: Client) -> None:
+    seen: list[str] = []
+    args: dict[str, Any] = {"limit": 2}
+    while True:
+        answer = await call(client, "list-nirvana-projects", args)
+        seen += [p["id"] for p in answer["items"]]
+        if not answer["pagination"]["next_cursor"]:
+            break
+        args = {"limit": 2, "cursor": answer["pagination"]["next_cursor"]}
+    assert len(seen) == len(set(seen)) == len(nirvana.SEED_PROJECTS)
+    assert set(seen) == {project[0] for project in nirvana.SEED_PROJECTS}
+
+
+async def test_agent_follows_a_listed_project_to_one_of_its_operations(client: Client) -> None:
+    """No ids known at the start: list projects, pick one with VMs, list its operations, get the newest."""
+    projects = (await call(client, "list-nirvana-projects", {"limit": 100}))["items"]
+    busy = next(p for p in projects if p["resources"]["cloud"]["vms"] > 0)
+
+    operations = await call(client, "list-nirvana-operations", {"project_id": busy["id"], "limit": 5})
+    assert operations["items"] and all(op["project_id"] == busy["id"] for op in operations["items"])
+
+    first = operations["items"][0]
+    got = await call(client, "get-nirvana-operation", {"operation_id": first["id"]})
+    assert got == first
