@@ -25,6 +25,7 @@ from pydantic import (
 REGISTRY_VERSION = 1
 REGISTRY_ENV = "MCP_CLOUDOPS_REGISTRY"
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+ID_NAME = re.compile(r"(^id$|[_-]id$|Id$)")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ParamLocation = Literal["path", "query", "body", "zone", "option"]
@@ -130,7 +131,6 @@ class Provider(_Frozen):
     default_zone: str | None = None
     zone_env: str | None = None
     response: ResponseFormat = "json"  # plain JSON, or the envelope every answer comes in
-    lookup_tool: str | None = None
     operation: OperationSpec | None = None
     errors: ErrorWords = Field(default_factory=ErrorWords)
     paging: Paging | None = None  # only a provider that declares paging headers has them read
@@ -186,6 +186,15 @@ class Param(_Frozen):
     description: str = Field(min_length=1)
     shape: ParamSchema = Field(default_factory=ParamSchema, alias="schema")
     narrows: StrictBool = False  # named when a result is cut: it makes the next call's result smaller
+    # Where an agent finds this id's values: the tool whose result lists them, or (from_results) only
+    # the result of an earlier call (an operation id). A required id must say one or the other.
+    listed_by: str | None = None
+    from_results: StrictBool = False
+
+    @property
+    def is_id(self) -> bool:
+        """An id the agent must find somewhere: by its name (id, image_id, endpointId...) or a uuid format."""
+        return ID_NAME.search(self.name) is not None or self.json_schema.get("format") == "uuid"
 
     @cached_property
     def json_schema(self) -> dict[str, Any]:
@@ -229,6 +238,20 @@ class AttachAll(_Frozen):
     finish: Step  # read once the streams end: what the command came to (exit code, status)
 
 
+class Pages(_Frozen):
+    """How a listing is paged, so a result cut to the output cap can say where the next call resumes.
+
+    style: `page` (a page number and a page size: any item can begin a page of a well-chosen size),
+    `cursor` (opaque: a call can only resume where a page began) or `start` (the index of the first item).
+    """
+
+    style: Literal["page", "cursor", "start"]
+    at: str  # the query parameter saying where a page begins: page number, cursor or start index
+    size: str  # the query parameter giving the page size
+    first: int = 1  # the number of the first page, or the index of the first item
+    next: str | None = None  # cursor style: dotted path of the upstream's next cursor in the result
+
+
 class ToolSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     provider: str
@@ -244,6 +267,7 @@ class ToolSpec(_Frozen):
     demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
     attach_all: AttachAll | None = None
+    pages: Pages | None = None
     returns_operation: bool = False  # answers with an async operation: the server can wait for it
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
@@ -301,11 +325,17 @@ class Registry(_Frozen):
             for field, step in tool.steps().items():
                 if step.tool not in seen:
                     problems.append(f"tool {tool.name!r} field {field!r}: no tool named {step.tool!r}")
+            for param in tool.params:
+                where = f"tool {tool.name!r} field 'params.{param.name}"
+                if param.listed_by is not None and param.listed_by not in seen:
+                    problems.append(f"{where}.listed_by': no tool named {param.listed_by!r}")
+                elif param.required and param.is_id and param.listed_by is None and not param.from_results:
+                    problems.append(
+                        f"{where}': a required id must name the tool that lists its values (listed_by) "
+                        "or say only an earlier result gives it (from_results: true)"
+                    )
         for provider in self.providers.values():
-            named = {
-                "lookup_tool": provider.lookup_tool,
-                "operation.tool": provider.operation and provider.operation.tool,
-            }
+            named = {"operation.tool": provider.operation and provider.operation.tool}
             for field, name in named.items():
                 if name and name not in seen:
                     problems.append(f"provider {provider.key!r} field {field!r}: no tool named {name!r}")
@@ -406,6 +436,11 @@ def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         for name in PLACEHOLDER.findall(tool.after.path):
             if name not in names:
                 problems.append(f"{where} field 'after.path': placeholder {{{name}}} is not a parameter")
+    if tool.pages is not None:
+        query = {p.name for p in tool.params_in("query")}
+        for field in ("at", "size"):
+            if (name := getattr(tool.pages, field)) not in query:
+                problems.append(f"{where} field 'pages.{field}': {name!r} is not a query parameter")
     if tool.attach_all is not None:
         if not tool.websocket:
             problems.append(f"{where} field 'attach_all': only websocket tools attach to streams")

@@ -126,6 +126,18 @@ def _duration(seconds: float | None) -> str:
     return f"{whole} second" + ("s" if whole != 1 else "")
 
 
+def not_found(tool: ToolSpec) -> str:
+    """What to check after a 404: the call's ids, each with the tool that lists its values, and its zone
+    or project only where the tool has one."""
+    checks = [
+        f"{p.name} ({'list them with ' + p.listed_by if p.listed_by else 'from an earlier result'})"
+        for p in tool.params
+        if p.listed_by or p.from_results
+    ]
+    checks += [p.name for p in tool.params if p.location == "zone" or p.name == "project"][:1]
+    return f"Check {', '.join(checks)}." if checks else "Check the arguments."
+
+
 def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: float | None = None) -> str:
     """What an agent should try after this status."""
     if status == 400 or status == 422:
@@ -136,8 +148,7 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: 
     if status == 403:
         return "The credentials lack permission for this action, or the resource is protected."
     if status == 404:
-        finder = f" (list them with {provider.lookup_tool})" if provider.lookup_tool else ""
-        return f"Check the id, the zone or project{finder}."
+        return not_found(tool)
     if status == 409:
         return "The resource is in a conflicting state: read its current state, then retry if still needed."
     if status == 429:

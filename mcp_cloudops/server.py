@@ -112,7 +112,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             return failed(redactor.cut(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
             # Redact before shaping: a cut must never leave half a secret behind.
-            return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec))
+            return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec, args))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             return failed(redactor.cut(str(exc)))  # redacted, then cut to ERROR_MAX

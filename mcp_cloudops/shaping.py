@@ -2,7 +2,8 @@
 
 The cap counts characters of the JSON text the model reads. Cutting keeps the result valid JSON
 with the same shape, so an agent can still use what it got, and the note names the tool's own
-arguments that narrow the next call.
+arguments that narrow the next call. When the cut drops items of a paged listing, the result also
+says how the next call resumes at the first dropped item, so following it walks the listing whole.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import heapq
 import json
 from typing import Any
 
-from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.registry import Pages, ToolSpec
 
 MIN_STRING = 200  # a string is not cut below this many characters
 NOTE_ROOM = 600  # characters kept free for the truncation note
 DETAILS_MAX = 300  # characters of the note listing what was cut
+RESUME_ROOM = 250  # characters more, for a cut listing: how the next call resumes at the first item cut
 MIN_CAP = 1000  # a cap below this would leave no room for both content and note
 
 
@@ -107,8 +109,9 @@ def _preview(text: str, budget: int) -> str:
     return preview
 
 
-def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
-    """`data` if it fits in `limit` characters, else a cut copy with a `truncated` note.
+def cap(data: dict[str, Any], limit: int, tool: ToolSpec, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`data` if it fits in `limit` characters, else a cut copy with a `truncated` note. With the call's
+    (validated) `args`, a cut that drops items of a paged listing says where the next call resumes.
 
     Time is linear in the size of `data`: it is serialized once, and each part that is cut is
     measured once more (the cut parts together are no bigger than the whole).
@@ -118,7 +121,8 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
     size = len(text)
     if size <= limit:
         return data
-    budget = limit - NOTE_ROOM
+    pages = pages_of(tool) if args is not None else None
+    budget = limit - NOTE_ROOM - (min(_resume_room(pages, args or {}), limit // 4) if pages else 0)
     cut: dict[str, Any] = json.loads(text)  # a deep copy we may change
     kept: dict[str, str] = {}
     left = _halve_lists(cut, size, budget, kept, down_to=1)  # keep one item: its long strings are cut next
@@ -132,10 +136,13 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec) -> dict[str, Any]:
     )
     if len(details) > DETAILS_MAX:
         details = details[: DETAILS_MAX - 1] + "…"
-    cut["truncated"] = {
-        "note": f"Result cut to fit {limit} characters (it had {size}){': ' + details if details else ''}. "
-        f"To see the rest, {narrowing_hint(tool)}.",
-    }
+    items = _items_kept(cut, kept)
+    note = f"Result cut to fit {limit} characters (it had {size}){': ' + details if details else ''}. "
+    if pages is not None and args is not None and items is not None:
+        resumed = _resumed(json.loads(dumps(cut)), pages, continuation(pages, tool, args, items), note, tool)
+        if len(dumps(resumed)) <= limit:  # else (an absurdly long cursor) the plain note below
+            return resumed
+    cut["truncated"] = {"note": note + f"To see the rest, {narrowing_hint(tool)}."}
     return cut
 
 
@@ -144,3 +151,94 @@ def _find(data: dict[str, Any], key: str) -> list[Any]:
         if name == key:
             return owner[key]
     return []
+
+
+# --- resuming a cut listing ----------------------------------------------------------------------------------
+
+
+def pages_of(tool: ToolSpec) -> Pages | None:
+    """How the tool pages (tools.yaml `pages`); None for a tool that does not."""
+    return tool.pages
+
+
+def _items_kept(cut: dict[str, Any], kept: dict[str, str]) -> int | None:
+    """How many items of the listing survived the cut: None if no top-level list lost any, 0 if only a
+    preview is left."""
+    if set(cut) == {"preview"}:
+        return 0
+    dropped = [key for key, value in cut.items() if isinstance(value, list) and key in kept]
+    return len(cut[dropped[0]]) if dropped else None
+
+
+def largest_divisor(start: int, most: int) -> int:
+    """The largest page size no bigger than `most` (at least 1) that makes `start` the start of a page."""
+    return next(m for m in range(max(most, 1), 0, -1) if start % m == 0)
+
+
+def continuation(pages: Pages, tool: ToolSpec, args: dict[str, Any], kept: int) -> dict[str, Any]:
+    """The arguments to change so that the next call begins at the first item the cut dropped.
+
+    A page number cannot say "item 37" with any page size: the size is shrunk to the largest one that
+    divides the offset, so nothing is skipped. A cursor only resumes at its own page's start: the same
+    cursor with a page as big as what was kept (those items come again). A start index moves past what
+    was kept, with a page as big as what was kept."""
+    if pages.style == "page":
+        page = int(args.get(pages.at) or pages.first)
+        size = int(args.get(pages.size) or _default(tool, pages.size) or kept or 1)
+        start = (page - pages.first) * size + kept
+        per = largest_divisor(start, kept)
+        return {pages.at: start // per + pages.first, pages.size: per}
+    if pages.style == "cursor":
+        cursor = args.get(pages.at)
+        return ({pages.at: cursor} if cursor else {}) | {pages.size: max(kept, 1)}
+    start = max(int(args.get(pages.at) or pages.first), pages.first) + kept
+    return {pages.at: start, pages.size: max(kept, 1)}  # some upstreams ignore a start without a size
+
+
+def _resumed(cut: dict[str, Any], pages: Pages, resume: dict[str, Any], note: str, tool: ToolSpec) -> dict[str, Any]:
+    """`cut` saying how to resume: the upstream's own next cursor removed (it would skip the items cut),
+    a page number put where an agent looks for the next page, and the arguments to change in the note."""
+    _drop_upstream_next(cut, pages)
+    if pages.style == "page":
+        cut.update({f"next_{name}": value for name, value in resume.items()})
+    cut["truncated"] = {
+        "note": note + f"To resume at the first item cut, call again with {_resume_words(pages, resume)} "
+        f"(next_call: the arguments to change); to get less, {narrowing_hint(tool)}.",
+        "next_call": resume,
+    }
+    return cut
+
+
+def _resume_words(pages: Pages, resume: dict[str, Any]) -> str:
+    """The continuation in the note; a cursor (long, opaque) is named, not repeated."""
+    if pages.style != "cursor":
+        return "the same arguments but " + ", ".join(f"{name}={value}" for name, value in resume.items())
+    cursor = f"the same {pages.at}" if pages.at in resume else f"no {pages.at}"
+    return f"the same arguments, {cursor} and {pages.size}={resume[pages.size]} (so nothing is skipped)"
+
+
+def _resume_room(pages: Pages, args: dict[str, Any]) -> int:
+    """Characters the continuation adds to the result: its words, fields and any cursor repeated once."""
+    return RESUME_ROOM + len(dumps(args.get(pages.at, "")))
+
+
+def _default(tool: ToolSpec, name: str) -> int | None:
+    return next((p.json_schema.get("default") for p in tool.params if p.name == name), None)
+
+
+def _drop_upstream_next(cut: dict[str, Any], pages: Pages) -> None:
+    """Remove the upstream's own way to the next page: following it would skip the items cut. A cursor's
+    field is the declared path, else `next_<cursor>` or `<cursor>` at the top or one level down."""
+    if pages.style != "cursor":
+        return
+    if pages.next:
+        *parents, last = pages.next.split(".")
+        owner: Any = cut
+        for name in parents:
+            owner = owner.get(name) if isinstance(owner, dict) else None
+        if isinstance(owner, dict):
+            owner.pop(last, None)
+        return
+    for owner in [cut, *(value for value in cut.values() if isinstance(value, dict))]:
+        for name in (f"next_{pages.at}", pages.at):
+            owner.pop(name, None)

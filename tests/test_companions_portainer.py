@@ -179,10 +179,11 @@ async def test_errors_say_what_went_wrong_and_what_to_check(sandbox: Sandbox, cl
     sim = sandbox["portainer"]
     text = await failed(client, "list-docker-containers", {"endpointId": 9})
     assert "HTTP 404 for list-docker-containers" in text and "Unable to find an environment" in text
-    assert "Check the id" in text
+    assert "Check endpointId (list them with list-portainer-environments)." in text  # no zone, no project
 
     text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": "nope", "Cmd": ["ls"]})
-    assert "HTTP 404 for create-docker-exec: No such container: nope." in text and "Check the id" in text
+    assert "HTTP 404 for create-docker-exec: No such container: nope." in text
+    assert "id (list them with list-docker-containers)" in text
 
     db = sim.container_ids["db"]
     text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": db, "Cmd": ["ls"]})

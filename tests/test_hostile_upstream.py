@@ -605,7 +605,9 @@ async def test_an_oversized_result_is_cut_to_the_output_cap(logs: pytest.LogCapt
             assert image == sim.images[image["id"]]
         assert re.fullmatch(
             r"Result cut to fit 2000 characters \(it had \d+\): images: \d+ of 63 kept\. "
-            r"To see the rest, narrow the call with project, name, arch, tags, page, per_page\.",
+            r"To resume at the first item cut, call again with the same arguments but page=\d+, per_page=\d+ "
+            r"\(next_call: the arguments to change\); to get less, narrow the call with project, name, arch, tags, "
+            r"page, per_page\.",
             data["truncated"]["note"],
         ), data["truncated"]
         assert f"images: {len(data['images'])} of 63 kept" in data["truncated"]["note"]

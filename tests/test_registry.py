@@ -239,3 +239,24 @@ def test_fixed_body_fields_go_with_a_body_and_never_shadow_a_parameter(raw: dict
     assert "tool 'create-docker-exec' field 'body': fixed body field 'Cmd' clashes with a parameter" in message
     message = broken(raw, "create-docker-exec", body={"When": datetime.date(2025, 1, 1)})  # YAML reads 2025-01-01
     assert "tool 'create-docker-exec' field 'body.When': input was not a valid JSON value" in message
+
+
+def test_every_required_id_says_where_its_values_are_found() -> None:
+    """Id closure: an agent that knows no ids can find each one through a tool of this server."""
+    registry = load_registry()
+    for tool in registry.tools:
+        for param in tool.params:
+            if param.required and param.is_id:
+                assert param.listed_by or param.from_results, (tool.name, param.name)
+            if param.listed_by:
+                assert param.listed_by in registry.by_name, (tool.name, param.name)
+                assert param.listed_by in param.description, (tool.name, param.name)  # the agent reads it there
+
+
+def test_a_lister_that_does_not_exist_is_refused(raw: dict[str, Any]) -> None:
+    params = ["instance", "zone", {"name": "x_id", "in": "query", "listed_by": "list-xs", "description": "X."}]
+    message = broken(raw, "stop-compute-instance", params=params)
+    assert "tool 'stop-compute-instance' field 'params.x_id.listed_by': no tool named 'list-xs'" in message
+    unlisted = ["instance", "zone", {"name": "x_id", "in": "query", "required": True, "description": "X."}]
+    assert "a required id must name the tool that lists its values" in broken(raw, "stop-compute-instance",
+                                                                              params=unlisted)  # fmt: skip

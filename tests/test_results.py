@@ -174,3 +174,16 @@ def test_retry_after_is_read_from_a_body_field_only_where_declared() -> None:
     tool = REGISTRY.by_name["get-instance-image"]
     assert "wait a few seconds" in error_text(tool, SCALEWAY, 429, {"retry_after": 3}, "", {})
     assert "wait 3 seconds" in error_text(tool, SCALEWAY, 429, None, "", {"retry-after": "3"})
+
+
+def test_not_found_names_each_id_with_its_lister_and_only_the_scope_the_tool_has() -> None:
+    from mcp_cloudops.registry import load_registry
+    from mcp_cloudops.results import not_found
+
+    registry = load_registry()
+    assert not_found(registry.by_name["revert-snapshot-instance"]) == (
+        "Check instance-id (list them with list-compute-instances), id (list them with list-exoscale-snapshots), zone."
+    )
+    portainer = not_found(registry.by_name["attach-websocket"])
+    assert "list-docker-containers" in portainer and "zone" not in portainer and "project" not in portainer
+    assert "from an earlier result" in not_found(registry.by_name["get-exoscale-operation"])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mcp_cloudops import shaping
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Pages, load_registry
 from mcp_cloudops.shaping import MIN_CAP, MIN_STRING, cap, dumps, narrowing_hint
 
 REGISTRY = load_registry()
@@ -217,3 +217,70 @@ def test_the_cap_serializes_a_bounded_multiple_of_the_result(data: dict[str, Any
     monkeypatch.setattr(shaping, "dumps", counting)
     cap(data, 5000, IMAGES)
     assert sum(serialized) <= 4 * len(dumps(data)) + 20_000, (sum(serialized), len(dumps(data)))
+
+
+# --- issue 11, item 4: a cut listing says where the next call resumes ---------------------------------------
+
+PROJECTS = REGISTRY.by_name["list-nirvana-projects"]
+ENVIRONMENTS = REGISTRY.by_name["list-portainer-environments"]
+
+
+@pytest.mark.parametrize(
+    ("page", "per_page", "kept", "resume"),
+    [
+        (1, 50, 12, (2, 12)),
+        (2, 50, 12, (32, 2)),
+        (1, 50, 7, (2, 7)),
+        (3, 10, 3, (24, 1)),
+        (3, 10, 4, (7, 4)),
+        (1, 50, 0, (1, 1)),
+    ],
+)
+def test_a_page_resumes_exactly_at_the_first_item_cut(page: int, per_page: int, kept: int, resume: tuple) -> None:
+    pages = shaping.pages_of(IMAGES)
+    assert pages is not None and pages.style == "page"
+    answer = shaping.continuation(pages, IMAGES, {"page": page, "per_page": per_page}, kept)
+    next_page, size = answer["page"], answer["per_page"]
+    assert (next_page, size) == resume and 1 <= size <= max(kept, 1)
+    assert (next_page - 1) * size == (page - 1) * per_page + kept  # the first item cut, not one later
+
+
+def test_a_cut_page_replaces_next_page_and_says_the_page_size() -> None:
+    result = cap(listing(100), 5000, IMAGES, {"page": 1, "per_page": 100})
+    assert_fits(result, 5000)
+    kept = len(result["images"])
+    assert result["truncated"]["next_call"] == {"page": 2, "per_page": kept}
+    assert (result["next_page"], result["next_per_page"]) == (2, kept)  # no longer the upstream's page 2 of 100
+    assert f"page=2, per_page={kept}" in result["truncated"]["note"]
+
+
+def test_a_cut_cursor_page_is_asked_again_smaller_and_the_next_cursor_is_dropped() -> None:
+    data = {"items": [image(n) for n in range(60)], "pagination": {"next_cursor": "c2", "total_count": 99}}
+    first = cap(data, 5000, PROJECTS, {"limit": 60})
+    kept = len(first["items"])
+    assert kept < 60 and first["truncated"]["next_call"] == {"limit": kept}
+    assert "next_cursor" not in first["pagination"]  # following it would skip the items cut
+    assert "no cursor and limit=" in first["truncated"]["note"]
+    later = cap(data, 5000, PROJECTS, {"cursor": "c1", "limit": 60})
+    assert later["truncated"]["next_call"] == {"cursor": "c1", "limit": kept}
+    assert_fits(later, 5000)
+
+
+def test_a_cut_start_page_moves_start_past_what_was_kept() -> None:
+    data = {"result": [image(n) for n in range(60)], "total_count": 60}
+    result = cap(data, 5000, ENVIRONMENTS, {"start": 5})
+    kept = len(result["result"])
+    assert result["truncated"]["next_call"] == {"start": 5 + kept, "limit": kept}  # counted from 1
+    assert cap(data, 5000, ENVIRONMENTS, {})["truncated"]["next_call"] == {"start": 1 + kept, "limit": kept}
+
+
+def test_without_the_call_arguments_or_paging_the_note_only_says_how_to_narrow() -> None:
+    assert "next_call" not in cap(listing(100), 5000, IMAGES)["truncated"]
+    assert shaping.pages_of(OPERATION) is None
+    assert "next_call" not in cap({"items": [image(n) for n in range(60)]}, 5000, OPERATION, {})["truncated"]
+
+
+def test_paging_is_what_tools_yaml_declares() -> None:
+    """Tools are data: a listing pages as its `pages` says, whatever its parameters are called."""
+    assert shaping.pages_of(IMAGES) == Pages(style="page", at="page", size="per_page")
+    assert IMAGES.model_copy(update={"pages": None}).pages is None
