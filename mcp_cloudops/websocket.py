@@ -38,6 +38,10 @@ QUEUE = 2  # messages the library may hold unread before it stops reading the so
 FLOOD_FACTOR = 16
 FLOOD_ALLOWANCE = 64 * 1024
 WS_FRAME = 2  # the smallest websocket frame header: an empty message still counts
+# Close codes of a session that failed rather than ended: Portainer upgrades first, then asks Docker or
+# Kubernetes, and drops the socket (1006) when they refuse (an unknown id, an exec that already ran).
+ABNORMAL = frozenset({CloseCode.ABNORMAL_CLOSURE, CloseCode.INTERNAL_ERROR})
+TAIL = 200  # characters of a session's output quoted in an error about it
 
 
 @dataclass(frozen=True)
@@ -241,34 +245,104 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str, redactor: Red
 
 
 async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
-    """Run one bounded websocket session for a tool and return its transcript as the payload."""
+    """Run one bounded websocket session for a tool and return its transcript as the payload.
+
+    A session that never reached its target is an error, not an empty success: the upstream may accept
+    the upgrade and only then find the id unknown (see `never_attached`)."""
     provider, request = upstreams.request_for(tool, args)
     runs_commands = tool.mutating or bool(args.get("stdin"))
     if (refusal := read_only_refusal(upstreams.settings, tool, provider, runs_commands=runs_commands)) is not None:
         raise UpstreamError(refusal)
     limits = limits_from(args)
-    with handshake_errors(tool, provider, request.url, upstreams.redactor):
-        if tool.attach_all is not None and tool.attach_all.secret not in args:
+    if tool.attach_all is not None and tool.attach_all.secret not in args:
+        with handshake_errors(tool, provider, request.url, upstreams.redactor):
             return await attach_all(upstreams, tool, args, limits)
+    before = await state_before(upstreams, tool, args) if tool.after is not None else None
+    with handshake_errors(tool, provider, request.url, upstreams.redactor):
         async with _open(upstreams, tool, request, limits) as ws:
             demuxer = DockerDemuxer(limits.max_bytes) if tool.demux == "docker" else None
-            result = (await collect(ws, args.get("stdin"), limits, demuxer)).as_payload()
-    if tool.after is not None:
-        result.update(await follow_up(upstreams, tool, args))
-    return result
+            transcript = await collect(ws, args.get("stdin"), limits, demuxer)
+    if before is None:
+        if never_attached(transcript):
+            raise UpstreamError(
+                f"{provider.title} dropped the {tool.name} session (close code {transcript.close_code}) before any "
+                f"output: what it names was not found, is not running or could not start, so nothing was read. "
+                f"Check {targets(tool, args)}."
+            )
+        return transcript.as_payload()
+    return transcript.as_payload() | await state_after(upstreams, tool, args, transcript, before)
 
 
-async def follow_up(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
-    """Read what the stream cannot tell (Docker's exit code); its failure never hides the transcript."""
+def never_attached(transcript: Transcript) -> bool:
+    """The peer ended the session abnormally before one byte of output: it refused after the upgrade."""
+    return transcript.stopped == "closed" and transcript.bytes == 0 and transcript.close_code in ABNORMAL
+
+
+def targets(tool: ToolSpec, args: dict[str, Any]) -> str:
+    """The arguments naming what a session reaches, with the values given and the tool listing good ones,
+    so the agent knows which id to check and where to find a valid one."""
+    named = []
+    for param in tool.params:
+        if param.location == "option" or param.name not in args or not (param.required or param.listed_by):
+            continue
+        source = f" (list them with {param.listed_by})" if param.listed_by else ""
+        named.append(f"{param.name}={args[param.name]!r}{source}")
+    return ", ".join(named) or "the arguments"
+
+
+def shown(state: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in state.items())
+
+
+async def read_after(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """The follow-up read (tool.after): what the stream cannot tell, e.g. Docker's exit code."""
     after = tool.after
     assert after is not None
     provider = upstreams.registry.provider_of(tool)
     request = UpstreamRequest("GET", upstreams.base_url(provider) + fill(after.path, args))
-    try:
-        data = await upstreams.send(tool, provider, request)
-    except UpstreamError as exc:
-        return dict.fromkeys(after.pick) | {"follow_up_error": str(exc)}
+    data = await upstreams.send(tool, provider, request)
     return {name: data.get(field) for name, field in after.pick.items()}
+
+
+async def state_before(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
+    """The follow-up read before the session. The upstream drops a session it refuses without saying why,
+    so this is where an unknown id is named; and a state already complete (an exit code) means it already
+    ran: a Docker exec runs once, and a second start is refused."""
+    provider = upstreams.registry.provider_of(tool)
+    try:
+        state = await read_after(upstreams, tool, args)
+    except UpstreamError as exc:
+        raise UpstreamError(f"{exc} Nothing was run.") from None
+    if all(value is not None for value in state.values()):
+        raise UpstreamError(
+            f"{provider.title} cannot start {targets(tool, args)} again: it already ran ({shown(state)}), and "
+            "an exec instance runs only once. Create a new exec instance and run that. Nothing was run."
+        )
+    return state
+
+
+async def state_after(
+    upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], transcript: Transcript, before: dict[str, Any]
+) -> dict[str, Any]:
+    """The follow-up read once the stream ends. If it fails, the call fails: output without its exit code
+    must not pass for a success. If nothing was said and nothing changed, nothing ran."""
+    provider = upstreams.registry.provider_of(tool)
+    try:
+        state = await read_after(upstreams, tool, args)
+    except UpstreamError as exc:
+        unknown = ", ".join(before)
+        tail = f"output ends: {transcript.output[-TAIL:]!r}" if transcript.output else "no output"
+        raise UpstreamError(
+            f"The {tool.name} session ended ({transcript.stopped}, {transcript.bytes} bytes, {tail}) but "
+            f"{unknown} {'is' if len(before) == 1 else 'are'} unknown: {exc}"
+        ) from None
+    if state == before and never_attached(transcript):
+        raise UpstreamError(
+            f"{provider.title} dropped the {tool.name} session (close code {transcript.close_code}) before any "
+            f"output and it still reads {shown(state)}: nothing ran. Check {targets(tool, args)} "
+            "(and that what it runs in is running)."
+        )
+    return state
 
 
 async def attach_all(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], limits: Limits) -> dict[str, Any]:

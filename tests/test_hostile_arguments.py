@@ -262,9 +262,8 @@ async def test_free_form_query_values_arrive_as_exactly_one_encoded_parameter(
                 "Nirvana Labs returned HTTP 400 for list-nirvana-operations: invalid cursor. "
                 "Fix the arguments the message names and call again."
             )
-        elif provider == "portainer":  # no such command in the pod: the upstream drops the socket
-            assert not result.is_error, text
-            assert result.structured_content["stopped"] == "closed"
+        elif provider == "portainer":  # no such command in the pod: the upstream drops the socket, an error
+            assert result.is_error and "before any output" in text, text
         elif provider == "scaleway":
             assert not result.is_error, text
             assert result.structured_content["images"] == [] and result.structured_content["total_count"] == 0

@@ -416,3 +416,19 @@ async def test_an_exec_relays_only_the_streams_it_was_created_with() -> None:
 
             response = await api.client.post(create, json={"Cmd": ["ls"], "Env": "A=1"})
             assert response.status_code == 400
+
+
+async def test_what_docker_or_kubernetes_refuse_drops_the_socket_after_the_upgrade() -> None:
+    """As Portainer does: it upgrades, then Docker or Kubernetes refuse, and the socket drops with no status."""
+    with anyio.fail_after(10):
+        async with portainer() as api:
+            pod = {"endpointId": 2, "namespace": "default", "podName": "nope-0", "containerName": "web"}
+            sessions = [
+                api.ws("attach", endpointId=1, id="ab" * 32),  # "No such container"
+                api.ws("exec", endpointId=1, id="ab" * 32),  # "No such exec instance"
+                api.ws("pod", command="ls", **pod),  # pods "nope-0" not found
+            ]
+            for session in sessions:
+                async with session as ws:
+                    assert await read_to_close(ws) == ""
+                    assert ws.close_code == 1006

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from mcp_cloudops.websocket import Limits, collect, max_message
+from mcp_cloudops.websocket import Limits, collect, max_message, never_attached
 
 pytestmark = pytest.mark.anyio
 Handler = Callable[[ServerConnection], Awaitable[None]]
@@ -131,3 +131,23 @@ async def test_attaching_to_what_is_not_an_exec_names_the_declared_way_out(clien
     text = result.content[0].text
     assert result.is_error and "is not a non-interactive exec" in text and "'token'" in text
     assert "Pass secret=" in text and "follow the operation with wait-operation" in text
+
+
+async def test_a_session_dropped_before_any_output_never_attached() -> None:
+    """A drop (1006) with no byte is a refusal after the upgrade; a clean close or any output is an end."""
+
+    async def dropped(ws: ServerConnection) -> None:
+        ws.transport.abort()
+
+    async def closed(ws: ServerConnection) -> None:
+        await ws.close()
+
+    async def said_then_dropped(ws: ServerConnection) -> None:
+        await ws.send("done\n")
+        await anyio.sleep(0.1)  # abort() discards what is still buffered
+        ws.transport.abort()
+
+    transcript = await run(dropped, Limits())
+    assert transcript.close_code == 1006 and never_attached(transcript)
+    assert not never_attached(await run(closed, Limits()))
+    assert not never_attached(await run(said_then_dropped, Limits()))

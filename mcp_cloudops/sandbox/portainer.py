@@ -10,7 +10,14 @@ What it follows from Portainer (`api/http/handler/websocket/*.go`, `api/ws`, the
   sent as a bearer token is not a JWT, so it is refused too. The sandbox JWT is `SANDBOX_JWT`.
 - Parameters and the environment are checked before the upgrade (400, 404 with
   `{"message","details"}`); what Docker or Kubernetes refuse (unknown exec or container, an exec
-  that already ran, an unknown pod) is only found after it: the socket opens, then drops.
+  that already ran, an unknown pod) is only found after it: the socket opens, then drops (1006, no
+  bytes, no HTTP error status). Portainer's handlers call `connectionUpgrader.Upgrade` first and only
+  then hijack Docker's `POST /containers/{id}/attach` or `/exec/{id}/start` (`hijackRequest`:
+  "unable to upgrade to tcp, received 404|409") or start the Kubernetes exec; the error they return
+  goes to an already hijacked connection (logged, never sent) and the deferred `Close` drops the
+  socket. So Docker's "No such container: <id>", "No such exec instance: <id>", the 409 "Exec
+  command <id> has already run" and Kubernetes' `pods "x" not found` never reach the client; a
+  client learns them from the HTTP routes (`GET .../exec/{id}/json`, the container and pod lists).
 - Output is relayed as text frames of at most 2048 bytes with invalid UTF-8 dropped, stdout and
   stderr merged. Portainer ends a session by dropping the TCP connection (no close frame: the
   client sees 1006). A client frame over 2048 bytes is refused with close code 1009.
@@ -563,7 +570,7 @@ class PortainerSimulator(Simulator):
         endpoint, exec_id = params
         instance = endpoint.execs.get(exec_id)
         if instance is None or instance.started or instance.container.state != "running":
-            return  # Docker refused to start it: the socket just drops
+            return  # Docker's 404 "No such exec instance" / 409 "has already run": the socket just drops
         instance.started = instance.running = True
         instance.pid = 1000 + len(endpoint.execs)
         argv = instance.cmd
