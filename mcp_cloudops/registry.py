@@ -22,10 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from mcp_cloudops.registry_checks import ID_NAME, field_location, tool_problems, with_params_resolved
+
 REGISTRY_VERSION = 1
 REGISTRY_ENV = "MCP_CLOUDOPS_REGISTRY"
-PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-ID_NAME = re.compile(r"(^id$|[_-]id$|Id$)")
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ParamLocation = Literal["path", "query", "body", "zone", "option"]
@@ -306,7 +306,7 @@ class Registry(_Frozen):
                 for key, value in data["providers"].items()
             }
             if isinstance(data.get("tools"), list):
-                data["tools"] = [_with_params_resolved(tool, data) for tool in data["tools"]]
+                data["tools"] = [with_params_resolved(tool, data) for tool in data["tools"]]
         return data
 
     @model_validator(mode="after")
@@ -315,7 +315,7 @@ class Registry(_Frozen):
             raise ValueError(
                 f"version {self.version} is not supported (this mcp-cloudops reads version {REGISTRY_VERSION})"
             )
-        problems = [p for tool in self.tools for p in _tool_problems(tool, self.providers)]
+        problems = [p for tool in self.tools for p in tool_problems(tool, self.providers)]
         seen: set[str] = set()
         for tool in self.tools:
             if tool.name in seen:
@@ -351,144 +351,6 @@ class Registry(_Frozen):
         return self.providers[tool.provider]
 
 
-def _with_params_resolved(tool: Any, raw: dict[str, Any]) -> Any:
-    """A tool whose params may name a definition (`- zone`) instead of spelling it out: each fact is
-    stated once, in its provider's `params` or the top-level ones, and used by every tool it fits."""
-    if not isinstance(tool, dict) or not isinstance(tool.get("params"), list):
-        return tool
-    provider = raw["providers"].get(tool.get("provider"))
-    if not isinstance(provider, dict):  # an unknown provider is the error to report, not its names
-        return {**tool, "params": [param for param in tool["params"] if not isinstance(param, str)]}
-    own = provider.get("params")
-    defined = {**(raw.get("params") or {}), **(own or {})}  # a provider's own definition wins
-    params = []
-    for index, param in enumerate(tool["params"]):
-        if not isinstance(param, str):
-            params.append(param)
-        elif isinstance(defined.get(param), dict):
-            params.append(defined[param])
-        else:
-            known = ", ".join(sorted(defined)) or "none"
-            raise ValueError(
-                f"tool {tool.get('name')!r} field 'params.{index}': no parameter definition named {param!r} "
-                f"(provider {tool.get('provider')!r} and the top-level params define: {known})"
-            )
-    return {**tool, "params": params}
-
-
-def _tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
-    """Every cross-field mistake in one tool, each naming the tool and the field."""
-    where = f"tool {tool.name!r}"
-    problems: list[str] = []
-    provider = providers.get(tool.provider)
-    if provider is None:
-        return [f"{where} field 'provider': unknown provider {tool.provider!r} (known: {', '.join(providers)})"]
-
-    names = [p.name for p in tool.params]
-    for name in {n for n in names if names.count(n) > 1}:
-        problems.append(f"{where} field 'params': parameter {name!r} is declared twice")
-
-    placeholders = PLACEHOLDER.findall(tool.path)
-    path_params = {p.name for p in tool.params_in("path")}
-    zone_params = tool.params_in("zone")
-    for name in placeholders:
-        if name == "zone" and zone_params:
-            continue
-        if name not in path_params:
-            problems.append(f"{where} field 'path': placeholder {{{name}}} has no 'in: path' parameter")
-    for name in path_params - set(placeholders):
-        problems.append(f"{where} field 'params': path parameter {name!r} does not appear in path")
-    for param in tool.params_in("path"):
-        if not param.required:
-            problems.append(f"{where} field 'params.{param.name}': path parameters must be required")
-    for param in tool.params_in("path", "body"):  # they address one resource or carry a write's content
-        if param.narrows:
-            problems.append(
-                f"{where} field 'params.{param.name}.narrows': a {param.location} parameter does not narrow a result"
-            )
-
-    zoned = "{zone}" in (provider.base_url or "") or "{zone}" in tool.path
-    if zoned and not zone_params:
-        problems.append(f"{where} field 'params': the URL holds {{zone}} but no parameter has 'in: zone'")
-    if zone_params and not provider.zones:
-        problems.append(f"{where} field 'params': 'in: zone' but provider {provider.key!r} declares no zones")
-
-    if tool.hints.readOnly and tool.method != "GET":
-        problems.append(f"{where} field 'hints.readOnly': a read-only tool must use GET, not {tool.method}")
-    if tool.hints.readOnly and tool.hints.destructive:
-        problems.append(f"{where} field 'hints': readOnly and destructive contradict each other")
-    if tool.method in ("GET", "DELETE") and tool.params_in("body"):
-        problems.append(f"{where} field 'params': {tool.method} requests carry no body parameters")
-    if tool.websocket and tool.method != "GET":
-        problems.append(f"{where} field 'method': websocket tools open with GET")
-    if tool.returns_operation and provider.operation is None:
-        problems.append(f"{where} field 'returns_operation': provider {provider.key!r} declares no 'operation'")
-    if tool.long_poll is not None:
-        if tool.long_poll not in {p.name for p in tool.params_in("query")}:
-            problems.append(f"{where} field 'long_poll': {tool.long_poll!r} is not a query parameter")
-        if provider.operation is None:
-            problems.append(f"{where} field 'long_poll': provider {provider.key!r} declares no 'operation'")
-    if tool.demux and not tool.websocket:
-        problems.append(f"{where} field 'demux': only websocket streams are demultiplexed")
-    if tool.after is not None:
-        if not tool.websocket:
-            problems.append(f"{where} field 'after': only websocket tools have a follow-up read")
-        for name in PLACEHOLDER.findall(tool.after.path):
-            if name not in names:
-                problems.append(f"{where} field 'after.path': placeholder {{{name}}} is not a parameter")
-    if tool.pages is not None:
-        query = {p.name for p in tool.params_in("query")}
-        for field in ("at", "size"):
-            if (name := getattr(tool.pages, field)) not in query:
-                problems.append(f"{where} field 'pages.{field}': {name!r} is not a query parameter")
-    if tool.attach_all is not None:
-        if not tool.websocket:
-            problems.append(f"{where} field 'attach_all': only websocket tools attach to streams")
-        if tool.attach_all.secret not in {p.name for p in tool.params_in("query")}:
-            problems.append(f"{where} field 'attach_all.secret': {tool.attach_all.secret!r} is not a query parameter")
-    for name in tool.query:
-        if name in names:
-            problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")
-    if tool.body and tool.method in ("GET", "DELETE"):  # websocket tools are GET: covered
-        problems.append(f"{where} field 'body': {tool.method} requests carry no body")
-    for name in tool.body:
-        if name in names:
-            problems.append(f"{where} field 'body': fixed body field {name!r} clashes with a parameter")
-    return problems
-
-
-def _locate(raw: Any, loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into 'tool NAME field F' (or 'provider KEY field F')."""
-    if len(loc) >= 2 and loc[0] == "tools" and isinstance(loc[1], int):
-        tools = raw.get("tools") if isinstance(raw, dict) else None
-        item = tools[loc[1]] if isinstance(tools, list) and loc[1] < len(tools) else None
-        name = item.get("name") if isinstance(item, dict) else None
-        label = f"tool {name!r}" if name else f"tools[{loc[1]}]"
-        field = _field_path(raw, loc[2:], item)
-        return f"{label} field {field!r}" if field else label
-    if len(loc) >= 2 and loc[0] == "providers":
-        field = ".".join(str(part) for part in loc[2:])
-        return f"provider {loc[1]!r}" + (f" field {field!r}" if field else "")
-    return ".".join(str(part) for part in loc) or "tools.yaml"
-
-
-def _field_path(raw: Any, loc: tuple[int | str, ...], item: Any) -> str:
-    parts: list[str] = []
-    node = item
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list) and part < len(node):
-            node = node[part]
-            name = node.get("name") if isinstance(node, dict) else None
-            parts.append(str(name) if name else str(part))
-            continue
-        if isinstance(part, int):
-            parts.append(str(part))
-            continue
-        parts.append(part)
-        node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(parts)
-
-
 def parse_registry(raw: Any) -> Registry:
     """Validate already-parsed YAML; raise RegistryError listing every problem found."""
     try:
@@ -498,7 +360,7 @@ def parse_registry(raw: Any) -> Registry:
         for error in exc.errors():
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["loc"]:
-                lines.append(f"{_locate(raw, tuple(error['loc']))}: {message}")
+                lines.append(f"{field_location(raw, tuple(error['loc']))}: {message}")
             else:
                 lines.extend(message.splitlines())
         raise RegistryError("tools.yaml is invalid:\n  " + "\n  ".join(lines)) from None

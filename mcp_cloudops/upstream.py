@@ -21,7 +21,8 @@ import httpx
 from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import PLACEHOLDER, Provider, Registry, ToolSpec
+from mcp_cloudops.registry import Provider, Registry, ToolSpec
+from mcp_cloudops.registry_checks import PLACEHOLDER
 from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body, payload, retry_after
 from mcp_cloudops.settings import ConfigError, Settings
 
