@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -28,3 +29,11 @@ async def client(sandbox: Sandbox) -> AsyncIterator[Client]:
     """An in-memory MCP client talking to a server whose providers all point at the sandbox."""
     async with Client(build_server(Settings.from_env(sandbox.env))) as connected:
         yield connected
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Every log line of the server, at DEBUG: tests check none carries a secret."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mcp_cloudops")
+    return caplog

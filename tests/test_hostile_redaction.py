@@ -8,31 +8,24 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import anyio
 import httpx
 import pytest
+from fakes import REGISTRY, UUID, Hostile, HostilePortainer, HostileScaleway, answering, denying, serving
 from mcp import Client
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp
-from starlette.websockets import WebSocket
 from support import assert_nothing_leaked, text_of
 
 from mcp_cloudops import upstream, websocket
 from mcp_cloudops.redaction import MASK, Redactor
-from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
-from mcp_cloudops.sandbox.base import Simulator
-from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
+from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -40,8 +33,6 @@ from mcp_cloudops.shaping import cap, dumps
 
 pytestmark = pytest.mark.anyio
 
-REGISTRY = load_registry()
-UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 ERROR_MAX = 2000  # characters of any error text (redaction.ERROR_MAX)
 PEM_BEGIN = "-----BEGIN PRIVATE KEY-----"
 MIB = 1 << 20
@@ -61,72 +52,6 @@ def assert_no_fragment(text: str, secret: str, size: int = 10) -> None:
 
 
 # --- fakes -------------------------------------------------------------------------------------------
-
-
-async def answer_ok(request: Request) -> Response:
-    return JSONResponse({"id": UUID, "status": "done"})
-
-
-class Fake(Simulator):
-    """An upstream for one provider whose HTTP answer is `answer`; a websocket is refused with `denial`."""
-
-    provider: ClassVar[str] = "nirvana"
-    env_names: ClassVar[tuple[str, str, str]] = (
-        "NIRVANA_LABS_BASE_URL",
-        "NIRVANA_LABS_API_KEY",
-        credentials.NIRVANA_LABS_API_KEY,
-    )
-
-    def __init__(self) -> None:
-        self.answer: Callable[[Request], Any] = answer_ok
-        self.denial: Response = JSONResponse({"message": "no"}, status_code=403)
-        super().__init__()
-
-    def build_app(self) -> ASGIApp:
-        async def http(request: Request) -> Response:
-            return await self.answer(request)
-
-        async def refuse(ws: WebSocket) -> None:
-            await ws.send_denial_response(self.denial)
-
-        methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-        return Starlette(routes=[Route("/{path:path}", http, methods=methods), WebSocketRoute("/{path:path}", refuse)])
-
-    def env(self, address: str) -> dict[str, str]:
-        url_env, key_env, key = self.env_names
-        return {url_env: address, key_env: key}
-
-
-class FakeScaleway(Fake):
-    provider: ClassVar[str] = "scaleway"
-    env_names = ("SCW_API_URL", "SCW_SECRET_KEY", credentials.SCW_SECRET_KEY)
-
-
-class FakePortainer(Fake):
-    provider: ClassVar[str] = "portainer"
-    env_names = ("PORTAINER_URL", "PORTAINER_API_KEY", credentials.PORTAINER_API_KEY)
-
-
-def answering(body: bytes | str, status: int, media_type: str = "application/json") -> Callable[[Request], Any]:
-    async def answer(request: Request) -> Response:
-        return Response(body, status_code=status, media_type=media_type)
-
-    return answer
-
-
-@asynccontextmanager
-async def serving(*sims: Simulator, **settings: str) -> AsyncIterator[tuple[Sandbox, Client]]:
-    async with run_sandbox(list(sims)) as sandbox:
-        env = {**sandbox.env, **{f"MCP_CLOUDOPS_{name.upper()}": value for name, value in settings.items()}}
-        async with Client(build_server(Settings.from_env(env), REGISTRY)) as client:
-            yield sandbox, client
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="mcp_cloudops")
-    return caplog
 
 
 # --- finding 2: redaction in linear time; error messages capped ------------------------------------
@@ -213,11 +138,11 @@ def test_a_pem_key_without_its_end_is_masked_through_its_body() -> None:
 
 
 async def test_an_upstream_body_full_of_pem_markers_is_cheap(logs: pytest.LogCaptureFixture) -> None:
-    sim = Fake()
+    sim = Hostile()
     big = f"{PEM_BEGIN}1 " * (MIB // (len(PEM_BEGIN) + 2))
     async with serving(sim) as (_, client):
         for status in (200, 400):
-            sim.answer = answering(json.dumps({"message": big, "log": big}), status)
+            sim.behave = answering(json.dumps({"message": big, "log": big}), status)
             started = time.process_time()
             result = await client.call_tool("get-nirvana-operation", {"operation_id": UUID})
             assert time.process_time() - started < 0.6
@@ -261,24 +186,27 @@ def straddling(secret: str, limit: int) -> str:
 
 
 @pytest.mark.parametrize(
-    ("sim_class", "tool", "arguments", "body", "media_type"),
+    ("sim_class", "secret", "tool", "arguments", "body", "media_type"),
     [
         (
-            FakeScaleway,
+            HostileScaleway,
+            credentials.SCW_SECRET_KEY,
             "get-instance-image",
             {"image_id": UUID},
             json.dumps({"message": straddling(credentials.SCW_SECRET_KEY, 500)}),
             "application/json",
         ),
         (
-            FakeScaleway,
+            HostileScaleway,
+            credentials.SCW_SECRET_KEY,
             "get-instance-image",
             {"image_id": UUID},
             straddling(credentials.SCW_SECRET_KEY, 200),  # text/plain: its first line, 200 characters
             "text/plain",
         ),
         (
-            Fake,
+            Hostile,
+            credentials.NIRVANA_LABS_API_KEY,
             "get-nirvana-operation",
             {"operation_id": UUID},
             json.dumps({"message": straddling(credentials.NIRVANA_LABS_API_KEY, 500)}),
@@ -289,7 +217,8 @@ def straddling(secret: str, limit: int) -> str:
 )
 async def test_a_secret_across_the_message_cut_leaks_no_half(
     logs: pytest.LogCaptureFixture,
-    sim_class: type[Fake],
+    sim_class: type[Hostile],
+    secret: str,
     tool: str,
     arguments: dict[str, Any],
     body: str,
@@ -297,17 +226,17 @@ async def test_a_secret_across_the_message_cut_leaks_no_half(
 ) -> None:
     sim = sim_class()
     async with serving(sim) as (_, client):
-        sim.answer = answering(body, 400, media_type)
+        sim.behave = answering(body, 400, media_type)
         result = await client.call_tool(tool, arguments)
         assert result.is_error and "returned HTTP 400" in text_of(result)
         assert "Fix the arguments the message names and call again." in text_of(result)  # the next step survives
-        assert_no_fragment(text_of(result), sim.env_names[2])
+        assert_no_fragment(text_of(result), secret)
         assert_nothing_leaked([sim], result, logs.text)
 
 
 async def test_a_secret_across_the_cut_of_a_websocket_refusal_leaks_no_half(logs: pytest.LogCaptureFixture) -> None:
-    sim = FakePortainer()
-    sim.denial = JSONResponse({"message": straddling(credentials.PORTAINER_API_KEY, 500)}, status_code=403)
+    sim = HostilePortainer()
+    sim.behave_ws = denying(JSONResponse({"message": straddling(credentials.PORTAINER_API_KEY, 500)}, status_code=403))
     arguments = {"endpointId": 1, "id": "ffffffffffff", "max_seconds": 2, "idle_seconds": 0.5}
     async with serving(sim) as (_, client):
         result = await client.call_tool("attach-websocket", arguments)
@@ -329,7 +258,7 @@ async def test_a_secret_across_the_cut_of_a_connection_error_leaks_no_half(
 
     monkeypatch.setattr(upstream.Upstreams, "_exchange", refuse)
     monkeypatch.setattr(websocket, "_open", refuse_websocket)
-    sim, portainer = FakeScaleway(), FakePortainer()
+    sim, portainer = HostileScaleway(), HostilePortainer()
     async with serving(sim, portainer, retries="0") as (_, client):
         result = await client.call_tool("get-instance-image", {"image_id": UUID})
         assert result.is_error and text_of(result).startswith("Cannot reach Scaleway")
@@ -412,7 +341,7 @@ def test_ordinary_text_near_a_secret_is_left_alone() -> None:
 
 
 async def test_an_upstream_echoing_base64_of_the_key_is_masked(logs: pytest.LogCaptureFixture) -> None:
-    sim = Fake()
+    sim = Hostile()
     key = credentials.NIRVANA_LABS_API_KEY.encode()
     encoded = {
         "b64": base64.b64encode(key).decode(),
@@ -421,11 +350,11 @@ async def test_an_upstream_echoing_base64_of_the_key_is_masked(logs: pytest.LogC
         "url": quote(credentials.NIRVANA_LABS_API_KEY.upper()),
     }
 
-    async def echo(request: Request) -> Response:
+    async def echo(sim: Hostile, request: Request) -> Response:
         return JSONResponse({"id": UUID, "echo": encoded, "text": f"auth {encoded['b64']} ok"})
 
     async with serving(sim) as (_, client):
-        sim.answer = echo
+        sim.behave = echo
         result = await client.call_tool("get-nirvana-operation", {"operation_id": UUID})
         assert not result.is_error, text_of(result)
         said = text_of(result)

@@ -5,124 +5,39 @@ memory, with nothing leaked and the server still serving."""
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
+from fakes import (
+    UUID,
+    Behaviour,
+    Hostile,
+    HostileExoscale,
+    HostilePortainer,
+    HostileScaleway,
+    OtherHost,
+    answer_ok,
+    answering,
+    serving,
+)
 from mcp import Client
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 from support import assert_nothing_leaked, text_of
 
-from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials, exoscale, scaleway
-from mcp_cloudops.sandbox.base import Simulator
-from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
 from mcp_cloudops.sandbox.scaleway import ScalewaySimulator
-from mcp_cloudops.server import build_server
-from mcp_cloudops.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
-UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 HEX_ID = "ffffffffffff"
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-REGISTRY = load_registry()  # once: loading it costs more than a whole test
 IMAGE_PATH = f"/instance/v1/zones/fr-par-1/images/{scaleway.IMAGE_PRIVATE}"
-
-Behaviour = Callable[["Hostile", Request], Awaitable[Response]]
-WsBehaviour = Callable[["Hostile", WebSocket], Awaitable[None]]
-
-
-async def answer_ok(sim: Hostile, request: Request) -> Response:
-    return JSONResponse({"id": UUID, "status": "done", "images": [], "instances": []})
-
-
-class Hostile(Simulator):
-    """An upstream whose every HTTP request (and websocket) is answered by `behave` / `behave_ws`."""
-
-    provider: ClassVar[str] = "nirvana"
-
-    def __init__(self) -> None:
-        self.behave: Behaviour = answer_ok
-        self.behave_ws: WsBehaviour | None = None
-        self.sent = 0  # body bytes handed to the transport by endless()
-        super().__init__()
-
-    def build_app(self) -> ASGIApp:
-        async def http(request: Request) -> Response:
-            return await self.behave(self, request)
-
-        async def websocket(ws: WebSocket) -> None:
-            assert self.behave_ws is not None
-            await self.behave_ws(self, ws)
-
-        return Starlette(
-            routes=[Route("/{path:path}", http, methods=METHODS), WebSocketRoute("/{path:path}", websocket)]
-        )
-
-    def env(self, address: str) -> dict[str, str]:
-        return {"NIRVANA_LABS_BASE_URL": address, "NIRVANA_LABS_API_KEY": credentials.NIRVANA_LABS_API_KEY}
-
-
-class HostileScaleway(Hostile):
-    provider: ClassVar[str] = "scaleway"
-
-    def env(self, address: str) -> dict[str, str]:
-        return {"SCW_API_URL": address, "SCW_SECRET_KEY": credentials.SCW_SECRET_KEY}
-
-
-class HostileExoscale(Hostile):
-    provider: ClassVar[str] = "exoscale"
-
-    def env(self, address: str) -> dict[str, str]:
-        return {
-            "EXOSCALE_API_URL": address,
-            "EXOSCALE_API_KEY": credentials.EXOSCALE_API_KEY,
-            "EXOSCALE_API_SECRET": credentials.EXOSCALE_API_SECRET,
-        }
-
-
-class HostilePortainer(Hostile):
-    provider: ClassVar[str] = "portainer"
-
-    def env(self, address: str) -> dict[str, str]:
-        return {"PORTAINER_URL": address, "PORTAINER_API_KEY": credentials.PORTAINER_API_KEY}
-
-
-class OtherHost(Hostile):
-    """A second server, the target of redirects: it must never see a request."""
-
-    provider: ClassVar[str] = "elsewhere"
-
-    def env(self, address: str) -> dict[str, str]:
-        return {}
-
-
-@asynccontextmanager
-async def serving(*sims: Simulator, **settings: str) -> AsyncIterator[tuple[Sandbox, Client]]:
-    """The simulators on loopback and an in-memory server pointed at them, MCP_CLOUDOPS_<NAME> from settings."""
-    async with run_sandbox(list(sims)) as sandbox:
-        env = {**sandbox.env, **{f"MCP_CLOUDOPS_{name.upper()}": value for name, value in settings.items()}}
-        async with Client(build_server(Settings.from_env(env), REGISTRY)) as client:
-            yield sandbox, client
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="mcp_cloudops")
-    return caplog
 
 
 def assert_one_line_error(result: Any) -> str:
@@ -169,13 +84,6 @@ async def endless(sim: Hostile, request: Request) -> Response:
             yield chunk
 
     return StreamingResponse(body(), media_type="application/json")
-
-
-def body_of(content: bytes | str, status: int = 200, media_type: str = "application/json") -> Behaviour:
-    async def behave(sim: Hostile, request: Request) -> Response:
-        return Response(content, status_code=status, media_type=media_type)
-
-    return behave
 
 
 def redirect(status: int, location: str) -> Behaviour:
@@ -267,7 +175,7 @@ NOT_JSON = {
 async def test_a_body_that_is_not_json_is_a_clear_error(logs: pytest.LogCaptureFixture, content: bytes) -> None:
     sim = Hostile()
     async with serving(sim) as (_, client):
-        sim.behave = body_of(content)
+        sim.behave = answering(content)
         result, _ = await timed_call(client, "get-nirvana-operation", {"operation_id": UUID})
         assert assert_one_line_error(result) == (
             f"Nirvana Labs answered get-nirvana-operation with HTTP 200 but a body that is not JSON ({len(content)} "
@@ -281,7 +189,7 @@ async def test_a_body_that_is_not_json_is_a_clear_error(logs: pytest.LogCaptureF
 async def test_deeply_nested_json_is_a_clear_error(logs: pytest.LogCaptureFixture) -> None:
     sim = Hostile()
     async with serving(sim) as (_, client):
-        sim.behave = body_of(b"[" * 100_000 + b"]" * 100_000)
+        sim.behave = answering(b"[" * 100_000 + b"]" * 100_000)
         result, _ = await timed_call(client, "get-nirvana-operation", {"operation_id": UUID})
         text = assert_one_line_error(result)
         assert len(sim.requests) == 1
@@ -327,7 +235,7 @@ async def test_an_html_500_page_is_one_line_without_the_page(
 ) -> None:
     sim = sim_class()
     async with serving(sim) as (_, client):
-        sim.behave = body_of(HTML_500, status=500, media_type="text/html")
+        sim.behave = answering(HTML_500, status=500, media_type="text/html")
         result, _ = await timed_call(client, tool, arguments)
         assert assert_one_line_error(result) == expected
         assert len(sim.requests) == attempts
@@ -338,7 +246,7 @@ async def test_an_html_500_page_is_one_line_without_the_page(
 async def test_newlines_in_an_upstream_error_message_stay_one_line(logs: pytest.LogCaptureFixture) -> None:
     sim = Hostile()
     async with serving(sim) as (_, client):
-        sim.behave = body_of(json.dumps({"message": "bad\r\nX-Injected: yes\n\nsecond line"}), status=400)
+        sim.behave = answering(json.dumps({"message": "bad\r\nX-Injected: yes\n\nsecond line"}), status=400)
         result, _ = await timed_call(client, "get-nirvana-operation", {"operation_id": UUID})
         assert result.is_error and "HTTP 400" in text_of(result)
         assert_nothing_leaked([sim], result, logs.text)
@@ -348,7 +256,7 @@ async def test_newlines_in_an_upstream_error_message_stay_one_line(logs: pytest.
 async def test_a_huge_upstream_error_message_is_bounded(logs: pytest.LogCaptureFixture) -> None:
     sim = Hostile()
     async with serving(sim, output_cap="2000") as (_, client):
-        sim.behave = body_of(json.dumps({"message": "x" * 200_000}), status=400)
+        sim.behave = answering(json.dumps({"message": "x" * 200_000}), status=400)
         result, _ = await timed_call(client, "get-nirvana-operation", {"operation_id": UUID})
         text = assert_one_line_error(result)
         assert text.startswith("Nirvana Labs returned HTTP 400 for get-nirvana-operation: x")
