@@ -121,7 +121,7 @@ def cap(data: dict[str, Any], limit: int, tool: ToolSpec, args: dict[str, Any] |
     size = len(text)
     if size <= limit:
         return data
-    pages = pages_of(tool) if args is not None else None
+    pages = tool.pages if args is not None else None  # tools.yaml `pages`: how a listing pages
     budget = limit - NOTE_ROOM - (min(_resume_room(pages, args or {}), limit // 4) if pages else 0)
     cut: dict[str, Any] = json.loads(text)  # a deep copy we may change
     kept: dict[str, str] = {}
@@ -154,11 +154,6 @@ def _find(data: dict[str, Any], key: str) -> list[Any]:
 
 
 # --- resuming a cut listing ----------------------------------------------------------------------------------
-
-
-def pages_of(tool: ToolSpec) -> Pages | None:
-    """How the tool pages (tools.yaml `pages`); None for a tool that does not."""
-    return tool.pages
 
 
 def _items_kept(cut: dict[str, Any], kept: dict[str, str]) -> int | None:

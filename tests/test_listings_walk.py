@@ -21,7 +21,6 @@ from mcp_cloudops.sandbox import nirvana, portainer
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
-from mcp_cloudops.shaping import pages_of
 
 pytestmark = pytest.mark.anyio
 
@@ -116,7 +115,7 @@ async def test_a_listing_walked_through_the_cap_misses_nothing(
     async with caller(sandbox, SMALL_CAP) as capped:
         seen = await walk(capped, name, dict(fixed), key)
     assert capped.cuts > 0, f"{name}: the default page fits {SMALL_CAP} characters, the walk proves nothing"
-    if pages_of(REGISTRY.by_name[name]).style != "cursor":  # a cursor resumes at its page's start: items again
+    if REGISTRY.by_name[name].pages.style != "cursor":  # a cursor resumes at its page's start: items again
         assert len(seen) == len(set(seen))  # nothing twice either
     assert set(seen) == set(expected) and len(expected) > 1
 

@@ -237,7 +237,7 @@ ENVIRONMENTS = REGISTRY.by_name["list-portainer-environments"]
     ],
 )
 def test_a_page_resumes_exactly_at_the_first_item_cut(page: int, per_page: int, kept: int, resume: tuple) -> None:
-    pages = shaping.pages_of(IMAGES)
+    pages = IMAGES.pages
     assert pages is not None and pages.style == "page"
     answer = shaping.continuation(pages, IMAGES, {"page": page, "per_page": per_page}, kept)
     next_page, size = answer["page"], answer["per_page"]
@@ -276,11 +276,12 @@ def test_a_cut_start_page_moves_start_past_what_was_kept() -> None:
 
 def test_without_the_call_arguments_or_paging_the_note_only_says_how_to_narrow() -> None:
     assert "next_call" not in cap(listing(100), 5000, IMAGES)["truncated"]
-    assert shaping.pages_of(OPERATION) is None
+    assert OPERATION.pages is None
     assert "next_call" not in cap({"items": [image(n) for n in range(60)]}, 5000, OPERATION, {})["truncated"]
 
 
 def test_paging_is_what_tools_yaml_declares() -> None:
     """Tools are data: a listing pages as its `pages` says, whatever its parameters are called."""
-    assert shaping.pages_of(IMAGES) == Pages(style="page", at="page", size="per_page")
-    assert IMAGES.model_copy(update={"pages": None}).pages is None
+    assert IMAGES.pages == Pages(style="page", at="page", size="per_page")
+    undeclared = IMAGES.model_copy(update={"pages": None})  # same page/per_page params, no declaration
+    assert "next_call" not in cap(listing(100), 5000, undeclared, {"page": 1, "per_page": 100})["truncated"]
