@@ -1,5 +1,6 @@
 """One tool call, after its arguments are checked: a websocket session, a chunked upstream wait, or
-a request (then, if asked, a wait for the operation it started); operation secrets hidden."""
+a request (then, if asked, a wait for the operation it started and what it came to); operation
+secrets hidden."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
-from mcp_cloudops import operations, websocket
+from mcp_cloudops import operations, outcome, websocket
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.upstream import Upstreams
 
@@ -51,5 +52,8 @@ async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx:
     data = await upstreams.call(spec, args)
     if spec.returns_operation and args.get("wait"):
         timeout = min(float(args["timeout_seconds"]), upstreams.settings.max_wait)
-        return await operations.wait_for(upstreams, spec, args, data, timeout, progress)
+        waited = await operations.wait_for(upstreams, spec, args, data, timeout, progress)
+        if spec.outcome is not None and waited["done"]:
+            return await outcome.read(upstreams, spec, args, waited["operation"]) | waited
+        return waited
     return data

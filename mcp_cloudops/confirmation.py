@@ -55,6 +55,14 @@ def needed(spec: ToolSpec) -> bool:
     return spec.hints.destructive or spec.credential
 
 
+def asks(spec: ToolSpec, arguments: Mapping[str, Any]) -> bool:
+    """Whether this call is one to ask about: every call, unless tools.yaml `confirm_only` names the
+    argument values that make it destructive (stopping an instance, not starting it)."""
+    if spec.confirm_only is None or spec.credential:
+        return True
+    return any(arguments.get(name) in values for name, values in spec.confirm_only.items())
+
+
 def can_elicit(ctx: Context) -> bool:
     """Whether the client declared form elicitation (a bare `elicitation: {}` counts)."""
     capabilities = ctx.client_capabilities
@@ -183,6 +191,8 @@ def guard(
             checked = validate(arguments)
         except ArgumentError:
             return "", "invalid"  # run() reports it, with what to fix; nobody is asked about a bad call
+        if not asks(spec, checked):
+            return "", "unasked"
         text = question(spec, checked, redactor)
         return text, too_large(spec, text)
 
@@ -196,7 +206,7 @@ def guard(
         ctx: Context, confirmation: ElicitationResult[Confirmation], **arguments: Any
     ) -> CallToolResult:
         _, problem = review(arguments)
-        if problem == "invalid":
+        if problem in ("invalid", "unasked"):
             return await run(ctx, **arguments)
         if problem is not None:
             return failed(problem)

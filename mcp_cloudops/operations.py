@@ -59,6 +59,18 @@ def resource_path(spec: OperationSpec, op: dict[str, Any], base_url: str) -> str
     return "/" + "/".join(encode_segment(part) for part in rest.split("/") if part)
 
 
+def the_operation(provider: Provider, tool: ToolSpec, answer: Any) -> dict[str, Any]:
+    """The operation a call answered with (tools.yaml `operation.answer` says where it sits)."""
+    spec = spec_of(provider)
+    op = dig(answer, spec.answer) if spec.answer else answer
+    if not isinstance(op, dict) or not op.get("id"):
+        raise UpstreamError(
+            f"{provider.title} answered {tool.name} without an operation to follow, so mcp-cloudops cannot "
+            "wait for it. Call again with wait=false to see the answer as it is."
+        )
+    return op
+
+
 async def wait_for(
     upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: dict[str, Any], timeout: float, progress: Progress
 ) -> dict[str, Any]:
@@ -66,9 +78,14 @@ async def wait_for(
     provider = upstreams.registry.provider_of(tool)
     spec = spec_of(provider)
     base = upstreams.base_for(tool, args)
+    op = the_operation(provider, tool, op)
     op_id = op.get("id")
-    poll = UpstreamRequest("GET", base + fill(spec.poll, {"id": op_id}))
     started = time.monotonic()
+    follower = upstreams.registry.by_name.get(spec.tool or "")
+    if follower is not None and follower.long_poll and pending(spec, op):
+        # The upstream can wait itself (and forgets a finished operation within seconds): use its wait.
+        op = await long_poll(upstreams, follower, {"id": op_id, follower.long_poll: timeout}, progress)
+    poll = UpstreamRequest("GET", base + fill(spec.poll, {"id": op_id}))
     delay = FIRST_DELAY
     while pending(spec, op) and (elapsed := time.monotonic() - started) < timeout:
         await progress(elapsed, timeout, f"{provider.title} operation {op_id}: {op.get(spec.state_field)}")
@@ -81,9 +98,11 @@ async def wait_for(
         return {"operation": op, "done": False, "waited_seconds": waited, "note": keep_waiting(spec, op_id, waited)}
     if state not in spec.success:
         detail = ": ".join(str(op[k]) for k in ("reason", "message", "err") if op.get(k)) or "no reason given"
+        listers = sorted({p.listed_by for p in tool.params if p.listed_by})
+        where = f" ({', '.join(listers)})" if listers else ""
         raise UpstreamError(
             f"{provider.title} operation {op_id} for {tool.name} ended in {state} ({detail}). "
-            "The change did not complete: read the resource's current state before trying again."
+            f"The change did not complete: read the resource's current state{where} before trying again."
         )
     result: dict[str, Any] = {"operation": op, "done": True, "waited_seconds": waited}
     if (path := resource_path(spec, op, base)) is not None:

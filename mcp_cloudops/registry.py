@@ -74,6 +74,9 @@ class OperationSpec(_Frozen):
     link_field: str | None = None  # dotted path to the link of the resource the operation acted on
     link_prefix: str | None = None  # the link's API-version prefix, replaced by our base URL
     tool: str | None = None  # the tool an agent calls to keep following an operation
+    # Where a call's answer holds the operation (Incus: `metadata`, beside the operation's URL); the
+    # whole answer when unset.
+    answer: str | None = None
     # Keys whose values grant access to an operation (exec fds, join-token secrets): masked in every
     # result of the provider unless the server runs with --show-operation-secrets.
     secrets: tuple[str, ...] = ()
@@ -227,6 +230,20 @@ class Step(_Frozen):
     pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the step's result
 
 
+class Outcome(_Frozen):
+    """What a finished operation came to (a command's exit code and output), read once a wait ends.
+
+    `files` name fields of the operation holding API paths of text the operation wrote (Incus exec
+    logs): read up to the call's max_bytes, only under `under` (filled with the call's arguments),
+    then deleted when `remove` says so, since nothing else ever removes them.
+    """
+
+    pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the operation
+    files: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field holding a file's path
+    under: str = Field(pattern=r"^/.+/$")  # every file's path starts with this
+    remove: bool = False
+
+
 class AttachAll(_Frozen):
     """An exec whose command starts only once all its streams are attached (Incus): without `secret`,
     the tool attaches to every stream the way the vendor's CLI does, never writing stdin."""
@@ -269,6 +286,11 @@ class ToolSpec(_Frozen):
     attach_all: AttachAll | None = None
     pages: Pages | None = None
     returns_operation: bool = False  # answers with an async operation: the server can wait for it
+    wait_default: bool = False  # `wait` unless the agent says otherwise (a call whose point is its result)
+    outcome: Outcome | None = None  # read from a finished operation (needs returns_operation)
+    # Destructive only for these argument values (e.g. action: [stop, restart]): other calls are not
+    # asked about. The hint stays destructive, as MCP hints are per tool.
+    confirm_only: dict[str, tuple[JsonValue, ...]] | None = None
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
     # tool is not offered under --read-only and asks the user first like a destructive one.

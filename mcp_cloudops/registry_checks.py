@@ -88,6 +88,20 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         problems.append(f"{where} field 'method': websocket tools open with GET")
     if tool.returns_operation and provider.operation is None:
         problems.append(f"{where} field 'returns_operation': provider {provider.key!r} declares no 'operation'")
+    if (tool.wait_default or tool.outcome is not None) and not tool.returns_operation:
+        problems.append(f"{where} field 'wait_default'/'outcome': only a tool with returns_operation waits")
+    if tool.outcome is not None:
+        for name in PLACEHOLDER.findall(tool.outcome.under):
+            if name not in names:
+                problems.append(f"{where} field 'outcome.under': placeholder {{{name}}} is not a parameter")
+        if tool.outcome.files and "max_bytes" not in names:
+            problems.append(f"{where} field 'outcome.files': reading files needs a max_bytes parameter")
+    if tool.confirm_only is not None:
+        if not tool.hints.destructive:
+            problems.append(f"{where} field 'confirm_only': only a destructive tool asks for confirmation")
+        for name in tool.confirm_only:
+            if name not in names:
+                problems.append(f"{where} field 'confirm_only': {name!r} is not a parameter")
     if tool.long_poll is not None:
         if tool.long_poll not in {p.name for p in tool.params_in("query")}:
             problems.append(f"{where} field 'long_poll': {tool.long_poll!r} is not a query parameter")

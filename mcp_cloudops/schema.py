@@ -60,13 +60,13 @@ def param_schema(param: Param, provider: Provider, max_wait: float = MAX_WAIT) -
 _FIXED_FORM = {"format", "pattern", "enum"}  # a path value of such a form cannot be empty anyway
 
 
-def wait_params(max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
+def wait_params(max_wait: float = MAX_WAIT, default: bool = False) -> tuple[Param, ...]:
     """The server's own `wait` options, with the cap it enforces (MCP_CLOUDOPS_MAX_WAIT) as the schema's
     maximum: a limit is stated where it is enforced, never promised beyond it."""
     cap = int(max_wait) if float(max_wait).is_integer() else max_wait  # 50, as an agent reads it, not 50.0
     return (
         Param.model_validate({
-            "name": "wait", "in": "option", "schema": {"type": "boolean"},
+            "name": "wait", "in": "option", "schema": {"type": "boolean", **({"default": True} if default else {})},
             "description": "Wait for the final state.",
         }),
         Param.model_validate({
@@ -79,7 +79,7 @@ def wait_params(max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
 
 def tool_params(tool: ToolSpec, max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
     """The registry's params, plus the server's own `wait` options for tools that return an operation."""
-    return tool.params + wait_params(max_wait) if tool.returns_operation else tool.params
+    return tool.params + wait_params(max_wait, tool.wait_default) if tool.returns_operation else tool.params
 
 
 def input_schema(tool: ToolSpec, provider: Provider, max_wait: float = MAX_WAIT) -> dict[str, Any]:

@@ -32,6 +32,7 @@ INCUS_SOCKET_HOST = "http://incus"  # placeholder authority for requests sent ov
 
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+ERROR_BODY_MAX = 65536  # bytes of an error body read to quote it
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,30 @@ class Upstreams:
         logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
         headers = {k.lower(): v for k, v in response.headers.items()}
         return Response(response.status_code, headers, bytes(body))
+
+    async def download(
+        self, tool: ToolSpec, provider: Provider, request: UpstreamRequest, limit: int
+    ) -> tuple[bytes, bool]:
+        """The first `limit` bytes of a file the upstream serves as it is (a command's output), and whether
+        there was more. Never parsed: the bytes are the answer. Not retried: a read is cheap to ask again."""
+        try:
+            async with self.client(provider).stream(request.method, request.url, params=request.params) as response:
+                if response.status_code >= 300:
+                    content = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        content.extend(chunk)
+                        if len(content) > ERROR_BODY_MAX:
+                            break
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    self._result(tool, provider, Response(response.status_code, headers, bytes(content)))  # raises
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data.extend(chunk)
+                    if len(data) > limit:
+                        return bytes(data[:limit]), True
+                return bytes(data), False
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise self._transport_error(tool, provider, request, exc) from None
 
     def _transport_error(
         self, tool: ToolSpec, provider: Provider, request: UpstreamRequest, exc: Exception

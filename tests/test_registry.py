@@ -15,6 +15,7 @@ from mcp_cloudops.registry import RegistryError, default_path, load_registry, pa
 # plus the companion tools that list the ids they take (issue 11).
 SEED_COUNTS = {"incus": 8, "exoscale": 21, "scaleway": 6, "portainer": 4, "nirvana": 2}
 COMPANIONS = {
+    "incus": ["list-instances", "exec-instance", "update-instance-state"],
     "exoscale": ["list-instance-types", "list-templates", "list-ssh-keys", "list-security-groups",
                  "list-exoscale-snapshots"],
     "scaleway": ["list-scaleway-snapshots"],

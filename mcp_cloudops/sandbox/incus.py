@@ -167,6 +167,8 @@ class Operation:
     finish_at: float | None = None
     result_metadata: dict[str, Any] | None = None
     """Merged into `metadata` when the operation finishes by itself."""
+    effect: Callable[[], None] | None = None
+    """What the operation does when it finishes by itself (an instance changing state)."""
     ended_at: float | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
     exec: ExecSession | None = None
@@ -383,6 +385,22 @@ _DEFAULT_INSTANCES = {
     "vm1": {"type": "virtual-machine", "status": "Running"},
     "c2": {"type": "container", "status": "Stopped"},
 }
+_INSTANCE_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110}
+# action -> (states it applies to, the state it leaves, the operation's description)
+_STATE_CHANGES = {
+    "start": (("Stopped",), "Running", "Starting instance"),
+    "stop": (("Running", "Frozen"), "Stopped", "Stopping instance"),
+    "restart": (("Running",), "Running", "Restarting instance"),
+    "freeze": (("Running",), "Frozen", "Freezing instance"),
+    "unfreeze": (("Frozen",), "Running", "Unfreezing instance"),
+}
+_STATE_REFUSALS = {
+    "start": "The instance is already running",
+    "stop": "The instance is already stopped",
+    "restart": "The instance isn't running",
+    "freeze": "The instance isn't running",
+    "unfreeze": "The instance isn't frozen",
+}
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RECORD_CAP = 1 << 20
 
@@ -567,6 +585,8 @@ class IncusSimulator(Simulator):
             if not op.finished and op.finish_at is not None and now >= op.finish_at:
                 if op.result_metadata is not None:
                     op.extend_metadata(op.result_metadata)
+                if op.effect is not None:
+                    op.effect()
                 self._end(op, 200, "")
             if op.exec is not None and op.exec.timed_out() and not op.finished:
                 self._end(op, 400, "Timed out waiting for websockets to connect")
@@ -587,7 +607,8 @@ class IncusSimulator(Simulator):
             Route("/1.0/instances", self._list_instances),
             Route("/1.0/instances/{name}", self._instance),
             Route("/1.0/instances/{name}/exec", self._exec, methods=["POST"]),
-            Route("/1.0/instances/{name}/logs/exec-output/{file}", self._exec_output),
+            Route("/1.0/instances/{name}/state", self._state, methods=["GET", "PUT"]),
+            Route("/1.0/instances/{name}/logs/exec-output/{file}", self._exec_output, methods=["GET", "DELETE"]),
             WebSocketRoute("/{path:path}", self._websocket_not_found),
         ]
 
@@ -736,6 +757,8 @@ class IncusSimulator(Simulator):
         await ws.send_denial_response(error(404, "not found"))
 
     async def _list_instances(self, request: Request) -> Response:
+        if (refusal := _project_refusal(request, listing=True)) is not None:
+            return refusal
         recursion = _parse_int(_first(request.query_params, "recursion")) or 0
         if recursion:
             return sync([self._render_instance(name) for name in self.instances])
@@ -743,6 +766,8 @@ class IncusSimulator(Simulator):
 
     async def _instance(self, request: Request) -> Response:
         name = request.path_params["name"]
+        if (refusal := _project_refusal(request)) is not None:
+            return refusal
         if name not in self.instances:
             return error(404, "Instance not found")
         return sync(self._render_instance(name))
@@ -753,12 +778,49 @@ class IncusSimulator(Simulator):
             "name": name,
             "type": instance["type"],
             "status": instance["status"],
-            "status_code": 103 if instance["status"] == "Running" else 102,
+            "status_code": _INSTANCE_CODES[instance["status"]],
             "project": "default",
             "location": "none",
             "architecture": "x86_64",
             "description": "",
+            "created_at": "2026-01-05T09:00:00Z",
+            "ephemeral": False,
+            "stateful": False,
+            "profiles": ["default"],
+            "config": {"image.os": "Debian", "image.release": "bookworm"},
         }
+
+    async def _state(self, request: Request) -> Response:
+        """`GET`/`PUT /1.0/instances/{name}/state`: a state change is a task that takes a moment."""
+        self._tick()
+        name = request.path_params["name"]
+        if (refusal := _project_refusal(request)) is not None:
+            return refusal
+        instance = self.instances.get(name)
+        if instance is None:
+            return error(404, "Instance not found")
+        if request.method == "GET":
+            return sync({"status": instance["status"], "status_code": _INSTANCE_CODES[instance["status"]]})
+        try:
+            put = json.loads(await request.body())
+        except ValueError as exc:
+            return error(400, str(exc))
+        action = put.get("action") if isinstance(put, dict) else None
+        change = _STATE_CHANGES.get(action) if isinstance(action, str) else None
+        if change is None:
+            return error(400, f"Unknown action: {action!r}")
+        allowed_from, to, description = change
+
+        def effect() -> None:
+            instance["status"] = to
+
+        resources = {"instances": [f"/1.0/instances/{name}"]}
+        op = Operation(cls="task", description=description, resources=resources, finish_after=0.5, effect=effect)
+        self.operations[op.id] = op
+        answer = async_(op)
+        if instance["status"] not in allowed_from:  # the daemon refuses inside the operation, not the request
+            self._end(op, 400, _STATE_REFUSALS[action])
+        return answer
 
     async def _exec(self, request: Request) -> Response:
         self._tick()
@@ -778,9 +840,13 @@ class IncusSimulator(Simulator):
         if interactive and record:
             return error(400, 'Cannot use "interactive" in combination with "record-output"')
         name = request.path_params["name"]
+        if (refusal := _project_refusal(request)) is not None:
+            return refusal
         instance = self.instances.get(name)
         if instance is None:
             return error(404, "Instance not found")
+        if instance["status"] == "Frozen":
+            return error(400, "Instance is frozen")
         if instance["status"] != "Running":
             return error(400, "Instance is not running")
         env = {"PATH": _DEFAULT_PATH, "HOME": "/root", "USER": "root", "LANG": "C.UTF-8"}
@@ -829,7 +895,21 @@ class IncusSimulator(Simulator):
         key = (request.path_params["name"], request.path_params["file"])
         if key not in self.exec_outputs:
             return error(404, "not found")
+        if request.method == "DELETE":
+            del self.exec_outputs[key]
+            return sync({})
         return Response(self.exec_outputs[key], media_type="application/octet-stream")
+
+
+def _project_refusal(request: Request, *, listing: bool = False) -> Response | None:
+    """The sandbox has one project, `default`. Like LXD 5.0, a listing of another project is empty and
+    an instance in it is not found."""
+    project = _first(request.query_params, "project")
+    if listing and project and _is_true(_first(request.query_params, "all-projects")):
+        return error(400, "Cannot specify a project when requesting all projects")
+    if project not in ("", "default"):
+        return sync([]) if listing else error(404, "Instance not found")
+    return None
 
 
 async def _cancel_on_disconnect(request: Request, scope: anyio.CancelScope) -> None:

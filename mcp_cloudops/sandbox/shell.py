@@ -277,23 +277,40 @@ async def run_command(argv: Sequence[str], proc: Proc) -> int:
 
 
 async def run_script(script: str, proc: Proc) -> int:
-    """Run `sh -c SCRIPT`: words, quotes, and the separators `;`, `&&`, `||` (pipes run in sequence)."""
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|")
+    """Run `sh -c SCRIPT`: words, quotes, the separators `;`, `&&`, `||` (pipes run in sequence), and
+    `>&2` / `2>&1` moving one command's output between stdout and stderr."""
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=";&|>")
     lexer.whitespace_split = True
     try:
         tokens = list(lexer)
     except ValueError:
         await proc.err("sh: syntax error: unterminated quoted string\n")
         return 2
-    status, words, separator = 0, [], ";"
-    for token in [*tokens, ";"]:
+    status, words, separator, moves = 0, [], ";", {}
+    tokens = [*tokens, ";"]
+    for index, token in enumerate(tokens):
+        if token == ">&" or (index and tokens[index - 1] == ">&"):
+            if token != ">&":  # the target of `[N]>&M`: N (default 1) now writes to M
+                source = int(words.pop()) if words and words[-1] in ("1", "2") else 1
+                moves[source] = int(token) if token in ("1", "2") else source
+            continue
         if token.strip(";&|"):
             words.append(token)
             continue
         if words and not (separator == "&&" and status) and not (separator == "||" and not status):
-            status = await _run_one(words, proc)
-        words, separator = [], token
+            status = await _run_one(words, _redirected(proc, moves))
+        words, separator, moves = [], token, {}
     return status
+
+
+def _redirected(proc: Proc, moves: dict[int, int]) -> Proc:
+    if not moves:
+        return proc
+
+    async def write(stream: int, data: bytes) -> None:
+        await proc.write(moves.get(stream, stream), data)
+
+    return Proc(write, proc.stdin, proc.hostname, proc.sleep)
 
 
 async def run_shell(proc: Proc, prompt: str = "") -> int:

@@ -1,0 +1,63 @@
+"""What a finished operation came to (tools.yaml `outcome`): fields picked from it, and the text of the
+files it wrote, so an agent reads a command's output rather than paths to logs no tool serves."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+from mcp_cloudops.operations import dig
+from mcp_cloudops.registry import Outcome, ToolSpec
+from mcp_cloudops.results import UpstreamError
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill
+
+
+def file_path(value: Any, under: str, args: dict[str, Any]) -> str | None:
+    """`value`, an upstream's path to a file, rebuilt under `under` (a template filled from `args`) with
+    every further segment encoded; None when the upstream named anything else (another place, another
+    host, a dot-segment): a file is read only where the tool says its files live."""
+    if not isinstance(value, str) or not value.startswith("/") or any(mark in value for mark in ("//", "?", "#")):
+        return None
+    parts = value.strip("/").split("/")
+    prefix = [fill(part, {k: str(v) for k, v in args.items()}) for part in under.strip("/").split("/")]
+    rest = parts[len(prefix) :]
+    if parts[: len(prefix)] != prefix or not rest or any(part in (".", "..") for part in rest):
+        return None
+    return fill(under, args) + "/".join(encode_segment(part) for part in rest)
+
+
+async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    """The outcome of `tool`'s finished operation `op`: picked fields, then each file's text. The files
+    share one budget of max_bytes; `output_truncated` says whether any was cut."""
+    spec = tool.outcome
+    assert spec is not None
+    provider = upstreams.registry.provider_of(tool)
+    base = upstreams.base_for(tool, args)
+    result: dict[str, Any] = {key: dig(op, field) for key, field in spec.pick.items()}
+    budget, truncated = int(args["max_bytes"]), False
+    for key, field in spec.files.items():
+        located = dig(op, field)
+        if located is None:
+            result[key] = None  # nothing recorded for this stream
+            continue
+        path = file_path(located, spec.under, args)
+        if path is None:
+            raise UpstreamError(unexpected(tool, spec, key, op, provider.operation and provider.operation.tool))
+        request = UpstreamRequest("GET", base + path)
+        data, cut = await upstreams.download(tool, provider, request, budget)
+        budget, truncated = budget - len(data), truncated or cut
+        result[key] = data.decode("utf-8", errors="replace")
+        if spec.remove:
+            with suppress(UpstreamError):  # left behind, it costs disk only; the answer is what matters
+                await upstreams.send(tool, provider, UpstreamRequest("DELETE", request.url))
+    if spec.files:
+        result["output_truncated"] = truncated
+    return result
+
+
+def unexpected(tool: ToolSpec, spec: Outcome, key: str, op: dict[str, Any], follow: str | None) -> str:
+    how = f"{follow} with id {op.get('id')}" if follow else "the operation"
+    return (
+        f"{tool.name} ran (operation {op.get('id')}), but the upstream named a {key} file outside "
+        f"{spec.under}, so it was not read. Read how it ended with {how}."
+    )
