@@ -1,6 +1,6 @@
 """Exoscale's companion tools: the read-only listings an agent calls to find the ids the seed tools
 take, called through an MCP client against the simulator, down to the request the vendor's spec
-describes, and an agent's whole flow built only from values earlier results gave it."""
+describes. An agent's whole flow built only from what they return is in test_agent_tasks.py."""
 
 from __future__ import annotations
 
@@ -130,63 +130,3 @@ async def test_security_group_visibility_and_zone(sandbox: Sandbox, client: Clie
 async def test_snapshots_are_listed_per_zone(sandbox: Sandbox, client: Client) -> None:
     assert await call(client, "list-exoscale-snapshots", {"zone": "de-fra-1"}) == {"snapshots": []}
     assert last_request(sandbox, "/de-fra-1/v2/snapshot").query == {}
-
-
-def pick(items: list[dict[str, Any]], **wanted: Any) -> dict[str, Any]:
-    """The first item whose fields have the wanted values (what an agent reads off a listing)."""
-    found = [item for item in items if all(item.get(k) == v for k, v in wanted.items())]
-    assert found, f"nothing with {wanted} among {items}"
-    return found[0]
-
-
-async def test_agent_creates_snapshots_reverts_and_deletes_from_listed_ids(sandbox: Sandbox, client: Client) -> None:
-    """Every id and name sent comes from an earlier result: none is taken from the simulator's module."""
-    templates = (await call(client, "list-templates", {"family": "debian"}))["templates"]
-    template = pick(templates, family="debian")
-    types = (await call(client, "list-instance-types", {}))["instance-types"]
-    instance_type = pick(types, family="standard", size="small", authorized=True)
-    assert exoscale.DEFAULT_ZONE in instance_type["zones"]
-    key = (await call(client, "list-ssh-keys", {}))["ssh-keys"][0]
-    group = pick((await call(client, "list-security-groups", {}))["security-groups"], name="default")
-
-    created = await call(
-        client,
-        "create-compute-instance",
-        {
-            "instance-type": {"id": instance_type["id"]},
-            "template": {"id": template["id"]},
-            "disk-size": 20,
-            "name": "agent-vm",
-            "ssh-keys": [{"name": key["name"]}],
-            "security-groups": [{"id": group["id"]}],
-            "wait": True,
-        },
-    )
-    instance = created["resource"]
-    assert created["done"] and instance["state"] == "running"
-    assert (instance["template"], instance["instance-type"]) == ({"id": template["id"]}, {"id": instance_type["id"]})
-
-    snapshotted = await call(client, "create-snapshot-compute-instance", {"id": instance["id"], "wait": True})
-    assert snapshotted["done"] and snapshotted["operation"]["state"] == "success"
-    snapshots = (await call(client, "list-exoscale-snapshots", {}))["snapshots"]
-    snapshot = pick(snapshots, instance={"id": instance["id"]})
-    assert (snapshot["id"], snapshot["state"], snapshot["size"]) == (
-        snapshotted["operation"]["reference"]["id"],
-        "ready",
-        20,
-    )
-
-    stopped = await call(client, "stop-compute-instance", {"id": instance["id"], "wait": True})
-    assert stopped["resource"]["state"] == "stopped"
-    reverted = await call(
-        client, "revert-snapshot-instance", {"instance-id": instance["id"], "id": snapshot["id"], "wait": True}
-    )
-    assert reverted["done"] and reverted["operation"]["state"] == "success"
-    request = last_request(sandbox, f"{EXO}/instance/{instance['id']}:revert-snapshot")
-    assert request.json() == {"id": snapshot["id"]}
-
-    deleted = await call(client, "delete-compute-instance", {"id": instance["id"], "wait": True})
-    assert deleted["done"] and deleted["operation"]["state"] == "success"
-    left = (await call(client, "list-exoscale-snapshots", {}))["snapshots"]
-    assert snapshot["id"] not in {s["id"] for s in left}  # snapshots go with their instance
-    assert instance["id"] not in sandbox["exoscale"].instances

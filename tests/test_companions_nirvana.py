@@ -1,6 +1,6 @@
 """list-nirvana-projects, the companion that gives list-nirvana-operations its project_id: the request is the
-one Nirvana's SDKs send, its cursor pages cover every project once, and an agent with no ids gets from a
-listed project to one of its operations."""
+one Nirvana's SDKs send and its cursor pages cover every project once. An agent with no ids getting from a
+listed project to one of its operations is in test_agent_tasks.py."""
 
 from __future__ import annotations
 
@@ -63,16 +63,3 @@ async def test_walking_every_cursor_lists_each_project_once(client: Client) -> N
         args = {"limit": 2, "cursor": answer["pagination"]["next_cursor"]}
     assert len(seen) == len(set(seen)) == len(nirvana.SEED_PROJECTS)
     assert set(seen) == {project[0] for project in nirvana.SEED_PROJECTS}
-
-
-async def test_agent_follows_a_listed_project_to_one_of_its_operations(client: Client) -> None:
-    """No ids known at the start: list projects, pick one with VMs, list its operations, get the newest."""
-    projects = (await call(client, "list-nirvana-projects", {"limit": 100}))["items"]
-    busy = next(p for p in projects if p["resources"]["cloud"]["vms"] > 0)
-
-    operations = await call(client, "list-nirvana-operations", {"project_id": busy["id"], "limit": 5})
-    assert operations["items"] and all(op["project_id"] == busy["id"] for op in operations["items"])
-
-    first = operations["items"][0]
-    got = await call(client, "get-nirvana-operation", {"operation_id": first["id"]})
-    assert got == first

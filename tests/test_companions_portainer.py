@@ -1,6 +1,6 @@
 """Portainer's companion tools find every id the websocket tools take, through an MCP client against
-the sandbox: an agent that starts with no ids can list environments, containers and pods, create a
-Docker exec, and run it."""
+the sandbox: the requests they send, their answers and their errors. An agent that starts with no ids
+running a command in a container and in a pod is in test_agent_tasks.py."""
 
 from __future__ import annotations
 
@@ -203,45 +203,6 @@ async def test_errors_say_what_went_wrong_and_what_to_check(sandbox: Sandbox, cl
     text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": "web"})
     assert "missing required argument 'Cmd'" in text
     assert len(sim.requests) == before  # refused before anything was sent
-
-
-async def test_an_agent_with_no_ids_runs_a_command_in_a_docker_container(sandbox: Sandbox, client: Client) -> None:
-    environments = (await succeeded(client, "list-portainer-environments", {}))["result"]
-    docker = next(e["Id"] for e in environments if e["Type"] in (1, 2, 4) and e["Status"] == 1)
-    containers = (await succeeded(client, "list-docker-containers", {"endpointId": docker}))["result"]
-    running = next(c["Id"] for c in containers if c["State"] == "running")
-
-    exec_id = (
-        await succeeded(client, "create-docker-exec", {"endpointId": docker, "id": running, "Cmd": ["echo", "hi"]})
-    )["Id"]
-    run = await succeeded(client, "execute-websocket", {"endpointId": docker, "id": exec_id})
-    assert (run["output"], run["exit_code"], run["running"]) == ("hi\n", 0, False)
-    assert sandbox["portainer"].get_exec(exec_id).exit_code == 0  # the exec really ran in the simulator
-
-    # Creating never runs anything, so a missing program is found only once execute-websocket starts it.
-    for cmd, code, said in [(["cat", "/nope"], 1, "No such file"), (["nosuchtool"], 127, "not found")]:
-        created = await succeeded(client, "create-docker-exec", {"endpointId": docker, "id": running, "Cmd": cmd})
-        run = await succeeded(client, "execute-websocket", {"endpointId": docker, "id": created["Id"]})
-        assert run["exit_code"] == code and said in run["output"]  # stderr too: AttachStderr is always sent
-
-
-async def test_an_agent_with_no_ids_runs_a_command_in_a_pod(client: Client) -> None:
-    environments = (await succeeded(client, "list-portainer-environments", {"search": "k8s"}))["result"]
-    kubernetes = next(e["Id"] for e in environments if e["Type"] in (5, 6, 7))
-    pods = (await succeeded(client, "list-kubernetes-pods", {"endpointId": kubernetes, "namespace": "default"}))[
-        "items"
-    ]
-    pod = next(p for p in pods if p["status"]["phase"] == "Running")
-    args = {
-        "endpointId": kubernetes,
-        "namespace": pod["metadata"]["namespace"],
-        "podName": pod["metadata"]["name"],
-        "containerName": pod["spec"]["containers"][0]["name"],
-        "command": "echo hi",
-        "idle_seconds": 0.3,
-    }
-    run = await succeeded(client, "execute-websocket-pod", args)
-    assert run["output"] == "hi\r\n" and run["stopped"] == "idle"
 
 
 async def test_read_only_mode_offers_the_listings_but_not_the_exec(sandbox: Sandbox) -> None:

@@ -1,6 +1,6 @@
 """list-scaleway-snapshots, the companion that gives create-instance-image its root_volume: the request is
-the one Scaleway's SDK sends, its pages cover every snapshot once, and an agent with no ids gets from a
-listed snapshot to an image and back."""
+the one Scaleway's SDK sends and its pages cover every snapshot once. An agent with no ids getting from a
+listed snapshot to an image and back is in test_agent_tasks.py."""
 
 from __future__ import annotations
 
@@ -91,24 +91,3 @@ async def test_walking_every_page_lists_each_snapshot_once(sandbox: Sandbox, cli
     assert len(seen) == len(set(seen)) == 30
     assert set(seen) == own_snapshots(sandbox["scaleway"], "fr-par-1")
     assert [r.query["page"] for r in sandbox["scaleway"].requests] == [["1"], ["2"], ["3"], ["4"], ["5"]]
-
-
-async def test_agent_makes_an_image_from_a_listed_snapshot_and_removes_it(sandbox: Sandbox, client: Client) -> None:
-    """No ids known at the start: list snapshots, create an image on one, read it back, delete it."""
-    listed = await call(client, "list-scaleway-snapshots", {"tags": "nightly", "per_page": 5})
-    snapshot = listed["snapshots"][0]
-    created = await call(
-        client,
-        "create-instance-image",
-        {"name": "from-nightly", "root_volume": snapshot["id"], "arch": "x86_64", "project": snapshot["project"]},
-    )
-    image_id = created["image"]["id"]
-    assert created["image"]["root_volume"]["id"] == snapshot["id"]
-
-    got = await call(client, "get-instance-image", {"image_id": image_id})
-    assert (got["image"]["name"], got["image"]["root_volume"]["name"]) == ("from-nightly", snapshot["name"])
-
-    deleted = await call(client, "delete-instance-image", {"image_id": image_id})
-    assert deleted["status"] == 204
-    assert image_id not in sandbox["scaleway"].images
-    assert snapshot["id"] in sandbox["scaleway"].snapshots  # deleting an image leaves its snapshot
