@@ -11,6 +11,7 @@ what the tools said.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -254,4 +255,52 @@ async def test_nirvana_listed_project_followed_to_one_of_its_vm_operations(clien
         assert got["status"] in ("pending", "running", "done", "failed", "unknown") and got["resource_id"]
 
 
-# Incus: added with the Incus companion tools
+@pytest.fixture(params=["sandbox", "lxd"])
+async def incus_agent(request: pytest.FixtureRequest, sandbox: Sandbox, asked: list[str]) -> AsyncIterator[Client]:
+    """An agent like `agent`, on the Incus sandbox, then on the real LXD daemon .ci/lxd-up started
+    (skipped, saying why, where it could not start one with a running container)."""
+    env = sandbox.env
+    if request.param == "lxd":
+        if not os.environ.get("INCUS_LXD_SOCKET") or not os.environ.get("INCUS_LXD_CONTAINER"):
+            why = os.environ.get("INCUS_LXD_UNAVAILABLE") or os.environ.get("INCUS_LXD_CONTAINER_REASON") or "not run"
+            pytest.skip(f"no LXD daemon with a running container (.ci/lxd-up: {why})")
+        env = {"INCUS_SOCKET": os.environ["INCUS_LXD_SOCKET"]}
+
+    async def user(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with Client(build_server(Settings.from_env(env)), elicitation_callback=user) as connected:
+        yield connected
+
+
+async def test_incus_command_in_a_listed_instance_and_a_freeze(incus_agent: Client, asked: list[str]) -> None:
+    with anyio.fail_after(TASK_SECONDS):
+        instances = (await call(incus_agent, "list-instances"))["result"]
+        instance = pick(instances, type="container", status="Running")
+        name, project = instance["name"], instance["project"]
+
+        script = "hostname; echo warn >&2; exit 3"
+        ran = await call(incus_agent, "exec-instance", name=name, project=project, command=["sh", "-c", script])
+        assert (ran["stdout"], ran["stderr"], ran["exit_code"]) == (f"{name}\n", "warn\n", 3)
+        assert ran["done"] and ran["operation"]["status"] == "Success" and not ran["output_truncated"]
+        assert len(asked) == 1 and script in asked[0] and name in asked[0]  # the user saw what runs where
+
+        # Freezing is not destructive: it runs unasked, and the listing shows it.
+        frozen = await call(
+            incus_agent, "update-instance-state", name=name, project=project, action="freeze", wait=True
+        )
+        assert frozen["done"] and frozen["operation"]["status"] == "Success"
+        assert pick((await call(incus_agent, "list-instances"))["result"], name=name)["status"] == "Frozen"
+        thawed = await call(
+            incus_agent, "update-instance-state", name=name, project=project, action="unfreeze", wait=True
+        )
+        assert thawed["done"] and thawed["operation"]["status"] == "Success"
+        assert pick((await call(incus_agent, "list-instances"))["result"], name=name)["status"] == "Running"
+        assert len(asked) == 1
+
+        # A command that outlives the wait: the operation to follow, and the tool to follow it with.
+        slow = await call(incus_agent, "exec-instance", name=name, command=["sleep", "2"], timeout_seconds=1)
+        assert not slow["done"] and "wait-operation" in slow["note"]
+        ended = await call(incus_agent, "wait-operation", id=slow["operation"]["id"], timeout=10)
+        assert (ended["status"], ended["metadata"]["return"]) == ("Success", 0)

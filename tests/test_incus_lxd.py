@@ -1,4 +1,4 @@
-"""The eight Incus tools against a real Incus-compatible daemon: LXD 5.0 from Debian bookworm.
+"""The Incus tools against a real Incus-compatible daemon: LXD 5.0 from Debian bookworm.
 
 `.ci/lxd-up DIR` starts the daemon and writes DIR/env (INCUS_LXD_*); source it before pytest. Without
 INCUS_LXD_SOCKET every test here is skipped, saying why. Without INCUS_LXD_CONTAINER (containers
@@ -394,6 +394,51 @@ async def test_websocket_stream_refuses_what_is_not_an_exec(client: Client, toke
         assert "not a non-interactive exec" in text(refused) and "'token'" in text(refused)
         missing = await client.call_tool("get-websocket-stream", {"id": UNKNOWN_OP})
         assert missing.is_error and "HTTP 404" in text(missing)
+
+
+# ---------------------------------------------------------------- exec-instance, update-instance-state
+
+
+async def exec_logs(api: httpx.AsyncClient, container: str) -> list[str]:
+    return (await api.get(f"/1.0/instances/{container}/logs")).json()["metadata"] or []
+
+
+async def test_exec_instance_reads_its_output_back_and_removes_the_logs(
+    client: Client, api: httpx.AsyncClient, container: str
+) -> None:
+    with anyio.fail_after(TEST_SECONDS):
+        ran = await client.call_tool("exec-instance", {"name": container, "command": ["sh", "-c", "seq 1 3; exit 2"]})
+        assert not ran.is_error, text(ran)
+        result = ran.structured_content
+        assert (result["stdout"], result["stderr"], result["exit_code"]) == ("1\n2\n3\n", "", 2)
+        assert not any(result["operation"]["id"] in path for path in await exec_logs(api, container))
+
+        # stdout and stderr share max_bytes; what is cut is said.
+        big = ["sh", "-c", "head -c 5000 /dev/zero | tr '\\0' x; echo e >&2"]
+        cut = await client.call_tool("exec-instance", {"name": container, "command": big, "max_bytes": 1000})
+        assert not cut.is_error, text(cut)
+        assert cut.structured_content["stdout"] == "x" * 1000 and cut.structured_content["stderr"] == ""
+        assert cut.structured_content["output_truncated"] is True
+
+        missing = await client.call_tool("exec-instance", {"name": container, "command": ["no-such-program"]})
+        assert missing.is_error and "ended in Failure (Command not found)" in text(missing)
+        assert "list-instances" in text(missing)
+        unknown = await client.call_tool("exec-instance", {"name": "no-such-instance", "command": ["true"]})
+        assert unknown.is_error and "HTTP 404" in text(unknown) and "list them with list-instances" in text(unknown)
+
+
+async def test_restart_and_a_refused_start(client: Client, container: str) -> None:
+    with anyio.fail_after(TEST_SECONDS):
+        restarted = await client.call_tool(
+            "update-instance-state", {"name": container, "action": "restart", "force": True, "wait": True}
+        )
+        assert not restarted.is_error, text(restarted)
+        assert restarted.structured_content["operation"]["description"] == "Restarting instance"
+        listed = (await client.call_tool("list-instances", {})).structured_content["result"]
+        assert {i["name"]: i["status"] for i in listed}[container] == "Running"
+        # LXD refuses inside the operation, not the request: still a tool error, saying why.
+        again = await client.call_tool("update-instance-state", {"name": container, "action": "start", "wait": True})
+        assert again.is_error and "already running" in text(again)
 
 
 # ---------------------------------------------------------------- get-websocket-stream-2 (public)
