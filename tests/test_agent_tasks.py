@@ -215,9 +215,16 @@ async def test_portainer_command_run_in_a_listed_running_pod(agent: Client, aske
     with anyio.fail_after(TASK_SECONDS):
         environments = (await call(agent, "list-portainer-environments"))["result"]
         kubernetes = next(e["Id"] for e in environments if e["Type"] in KUBERNETES_TYPES and e["Status"] == UP)
-        # "default": every Kubernetes cluster has it, and nothing lists namespaces.
-        pods = (await call(agent, "list-kubernetes-pods", endpointId=kubernetes, namespace="default"))["items"]
-        pod = next(p for p in pods if p["status"]["phase"] == "Running")
+        namespaces = (await call(agent, "list-kubernetes-namespaces", endpointId=kubernetes))["items"]
+        pod = None
+        for namespace in namespaces:  # the first namespace with a running pod
+            listed = await call(
+                agent, "list-kubernetes-pods", endpointId=kubernetes, namespace=namespace["metadata"]["name"]
+            )
+            pod = next((p for p in listed["items"] if p["status"]["phase"] == "Running"), None)
+            if pod is not None:
+                break
+        assert pod is not None, f"no running pod in {[n['metadata']['name'] for n in namespaces]}"
 
         run = await call(
             agent,

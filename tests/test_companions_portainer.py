@@ -21,7 +21,13 @@ from mcp_cloudops.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
-COMPANIONS = ["list-portainer-environments", "list-docker-containers", "list-kubernetes-pods", "create-docker-exec"]
+COMPANIONS = [
+    "list-portainer-environments",
+    "list-docker-containers",
+    "list-kubernetes-namespaces",
+    "list-kubernetes-pods",
+    "create-docker-exec",
+]
 EXEC_BODY = {"AttachStdout": True, "AttachStderr": True}  # the tool's fixed fields, always sent
 
 
@@ -55,6 +61,7 @@ CASES = [
         "/api/endpoints/1/docker/containers/json",
         {"all": ["1"], "filters": ['{"status":["exited"]}']},
     ),
+    Case("list-kubernetes-namespaces", {"endpointId": 2}, "GET", "/api/endpoints/2/kubernetes/api/v1/namespaces"),
     Case(
         "list-kubernetes-pods",
         {"endpointId": 2, "namespace": "default"},
@@ -155,6 +162,12 @@ async def test_containers_pods_and_exec_answer_shapes(sandbox: Sandbox, client: 
     assert {c["Names"][0]: c["State"] for c in containers} == {"/web": "running", "/ticker": "running", "/db": "exited"}
     assert all({"Id", "Image", "Status", "Labels"} <= c.keys() for c in containers)
 
+    namespaces = await succeeded(client, "list-kubernetes-namespaces", {"endpointId": 2})
+    assert namespaces["kind"] == "NamespaceList"
+    assert [(n["metadata"]["name"], n["status"]["phase"]) for n in namespaces["items"]] == [
+        ("default", "Active"),
+        ("kube-system", "Active"),
+    ]
     pods = await succeeded(client, "list-kubernetes-pods", {"endpointId": 2, "namespace": "default"})
     assert pods["kind"] == "PodList"
     assert [(p["metadata"]["name"], p["status"]["phase"]) for p in pods["items"]] == [

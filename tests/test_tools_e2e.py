@@ -431,6 +431,13 @@ CASES = [
         expect={"result": list},
     ),
     Case(
+        "list-kubernetes-namespaces",
+        {"endpointId": 2},
+        "GET",
+        "/api/endpoints/2/kubernetes/api/v1/namespaces",
+        expect={"items": list},
+    ),
+    Case(
         "list-kubernetes-pods",
         {"endpointId": 2, "namespace": "default"},
         "GET",

@@ -315,6 +315,20 @@ def _pod(namespace: str, name: str, containers: list[str]) -> dict[str, Any]:
     }
 
 
+def _namespace(name: str) -> dict[str, Any]:
+    uid = hashlib.sha256(f"namespace:{name}".encode()).hexdigest()
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"{uid[:8]}-{uid[8:12]}-{uid[12:16]}-{uid[16:20]}-{uid[20:32]}",
+            "labels": {"kubernetes.io/metadata.name": name},
+            "creationTimestamp": "2025-01-01T00:00:00Z",
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
 class TextFrames:
     """Output as Portainer relays it: text frames of at most 2048 bytes, invalid UTF-8 dropped,
     stdout and stderr merged. Under a TTY, `\\n` goes out as `\\r\\n`."""
@@ -524,6 +538,7 @@ class PortainerSimulator(Simulator):
             Route("/api/endpoints/{eid}/docker/containers/json", self._list_containers),
             Route("/api/endpoints/{eid}/docker/containers/{cid}/exec", self._exec_create, methods=["POST"]),
             Route("/api/endpoints/{eid}/docker/exec/{xid}/json", self._exec_inspect),
+            Route("/api/endpoints/{eid}/kubernetes/api/v1/namespaces", self._list_namespaces),
             Route("/api/endpoints/{eid}/kubernetes/api/v1/namespaces/{ns}/pods", self._list_pods),
         ]
 
@@ -729,6 +744,20 @@ class PortainerSimulator(Simulator):
             c for c in endpoint.containers.values() if (show_all or c.state == "running") and c.matches(filters)
         ]
         return JSONResponse([c.summary() for c in containers])
+
+    async def _list_namespaces(self, request: Request) -> Response:
+        """The Kubernetes API's namespace list, through Portainer's proxy (not paged: clusters have few)."""
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._environment(request)
+        if isinstance(endpoint, JSONResponse):
+            return endpoint
+        if not endpoint.kubernetes:
+            return docker_error(404, "page not found")  # the path reached the Docker engine
+        items = [_namespace(name) for name in sorted(endpoint.pods)]
+        return JSONResponse(
+            {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1000"}, "items": items}
+        )
 
     async def _list_pods(self, request: Request) -> Response:
         """The Kubernetes API's pod list, through Portainer's proxy; `limit` and `continue` page it."""
