@@ -34,15 +34,17 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
     provider = upstreams.registry.provider_of(tool)
     base = upstreams.base_for(tool, args)
     result: dict[str, Any] = {key: dig(op, field) for key, field in spec.pick.items()}
-    budget, truncated = int(args["max_bytes"]), False
-    for key, field in spec.files.items():
+    paths: dict[str, str | None] = {}
+    for key, field in spec.files.items():  # every path checked before any file is read (or removed)
         located = dig(op, field)
-        if located is None:
+        paths[key] = None if located is None else file_path(located, spec.under, args)
+        if located is not None and paths[key] is None:
+            raise UpstreamError(unexpected(tool, spec, key, op, provider.operation and provider.operation.tool))
+    budget, truncated = int(args["max_bytes"]), False
+    for key, path in paths.items():
+        if path is None:
             result[key] = None  # nothing recorded for this stream
             continue
-        path = file_path(located, spec.under, args)
-        if path is None:
-            raise UpstreamError(unexpected(tool, spec, key, op, provider.operation and provider.operation.tool))
         request = UpstreamRequest("GET", base + path)
         data, cut = await upstreams.download(tool, provider, request, budget)
         budget, truncated = budget - len(data), truncated or cut

@@ -99,9 +99,19 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
     if tool.confirm_only is not None:
         if not tool.hints.destructive:
             problems.append(f"{where} field 'confirm_only': only a destructive tool asks for confirmation")
-        for name in tool.confirm_only:
-            if name not in names:
+        if not tool.confirm_only:
+            problems.append(f"{where} field 'confirm_only': names no argument, so nothing would be asked")
+        by_name = {p.name: p for p in tool.params}
+        for name, values in tool.confirm_only.items():
+            if name not in by_name:
                 problems.append(f"{where} field 'confirm_only': {name!r} is not a parameter")
+                continue
+            enum = by_name[name].json_schema.get("enum")
+            if not values or (enum is not None and not set(values) <= set(enum)):
+                problems.append(
+                    f"{where} field 'confirm_only.{name}': values {list(values)} must be some of {name}'s values"
+                    + (f" {enum}" if enum else "")
+                )
     if tool.long_poll is not None:
         if tool.long_poll not in {p.name for p in tool.params_in("query")}:
             problems.append(f"{where} field 'long_poll': {tool.long_poll!r} is not a query parameter")

@@ -86,6 +86,16 @@ class HostilePortainer(Hostile):
         return {"PORTAINER_URL": address, "PORTAINER_API_KEY": credentials.PORTAINER_API_KEY}
 
 
+class HostileIncus(Hostile):
+    """An Incus daemon on a unix socket whose every answer a test chooses."""
+
+    provider: ClassVar[str] = "incus"
+    transport: ClassVar[str] = "unix"
+
+    def env(self, address: str) -> dict[str, str]:
+        return {"INCUS_SOCKET": address}
+
+
 class OtherHost(Hostile):
     """A second server, the target of redirects: it must never see a request."""
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from mcp_types import ElicitResult
 
+from mcp_cloudops.confirmation import asks
+from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox.exoscale import INSTANCE_STOPPED
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
@@ -17,6 +20,7 @@ from mcp_cloudops.settings import Settings
 pytestmark = pytest.mark.anyio
 MODES = ["legacy", "auto"]
 DELETE = ("delete-compute-instance", {"id": INSTANCE_STOPPED})
+ACTIONS = ["start", "stop", "restart", "freeze", "unfreeze"]
 
 
 def answering(action: str, confirm: bool = True, asked: list[str] | None = None) -> Callable[..., Awaitable[Any]]:
@@ -75,3 +79,66 @@ async def test_non_destructive_tools_never_ask(sandbox: Sandbox) -> None:
             await client.call_tool("stop-compute-instance", {"id": "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000001"})
         ).is_error
     assert asked == []
+
+
+def state_changes(sandbox: Sandbox) -> list[str]:
+    """The action of every PUT /state the Incus sandbox received, in order."""
+    return [r.json()["action"] for r in sandbox["incus"].requests if r.method == "PUT" and r.path.endswith("/state")]
+
+
+def test_confirm_only_asks_only_for_the_values_it_names() -> None:
+    spec = load_registry().by_name["update-instance-state"]
+    assert [action for action in ACTIONS if asks(spec, {"name": "c1", "action": action})] == ["stop", "restart"]
+    assert asks(load_registry().by_name["delete-compute-instance"], {"id": INSTANCE_STOPPED})  # no confirm_only
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stopping_an_instance_is_asked_once_and_shows_the_arguments(sandbox: Sandbox, mode: str) -> None:
+    asked: list[str] = []
+    server = build_server(Settings.from_env(sandbox.env))
+    async with Client(server, mode=mode, elicitation_callback=answering("accept", asked=asked)) as client:
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": "c1", "action": "stop", "force": True})
+    assert not result.is_error, result.content[0].text
+    assert len(asked) == 1
+    assert "(update-instance-state)" in asked[0]
+    assert '- name: "c1"' in asked[0] and '- action: "stop"' in asked[0] and "- force: true" in asked[0]
+    assert state_changes(sandbox) == ["stop"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("name", "action"), [("c2", "start"), ("c1", "freeze")])
+async def test_starting_or_freezing_is_never_asked_and_runs(
+    sandbox: Sandbox, mode: str, name: str, action: str
+) -> None:
+    asked: list[str] = []
+    server = build_server(Settings.from_env(sandbox.env))
+    async with Client(server, mode=mode, elicitation_callback=answering("decline", asked=asked)) as client:
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": name, "action": action, "wait": True})
+    assert not result.is_error, result.content[0].text
+    assert asked == [] and state_changes(sandbox) == [action]
+    assert result.structured_content["operation"]["status"] == "Success"
+
+
+async def test_a_declined_restart_changes_nothing(sandbox: Sandbox) -> None:
+    asked: list[str] = []
+    server = build_server(Settings.from_env(sandbox.env))
+    async with Client(server, elicitation_callback=answering("decline", asked=asked)) as client:
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": "c1", "action": "restart"})
+    assert result.is_error and "nothing was changed" in result.content[0].text
+    assert len(asked) == 1 and state_changes(sandbox) == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_under_fallback_refuse_only_the_asked_actions_are_refused(sandbox: Sandbox, mode: str) -> None:
+    refusing = build_server(Settings.from_env({**sandbox.env, "MCP_CLOUDOPS_CONFIRM_FALLBACK": "refuse"}))
+    async with Client(refusing, mode=mode) as client:
+        with anyio.fail_after(15):
+            stop = await client.call_tool("update-instance-state", {"name": "c1", "action": "stop"})
+            unfreeze = await client.call_tool("update-instance-state", {"name": "c1", "action": "unfreeze"})
+            start = await client.call_tool("update-instance-state", {"name": "c2", "action": "start"})
+    assert stop.is_error and "--confirm-fallback allow" in stop.content[0].text
+    assert not unfreeze.is_error and not start.is_error, (unfreeze.content[0].text, start.content[0].text)
+    assert state_changes(sandbox) == ["unfreeze", "start"]

@@ -9,8 +9,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_cloudops.operations import resource_path
+from mcp_cloudops.operations import resource_path, the_operation
 from mcp_cloudops.registry import load_registry
+from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.sandbox.exoscale import INSTANCE_RUNNING, ExoscaleSimulator
 from mcp_cloudops.sandbox.incus import IncusSimulator
 from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
@@ -18,7 +19,10 @@ from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
 
 pytestmark = pytest.mark.anyio
-EXOSCALE = load_registry().providers["exoscale"]
+REGISTRY = load_registry()
+EXOSCALE = REGISTRY.providers["exoscale"]
+INCUS = REGISTRY.providers["incus"]
+OP_ID = "3c5e3b0e-8a4a-4d7e-9f5e-1f2a3b4c5d6e"
 
 
 class Progress:
@@ -131,3 +135,98 @@ def test_resource_links_are_followed_only_on_our_api() -> None:
     assert resource_path(spec, {"reference": {"link": "https://evil.example/v2/instance/x"}}, base) is None
     assert resource_path(spec, {"reference": {"link": "/v2/instance/../../x"}}, base) == "/instance/%2E%2E/%2E%2E/x"
     assert resource_path(spec, {"reference": {}}, base) is None
+
+
+def test_an_incus_answer_holds_its_operation_under_metadata() -> None:
+    """tools.yaml `operation.answer`: an async answer is {operation: URL, metadata: the operation}."""
+    tool = REGISTRY.by_name["update-instance-state"]
+    op = {"id": OP_ID, "status": "Running"}
+    assert the_operation(INCUS, tool, {"operation": f"/1.0/operations/{OP_ID}", "metadata": op}) == op
+    exoscale_op = {"id": OP_ID, "state": "pending"}  # no `answer`: the whole answer is the operation
+    assert the_operation(EXOSCALE, REGISTRY.by_name["stop-compute-instance"], exoscale_op) == exoscale_op
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"operation": f"/1.0/operations/{OP_ID}"},  # no metadata
+        {"operation": "", "metadata": None},
+        {"metadata": {"status": "Running"}},  # an operation without id
+        {"metadata": {"id": "", "status": "Running"}},
+        {"metadata": [OP_ID]},
+        [{"id": OP_ID}],
+        "done",
+        None,
+    ],
+)
+def test_an_answer_without_an_operation_says_to_call_with_wait_false(answer: object) -> None:
+    with pytest.raises(UpstreamError) as refused:
+        the_operation(INCUS, REGISTRY.by_name["exec-instance"], answer)
+    message = str(refused.value)
+    assert "Incus answered exec-instance without an operation to follow" in message and "wait=false" in message
+
+
+def test_a_provider_without_operations_cannot_be_followed() -> None:
+    with pytest.raises(UpstreamError, match="Scaleway operations cannot be followed"):
+        the_operation(REGISTRY.providers["scaleway"], REGISTRY.by_name["list-instances"], {"id": OP_ID})
+
+
+def incus_requests(sandbox: Sandbox, op_id: str) -> tuple[list[str], int]:
+    """The timeouts of every /wait on `op_id`, and how many plain polls of it there were."""
+    path = f"/1.0/operations/{op_id}"
+    requests = sandbox["incus"].requests
+    waits = [r.query["timeout"][0] for r in requests if r.path == f"{path}/wait"]
+    return waits, sum(1 for r in requests if r.path == path)
+
+
+async def test_an_incus_wait_uses_the_daemons_own_wait_not_polls() -> None:
+    async for sandbox, client in connect([IncusSimulator(seed=False)]):
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": "c2", "action": "start", "wait": True})
+        assert not result.is_error, result.content[0].text
+        data = result.structured_content
+        assert data["done"] is True and data["operation"]["status"] == "Success"
+        assert data["operation"]["description"] == "Starting instance"
+        waits, polls = incus_requests(sandbox, data["operation"]["id"])
+        assert waits and all(0 < int(timeout) <= 10 for timeout in waits) and polls == 0
+        listing = (await client.call_tool("list-instances", {})).structured_content["result"]
+        assert {i["name"]: i["status"] for i in listing}["c2"] == "Running"
+
+
+async def test_an_incus_wait_that_runs_out_of_time_says_how_to_go_on() -> None:
+    async for sandbox, client in connect([IncusSimulator(seed=False)]):
+        started = time.monotonic()
+        with anyio.fail_after(15):  # `yes` outruns the output the sandbox keeps: it runs until ended
+            result = await client.call_tool("exec-instance", {"name": "c1", "command": ["yes"], "timeout_seconds": 1.5})
+        assert time.monotonic() - started < 5
+        assert not result.is_error, result.content[0].text
+        data = result.structured_content
+        op_id = data["operation"]["id"]
+        assert data["done"] is False and data["operation"]["status"] == "Running"
+        assert f"call wait-operation with id {op_id}" in data["note"]
+        assert "stdout" not in data  # nothing is read from an operation still running
+        waits, polls = incus_requests(sandbox, op_id)
+        assert waits and polls == 0
+
+
+async def test_a_failed_incus_operation_names_the_tools_that_list_its_resource() -> None:
+    async for sandbox, client in connect([IncusSimulator(seed=False)]):
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": "c1", "action": "start", "wait": True})
+        text = result.content[0].text
+        assert result.is_error, text
+        assert "for update-instance-state ended in Failure (The instance is already running)" in text
+        assert "read the resource's current state (list-instances) before trying again" in text
+        incus = sandbox["incus"]
+        assert isinstance(incus, IncusSimulator) and incus.instances["c1"]["status"] == "Running"
+
+
+async def test_an_incus_answer_without_an_operation_is_a_tool_error_through_the_server() -> None:
+    async for sandbox, client in connect([IncusSimulator(seed=False)]):
+        sandbox["incus"].fail_next(200, {"type": "sync", "status": "Success", "status_code": 200, "operation": "",
+                                         "error_code": 0, "error": "", "metadata": {}})  # fmt: skip
+        with anyio.fail_after(15):
+            result = await client.call_tool("update-instance-state", {"name": "c2", "action": "start", "wait": True})
+        text = result.content[0].text
+        assert result.is_error and "without an operation to follow" in text and "wait=false" in text
+        assert len(sandbox["incus"].requests) == 1  # nothing was polled

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mcp_cloudops.registry import RegistryError, default_path, load_registry, parse_registry
+from mcp_cloudops.schema import input_schema
 
 # The seeds' 38 tools and Nirvana's 2, plus get-exoscale-operation (needed to follow Exoscale operations),
 # plus the companion tools that list the ids they take (issue 11).
@@ -19,8 +20,8 @@ COMPANIONS = {
     "exoscale": ["list-instance-types", "list-templates", "list-ssh-keys", "list-security-groups",
                  "list-exoscale-snapshots"],
     "scaleway": ["list-scaleway-snapshots"],
-    "portainer": ["list-portainer-environments", "list-docker-containers", "list-kubernetes-pods",
-                  "create-docker-exec"],
+    "portainer": ["list-portainer-environments", "list-docker-containers", "list-kubernetes-namespaces",
+                  "list-kubernetes-pods", "create-docker-exec"],
     "nirvana": ["list-nirvana-projects"],
 }  # fmt: skip
 
@@ -261,3 +262,75 @@ def test_a_lister_that_does_not_exist_is_refused(raw: dict[str, Any]) -> None:
     unlisted = ["instance", "zone", {"name": "x_id", "in": "query", "required": True, "description": "X."}]
     assert "a required id must name the tool that lists its values" in broken(raw, "stop-compute-instance",
                                                                               params=unlisted)  # fmt: skip
+
+
+def test_waiting_and_an_outcome_need_a_tool_that_returns_an_operation(raw: dict[str, Any]) -> None:
+    message = broken(raw, "list-instances", wait_default=True)
+    assert "tool 'list-instances' field 'wait_default'/'outcome': only a tool with returns_operation waits" in message
+    message = broken(raw, "list-instances", outcome={"pick": {"n": "name"}, "under": "/1.0/instances/"})
+    assert "tool 'list-instances' field 'wait_default'/'outcome'" in message
+    assert "tool 'exec-instance' field 'wait_default'/'outcome'" in broken(raw, "exec-instance", returns_operation=None)
+
+
+def exec_outcome(raw: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    tool = next(t for t in raw["tools"] if t["name"] == "exec-instance")
+    return {**copy.deepcopy(tool["outcome"]), **changes}
+
+
+def test_an_outcome_reads_files_only_under_a_place_its_parameters_name(raw: dict[str, Any]) -> None:
+    message = broken(raw, "exec-instance", outcome=exec_outcome(raw, under="/1.0/instances/{instance}/logs/"))
+    assert "tool 'exec-instance' field 'outcome.under': placeholder {instance} is not a parameter" in message
+    message = broken(raw, "exec-instance", outcome=exec_outcome(raw, under="/1.0/instances/{name}/logs"))
+    assert "tool 'exec-instance' field 'outcome.under'" in message  # a place ends with /, so x/logs2 is not in it
+    message = broken(raw, "exec-instance", outcome=exec_outcome(raw, remove="later"))
+    assert "tool 'exec-instance' field 'outcome.remove'" in message
+
+
+def test_an_outcome_with_files_needs_a_max_bytes_parameter(raw: dict[str, Any]) -> None:
+    tool = next(t for t in raw["tools"] if t["name"] == "exec-instance")
+    params = [p for p in tool["params"] if p != "max_bytes" and not (isinstance(p, dict) and p["name"] == "max_bytes")]
+    assert len(params) == len(tool["params"]) - 1
+    message = broken(raw, "exec-instance", params=params)
+    assert "tool 'exec-instance' field 'outcome.files': reading files needs a max_bytes parameter" in message
+    data = copy.deepcopy(raw)  # picking fields alone reads nothing: no budget needed
+    entry = next(t for t in data["tools"] if t["name"] == "exec-instance")
+    entry["params"], entry["outcome"] = params, exec_outcome(raw, files={})
+    assert parse_registry(data).by_name["exec-instance"].outcome is not None
+
+
+def test_confirm_only_is_for_destructive_tools_and_names_parameters(raw: dict[str, Any]) -> None:
+    hints = {"readOnly": False, "destructive": False, "idempotent": False, "openWorld": True}
+    message = broken(raw, "update-instance-state", hints=hints)
+    assert "tool 'update-instance-state' field 'confirm_only': only a destructive tool asks for confirmation" in message
+    message = broken(raw, "update-instance-state", confirm_only={"verb": ["stop"]})
+    assert "tool 'update-instance-state' field 'confirm_only': 'verb' is not a parameter" in message
+    message = broken(raw, "update-instance-state", confirm_only={"action": "stop"})  # one value, not a list
+    assert "tool 'update-instance-state' field 'confirm_only.action'" in message
+
+
+@pytest.mark.parametrize("confirm_only", [{}, {"action": []}, {"action": ["stopp", "restart"]}])
+def test_a_confirm_only_that_asks_about_nothing_is_refused(raw: dict[str, Any], confirm_only: dict[str, Any]) -> None:
+    message = broken(raw, "update-instance-state", confirm_only=confirm_only)
+    assert "tool 'update-instance-state' field 'confirm_only" in message
+    assert "nothing would be asked" in message or "must be some of action's values" in message
+
+
+def test_the_new_incus_mechanisms_are_read_as_declared() -> None:
+    registry = load_registry()
+    execs, state = registry.by_name["exec-instance"], registry.by_name["update-instance-state"]
+    assert registry.providers["incus"].operation is not None
+    assert registry.providers["incus"].operation.answer == "metadata"
+    assert execs.wait_default and execs.outcome is not None and execs.outcome.remove
+    assert execs.outcome.under == "/1.0/instances/{name}/logs/"
+    assert execs.outcome.files == {"stdout": "metadata.output.1", "stderr": "metadata.output.2"}
+    assert execs.outcome.pick == {"exit_code": "metadata.return"}
+    assert not state.wait_default and state.outcome is None and state.confirm_only == {"action": ("stop", "restart")}
+
+
+def test_wait_defaults_to_true_only_where_wait_default_says_so() -> None:
+    registry = load_registry()
+    incus = registry.providers["incus"]
+    execs = input_schema(registry.by_name["exec-instance"], incus)["properties"]["wait"]
+    state = input_schema(registry.by_name["update-instance-state"], incus)["properties"]["wait"]
+    assert execs == {**state, "default": True}
+    assert state["type"] == "boolean" and "default" not in state

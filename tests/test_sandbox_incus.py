@@ -418,3 +418,179 @@ async def test_the_recorder_sees_every_request() -> None:
             sockets = [r for r in requests if r.websocket]
             assert len(sockets) == 3
             assert all(r.path == f"/1.0/operations/{op['id']}/websocket" for r in sockets)
+
+
+STATUS_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110}
+DESCRIPTIONS = {
+    "start": "Starting instance",
+    "stop": "Stopping instance",
+    "restart": "Restarting instance",
+    "freeze": "Freezing instance",
+    "unfreeze": "Unfreezing instance",
+}
+
+
+async def instance_status(api: Incus, name: str) -> str:
+    """The instance's status as GET /state says it, checked against GET /1.0/instances/{name}."""
+    _, state = await api.get(f"/1.0/instances/{name}/state")
+    _, instance = await api.get(f"/1.0/instances/{name}")
+    status = state["metadata"]["status"]
+    assert state["metadata"]["status_code"] == instance["metadata"]["status_code"] == STATUS_CODES[status]
+    assert instance["metadata"]["status"] == status
+    return status
+
+
+@pytest.mark.parametrize(
+    ("before", "action", "after"),
+    [
+        ("Stopped", "start", "Running"),
+        ("Running", "stop", "Stopped"),
+        ("Frozen", "stop", "Stopped"),
+        ("Running", "restart", "Running"),
+        ("Running", "freeze", "Frozen"),
+        ("Frozen", "unfreeze", "Running"),
+    ],
+)
+async def test_a_state_change_is_an_operation_that_changes_the_status_when_it_ends(
+    before: str, action: str, after: str
+) -> None:
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            api.sim.instances["c2"]["status"] = before
+            started = anyio.current_time()
+            response = await api.client.put("/1.0/instances/c2/state", json={"action": action, "timeout": 30})
+            assert response.status_code == 202 and response.headers["location"].startswith("/1.0/operations/")
+            envelope = response.json()
+            assert_envelope(envelope, "async")
+            op = envelope["metadata"]
+            assert envelope["operation"] == f"/1.0/operations/{op['id']}"
+            assert (op["class"], op["status"], op["description"]) == ("task", "Running", DESCRIPTIONS[action])
+            assert op["resources"] == {"instances": ["/1.0/instances/c2"]}
+            assert await instance_status(api, "c2") == before  # not yet: it takes a moment
+
+            status, body = await api.get(f"/1.0/operations/{op['id']}/wait", timeout="5")
+            assert (status, body["metadata"]["status"], body["metadata"]["err"]) == (200, "Success", "")
+            assert anyio.current_time() - started >= 0.5
+            assert await instance_status(api, "c2") == after
+
+
+@pytest.mark.parametrize(
+    ("before", "action", "refusal"),
+    [
+        ("Running", "start", "The instance is already running"),
+        ("Stopped", "stop", "The instance is already stopped"),
+        ("Stopped", "restart", "The instance isn't running"),
+        ("Frozen", "restart", "The instance isn't running"),
+        ("Frozen", "freeze", "The instance isn't running"),
+        ("Running", "unfreeze", "The instance isn't frozen"),
+    ],
+)
+async def test_a_refused_state_change_fails_inside_its_operation(before: str, action: str, refusal: str) -> None:
+    """As LXD 5.0 does: the request is accepted (202), and the operation it made ends in Failure."""
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            api.sim.instances["c1"]["status"] = before
+            response = await api.client.put("/1.0/instances/c1/state", json={"action": action})
+            assert response.status_code == 202
+            assert_envelope(response.json(), "async")
+            op_id = response.json()["metadata"]["id"]
+            status, body = await api.get(f"/1.0/operations/{op_id}/wait", timeout="5")
+            assert status == 200
+            assert (body["metadata"]["status"], body["metadata"]["status_code"]) == ("Failure", 400)
+            assert body["metadata"]["err"] == refusal
+            await anyio.sleep(0.6)  # past the moment a change would have ended
+            assert await instance_status(api, "c1") == before
+
+
+async def test_a_state_change_the_daemon_cannot_parse_is_refused_at_once() -> None:
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            put = api.client.put
+            response = await put("/1.0/instances/c1/state", json={"action": "reboot"})
+            assert (response.status_code, response.json()["error"]) == (400, "Unknown action: 'reboot'")
+            assert_envelope(response.json(), "error")
+            response = await put("/1.0/instances/c1/state", content=b"{not json")
+            assert response.status_code == 400
+            response = await put("/1.0/instances/ghost/state", json={"action": "start"})
+            assert (response.status_code, response.json()["error"]) == (404, "Instance not found")
+            status, body = await api.get("/1.0/instances/ghost/state")
+            assert (status, body["error"]) == (404, "Instance not found")
+            response = await api.client.post("/1.0/instances/c1/state", json={"action": "stop"})
+            assert (response.status_code, response.json()["error"]) == (501, "not implemented")
+            assert api.sim.operations == {} and api.sim.instances["c1"]["status"] == "Running"
+
+
+async def test_exec_in_a_frozen_instance_is_refused_until_it_is_unfrozen() -> None:
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            api.sim.instances["c1"]["status"] = "Frozen"
+            body = {"command": ["true"], "record-output": True}
+            response = await api.client.post("/1.0/instances/c1/exec", json=body)
+            assert (response.status_code, response.json()["error"]) == (400, "Instance is frozen")
+            assert_envelope(response.json(), "error")
+            op_id = (await api.client.put("/1.0/instances/c1/state", json={"action": "unfreeze"})).json()["metadata"][
+                "id"
+            ]
+            await api.get(f"/1.0/operations/{op_id}/wait", timeout="5")
+            assert (await api.client.post("/1.0/instances/c1/exec", json=body)).status_code == 202
+
+
+async def test_another_project_holds_no_instances() -> None:
+    """The sandbox has one project, `default`: as in LXD 5.0, another one's listing is empty and its
+    instances are not found, whatever is asked of them."""
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            _, body = await api.get("/1.0/instances", project="p2")
+            assert body["metadata"] == []
+            _, body = await api.get("/1.0/instances", project="p2", recursion="1")
+            assert body["metadata"] == []
+            _, body = await api.get("/1.0/instances", project="default")
+            assert body["metadata"] == ["/1.0/instances/c1", "/1.0/instances/vm1", "/1.0/instances/c2"]
+            status, body = await api.get("/1.0/instances", project="p2", **{"all-projects": "true"})
+            assert (status, body["error"]) == (400, "Cannot specify a project when requesting all projects")
+
+            for method, path, payload in [
+                ("GET", "/1.0/instances/c1", None),
+                ("GET", "/1.0/instances/c1/state", None),
+                ("PUT", "/1.0/instances/c1/state", {"action": "stop"}),
+                ("POST", "/1.0/instances/c1/exec", {"command": ["true"], "record-output": True}),
+            ]:
+                response = await api.client.request(method, path, params={"project": "p2"}, json=payload)
+                assert (response.status_code, response.json()["error"]) == (404, "Instance not found"), path
+                assert_envelope(response.json(), "error")
+            assert api.sim.operations == {} and api.sim.instances["c1"]["status"] == "Running"
+
+            status, body = await api.get("/1.0/instances/c1", project="default")
+            assert (status, body["metadata"]["name"], body["metadata"]["project"]) == (200, "c1", "default")
+
+
+async def test_exec_output_files_can_be_deleted() -> None:
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            body = {"command": ["sh", "-c", "echo out; echo err >&2"], "record-output": True}
+            op = (await api.client.post("/1.0/instances/c1/exec", json=body)).json()["metadata"]
+            _, body = await api.get(f"/1.0/operations/{op['id']}/wait", timeout="5")
+            stdout, stderr = (body["metadata"]["metadata"]["output"][fd] for fd in ("1", "2"))
+            assert (await api.client.get(stdout)).content == b"out\n"
+            assert (await api.client.get(stderr)).content == b"err\n"
+
+            response = await api.client.delete(stdout)
+            assert response.status_code == 200
+            assert_envelope(response.json(), "sync")
+            assert response.json()["metadata"] == {}
+            assert (await api.client.get(stdout)).status_code == 404
+            assert (await api.client.delete(stdout)).status_code == 404
+            assert list(api.sim.exec_outputs.values()) == [b"err\n"]  # the other stream's file stays
+            assert (await api.client.get(stderr)).content == b"err\n"
+
+
+async def test_an_instance_has_its_new_status_once_the_change_had_time_to_end() -> None:
+    with anyio.fail_after(10):
+        async with incus(seed=False) as api:
+            response = await api.client.put("/1.0/instances/c2/state", json={"action": "start"})
+            assert response.status_code == 202
+            await anyio.sleep(1.0)  # twice the time a state change takes; nobody waits on it
+            _, listing = await api.get("/1.0/instances", recursion="1")
+            assert {i["name"]: i["status"] for i in listing["metadata"]}["c2"] == "Running"
+            _, state = await api.get("/1.0/instances/c2/state")
+            assert state["metadata"]["status"] == "Running"

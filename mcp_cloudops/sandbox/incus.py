@@ -385,6 +385,7 @@ _DEFAULT_INSTANCES = {
     "vm1": {"type": "virtual-machine", "status": "Running"},
     "c2": {"type": "container", "status": "Stopped"},
 }
+STATE_CHANGE_SECONDS = 0.5  # how long starting, stopping or freezing an instance takes
 _INSTANCE_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110}
 # action -> (states it applies to, the state it leaves, the operation's description)
 _STATE_CHANGES = {
@@ -757,6 +758,7 @@ class IncusSimulator(Simulator):
         await ws.send_denial_response(error(404, "not found"))
 
     async def _list_instances(self, request: Request) -> Response:
+        self._tick()
         if (refusal := _project_refusal(request, listing=True)) is not None:
             return refusal
         recursion = _parse_int(_first(request.query_params, "recursion")) or 0
@@ -765,6 +767,7 @@ class IncusSimulator(Simulator):
         return sync([f"/1.0/instances/{name}" for name in self.instances])
 
     async def _instance(self, request: Request) -> Response:
+        self._tick()
         name = request.path_params["name"]
         if (refusal := _project_refusal(request)) is not None:
             return refusal
@@ -815,7 +818,8 @@ class IncusSimulator(Simulator):
             instance["status"] = to
 
         resources = {"instances": [f"/1.0/instances/{name}"]}
-        op = Operation(cls="task", description=description, resources=resources, finish_after=0.5, effect=effect)
+        op = Operation(cls="task", description=description, resources=resources, effect=effect)
+        op.finish_at = time.monotonic() + STATE_CHANGE_SECONDS
         self.operations[op.id] = op
         answer = async_(op)
         if instance["status"] not in allowed_from:  # the daemon refuses inside the operation, not the request
