@@ -46,7 +46,11 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
             result[key] = None  # nothing recorded for this stream
             continue
         request = UpstreamRequest("GET", base + path)
-        data, cut = await upstreams.download(tool, provider, request, budget)
+        try:
+            data, cut = await upstreams.download(tool, provider, request, budget)
+        except UpstreamError as exc:  # the command ran: say so, and what is unknown
+            picked = {name: result[name] for name in spec.pick}
+            raise UpstreamError(unread(tool, key, op, picked, str(exc))) from None
         budget, truncated = budget - len(data), truncated or cut
         result[key] = data.decode("utf-8", errors="replace")
         if spec.remove:
@@ -62,4 +66,12 @@ def unexpected(tool: ToolSpec, spec: Outcome, key: str, op: dict[str, Any], foll
     return (
         f"{tool.name} ran (operation {op.get('id')}), but the upstream named a {key} file outside "
         f"{spec.under}, so it was not read. Read how it ended with {how}."
+    )
+
+
+def unread(tool: ToolSpec, key: str, op: dict[str, Any], picked: dict[str, Any], why: str) -> str:
+    known = ", ".join(f"{name} {value}" for name, value in picked.items())
+    return (
+        f"{tool.name} ran (operation {op.get('id')}{', ' + known if known else ''}), but its {key} could not be "
+        f"read back, so the output is unknown: {why} Do not simply rerun a command that changes things."
     )

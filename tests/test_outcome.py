@@ -250,3 +250,23 @@ async def test_one_file_named_outside_the_logs_stops_every_read() -> None:
         result = await run(client, {"name": "c1", "command": ["true"]})
     assert result.is_error and "stderr file outside" in result.content[0].text
     assert [(r.method, r.path) for r in sim.requests] == [("POST", "/1.0/instances/c1/exec")]
+
+
+@pytest.mark.anyio
+async def test_a_log_that_cannot_be_read_says_the_command_ran_and_its_exit_code() -> None:
+    """The command ran: the error must not read like a bad argument, and it says what is unknown."""
+    sim = HostileIncus()
+    op = finished_exec({"1": f"{LOGS}/exec-output/gone.stdout", "2": f"{LOGS}/exec-output/gone.stderr"}, 5)
+
+    async def behave(sim: Hostile, request: Request) -> Response:
+        if request.method == "POST":
+            return Response(answered(op), status_code=202, media_type="application/json")
+        return error(404, "not found")
+
+    sim.behave = behave
+    async with serving(sim) as (_, client):
+        result = await run(client, {"name": "c1", "command": ["true"]})
+    text = result.content[0].text
+    assert result.is_error
+    assert f"exec-instance ran (operation {op.id}, exit_code 5), but its stdout could not be read back" in text
+    assert "HTTP 404" in text and "Do not simply rerun" in text
