@@ -295,6 +295,9 @@ class ToolSpec(_Frozen):
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
     # tool is not offered under --read-only and asks the user first like a destructive one.
     credential: bool = False
+    # The tool that shows whether a write happened when its outcome is unknown (a dropped connection
+    # after the request went out): by default the tool listing the first required id it takes.
+    lookup: str | None = None
     hints: Hints
     params: tuple[Param, ...] = ()
 
@@ -304,6 +307,12 @@ class ToolSpec(_Frozen):
     @property
     def mutating(self) -> bool:
         return not self.hints.readOnly
+
+    @property
+    def state_lookup(self) -> str | None:
+        """Where to read the state a write may or may not have changed (tools.yaml `lookup`, else the
+        lister of its first required id)."""
+        return self.lookup or next((p.listed_by for p in self.params if p.required and p.listed_by), None)
 
     def steps(self) -> dict[str, Step]:
         """The other tools this tool's flow calls, by the field naming each: they must be enabled with it."""
@@ -347,6 +356,13 @@ class Registry(_Frozen):
             for field, step in tool.steps().items():
                 if step.tool not in seen:
                     problems.append(f"tool {tool.name!r} field {field!r}: no tool named {step.tool!r}")
+            if tool.lookup is not None and tool.lookup not in seen:
+                problems.append(f"tool {tool.name!r} field 'lookup': no tool named {tool.lookup!r}")
+            elif tool.mutating and tool.state_lookup is None:
+                problems.append(
+                    f"tool {tool.name!r} field 'lookup': a tool that changes things must name the tool that reads "
+                    "what it changed (its outcome can be unknown)"
+                )
             for param in tool.params:
                 where = f"tool {tool.name!r} field 'params.{param.name}"
                 if param.listed_by is not None and param.listed_by not in seen:

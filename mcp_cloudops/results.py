@@ -155,7 +155,8 @@ def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: 
         return f"Rate limited: wait {_duration(wait)}, then retry."
     if status >= 500:
         if tool.mutating:
-            return "Upstream failure: the outcome is unknown; read the resource's state before retrying."
+            with_tool = f" with {tool.state_lookup}" if tool.state_lookup else ""
+            return f"Upstream failure: the outcome is unknown; read the resource's state{with_tool} before retrying."
         return "Upstream failure: if the message names a cause (wrong secret, finished operation), fix it; else retry."
     return "See the upstream message."
 

@@ -19,11 +19,12 @@ import anyio
 import httpx
 
 from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
+from mcp_cloudops.failures import transport_failure
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.registry_checks import PLACEHOLDER
-from mcp_cloudops.results import UpstreamError, error_text, one_line, parse_body, payload, retry_after
+from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload, retry_after
 from mcp_cloudops.settings import ConfigError, Settings
 
 logger = logging.getLogger("mcp_cloudops.upstream")
@@ -128,21 +129,6 @@ def build_request(
     return UpstreamRequest(method=tool.method, url=url, params=params, body=body)
 
 
-def where(url: str) -> str:
-    """The host a failure happened at, for messages: never the path or query (they may carry secrets)."""
-    parsed = httpx.URL(url)
-    return parsed.host or "the unix socket"
-
-
-def cannot_reach(provider: Provider, url: str, exc: BaseException, redactor: Redactor) -> UpstreamError:
-    """The one error for an upstream we could not talk to, over HTTP or a websocket: where (the host,
-    never the path or query) and why, redacted, then what to check."""
-    return UpstreamError(
-        f"Cannot reach {provider.title} at {where(url)} ({type(exc).__name__}: {one_line(str(exc), 120, redactor)}). "
-        f"Check {provider.url_env} and the network, then retry."
-    )
-
-
 class Upstreams:
     """One pooled client per provider, shared by every tool call of a server."""
 
@@ -215,7 +201,7 @@ class Upstreams:
                 if attempt < attempts:
                     await anyio.sleep(backoff(attempt))
                     continue
-                raise self._transport_error(tool, provider, request, exc) from None
+                raise transport_failure(tool, provider, request.url, exc, self.redactor, attempt) from None
             wait = retry_wait(provider, response, attempt, self.settings.retry_after_cap)
             if attempt < attempts and response.status_code in RETRY_STATUSES and wait is not None:
                 await anyio.sleep(wait)
@@ -264,21 +250,7 @@ class Upstreams:
                         return bytes(data[:limit]), True
                 return bytes(data), False
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise self._transport_error(tool, provider, request, exc) from None
-
-    def _transport_error(
-        self, tool: ToolSpec, provider: Provider, request: UpstreamRequest, exc: Exception
-    ) -> UpstreamError:
-        if isinstance(exc, httpx.TimeoutException):
-            return UpstreamError(
-                f"{provider.title} did not answer in time ({where(request.url)}) for {tool.name}. "
-                + (
-                    "The outcome is unknown: read the resource's state before retrying."
-                    if tool.mutating
-                    else "Retry, or narrow the request."
-                )
-            )
-        return cannot_reach(provider, request.url, exc, self.redactor)
+            raise transport_failure(tool, provider, request.url, exc, self.redactor) from None
 
     def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:
         body = response.body

@@ -12,17 +12,18 @@ from urllib.parse import urlencode
 
 import anyio
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.frames import CloseCode
 
 from mcp_cloudops.auth import incus_ssl_context
 from mcp_cloudops.demux import DockerDemuxer
+from mcp_cloudops.failures import no_answer, transport_failure
 from mcp_cloudops.operations import dig
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Step, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, cannot_reach, fill, where
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 
@@ -231,17 +232,15 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str, redactor: Red
         raise UpstreamError(
             error_text(tool, provider, response.status_code, parse_body(body), text, response.headers, redactor)
         ) from None
+    except InvalidMessage as exc:  # no (valid) HTTP answer to an upgrade request that went out
+        raise no_answer(tool, provider, url, exc, redactor) from None
     except (InvalidHandshake, InvalidURI) as exc:
         raise UpstreamError(
             f"{provider.title} refused the websocket for {tool.name} ({type(exc).__name__}). "
             f"Check {provider.url_env} points at the API."
         ) from None
-    except TimeoutError:
-        raise UpstreamError(
-            f"{provider.title} did not open the websocket in time ({where(url)}). Retry later."
-        ) from None
-    except OSError as exc:
-        raise cannot_reach(provider, url, exc, redactor) from None
+    except (TimeoutError, OSError) as exc:  # connect failures say nothing was sent; a handshake cut short may have
+        raise transport_failure(tool, provider, url, exc, redactor) from None
 
 
 async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:

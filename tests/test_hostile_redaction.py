@@ -254,7 +254,7 @@ async def test_a_secret_across_the_cut_of_a_connection_error_leaks_no_half(
         raise httpx.ConnectError(said)
 
     def refuse_websocket(*_: Any) -> None:
-        raise OSError(said)
+        raise ConnectionRefusedError(said)
 
     monkeypatch.setattr(upstream.Upstreams, "_exchange", refuse)
     monkeypatch.setattr(websocket, "_open", refuse_websocket)

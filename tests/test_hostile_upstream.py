@@ -102,7 +102,8 @@ async def test_hanging_read_times_out_quickly_and_is_retried(logs: pytest.LogCap
         sim.behave = hang
         result, took = await timed_call(client, "get-nirvana-operation", {"operation_id": UUID})
         assert assert_one_line_error(result) == (
-            "Nirvana Labs did not answer in time (127.0.0.1) for get-nirvana-operation. Retry, or narrow the request."
+            "Nirvana Labs did not answer in time (127.0.0.1, ReadTimeout) for get-nirvana-operation after 3 tries. "
+            "Retry, or narrow the request."
         )
         assert len(sim.requests) == 3  # an idempotent read: tried once and retried twice
         assert 0.9 <= took < 5  # three 0.3 s timeouts and two backoffs
@@ -112,24 +113,47 @@ async def test_hanging_read_times_out_quickly_and_is_retried(logs: pytest.LogCap
 
 
 @pytest.mark.parametrize(
-    ("sim_class", "tool", "arguments", "provider"),
+    ("sim_class", "tool", "arguments", "provider", "lookup"),
     [
-        (HostileScaleway, "update-image-2", {"image_id": scaleway.IMAGE_PRIVATE, "name": "renamed"}, "Scaleway"),
-        (HostileScaleway, "delete-instance-image", {"image_id": scaleway.IMAGE_PRIVATE}, "Scaleway"),
-        (HostileExoscale, "stop-compute-instance", {"id": exoscale.INSTANCE_RUNNING}, "Exoscale"),
+        (
+            HostileScaleway,
+            "update-image-2",
+            {"image_id": scaleway.IMAGE_PRIVATE, "name": "renamed"},
+            "Scaleway",
+            "list-instance-images",
+        ),
+        (
+            HostileScaleway,
+            "delete-instance-image",
+            {"image_id": scaleway.IMAGE_PRIVATE},
+            "Scaleway",
+            "list-instance-images",
+        ),
+        (
+            HostileExoscale,
+            "stop-compute-instance",
+            {"id": exoscale.INSTANCE_RUNNING},
+            "Exoscale",
+            "list-compute-instances",
+        ),
     ],
     ids=["patch", "delete", "exoscale-action"],
 )
 async def test_hanging_write_is_sent_once_and_its_outcome_is_unknown(
-    logs: pytest.LogCaptureFixture, sim_class: type[Hostile], tool: str, arguments: dict[str, Any], provider: str
+    logs: pytest.LogCaptureFixture,
+    sim_class: type[Hostile],
+    tool: str,
+    arguments: dict[str, Any],
+    provider: str,
+    lookup: str,
 ) -> None:
     sim = sim_class()
     async with serving(sim, read_timeout="0.3") as (_, client):
         sim.behave = hang
         result, took = await timed_call(client, tool, arguments)
         assert assert_one_line_error(result) == (
-            f"{provider} did not answer in time (127.0.0.1) for {tool}. "
-            "The outcome is unknown: read the resource's state before retrying."
+            f"{provider} did not answer in time (127.0.0.1, ReadTimeout) for {tool}. The request was sent, so the "
+            f"outcome is unknown: read the state with {lookup} before retrying (a retry may do it twice)."
         )
         assert len(sim.requests) == 1  # a write is never resent
         assert took < 3
@@ -218,8 +242,8 @@ HTML_500 = (
             HostileScaleway,
             "update-image-2",
             {"image_id": scaleway.IMAGE_PRIVATE, "name": "renamed"},
-            "Scaleway returned HTTP 500 for update-image-2: no error message (non-JSON body). "
-            "Upstream failure: the outcome is unknown; read the resource's state before retrying.",
+            "Scaleway returned HTTP 500 for update-image-2: no error message (non-JSON body). Upstream failure: "
+            "the outcome is unknown; read the resource's state with list-instance-images before retrying.",
             1,
         ),
     ],
@@ -488,8 +512,8 @@ async def test_503_on_a_write_is_not_retried(logs: pytest.LogCaptureFixture) -> 
         sim.fail_next(503)
         result, _ = await timed_call(client, "delete-instance-image", {"image_id": scaleway.IMAGE_PRIVATE})
         assert assert_one_line_error(result) == (
-            "Scaleway returned HTTP 503 for delete-instance-image: Injected upstream error 503. "
-            "Upstream failure: the outcome is unknown; read the resource's state before retrying."
+            "Scaleway returned HTTP 503 for delete-instance-image: Injected upstream error 503. Upstream failure: "
+            "the outcome is unknown; read the resource's state with list-instance-images before retrying."
         )
         assert [(r.method, r.path) for r in sim.requests] == [("DELETE", IMAGE_PATH)]
         assert scaleway.IMAGE_PRIVATE in sim.images
