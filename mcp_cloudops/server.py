@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -117,11 +118,11 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             return failed(redactor.cut(str(exc)))  # redacted, then cut to ERROR_MAX
         except Exception as exc:  # a bug of ours: say so, keep serving, keep details out of the answer
-            logger.error("%s crashed: %s", spec.name, type(exc).__name__)
-            logger.debug("%s crash details", spec.name, exc_info=True)
+            error_id = secrets.token_hex(4)  # joins the agent's one line to the traceback in the log
+            logger.error("%s crashed (error id %s)", spec.name, error_id, exc_info=True)  # redacted by the log filter
             return failed(
-                f"mcp-cloudops hit an internal error in {spec.name} ({type(exc).__name__}). "
-                "The server keeps running; retry once, then report it."
+                f"mcp-cloudops hit an internal error in {spec.name} ({type(exc).__name__}, error id {error_id}). "
+                "The server keeps running; retry once, then report the error id."
             )
 
     fn, resolvers = run, {}

@@ -169,3 +169,26 @@ async def test_pooled_clients_close_when_the_session_ends(sandbox) -> None:
         assert pooled and not any(c.is_closed for c in pooled)
     assert all(c.is_closed for c in pooled)
     assert connections._upstreams is None  # a later session starts afresh
+
+
+async def test_an_internal_error_is_one_line_with_an_id_and_a_redacted_traceback_in_the_log(
+    logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "nvl_sandbox_secret_in_a_bug_0000000000000000"
+
+    async def bug(*_: object) -> dict[str, object]:
+        raise RuntimeError(f"state went wrong near {secret}")
+
+    monkeypatch.setattr(Connections, "call", bug)
+    env = {"NIRVANA_LABS_API_KEY": secret, "NIRVANA_LABS_BASE_URL": "http://127.0.0.1:9"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        result = await client.call_tool("get-nirvana-operation", {"operation_id": UUID})
+    text = result.content[0].text
+    assert result.is_error and "\n" not in text and secret not in text
+    assert text.startswith("mcp-cloudops hit an internal error in get-nirvana-operation (RuntimeError, error id ")
+    error_id = text.split("error id ", 1)[1].split(")", 1)[0]
+    assert len(error_id) == 8
+    crashes = [r for r in logs.records if r.levelname == "ERROR" and error_id in r.getMessage()]
+    assert len(crashes) == 1  # the same id, at ERROR, with the whole traceback
+    assert "Traceback (most recent call last)" in logs.text and "RuntimeError: state went wrong near" in logs.text
+    assert secret not in logs.text
