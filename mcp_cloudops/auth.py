@@ -7,14 +7,15 @@ import hashlib
 import hmac
 import ssl
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import SecretStr
 
 from mcp_cloudops.registry import Provider
-from mcp_cloudops.settings import IncusEndpoint, Settings
+from mcp_cloudops.settings import INCUS_ENV, ConfigError, IncusEndpoint, Settings
 
 EXO2_LIFETIME = 600  # seconds a signature stays valid, as Exoscale's own clients use
 
@@ -92,17 +93,52 @@ def incus_ssl_context(endpoint: IncusEndpoint) -> ssl.SSLContext:
     """TLS with our client certificate, trusting the pinned server certificate when one is given.
 
     An Incus server certificate is usually self-signed: pin it with INCUS_SERVER_CERT rather than
-    turning verification off. Without a pin, the system CAs decide (a CA-signed server).
+    turning verification off. Without a pin, the system CAs decide (a CA-signed server). A file that
+    cannot be loaded is a ConfigError naming its variable (checked at start, and again here in case
+    it went away since), never an internal error in every Incus call.
     """
-    if endpoint.server_cert is not None:
-        context = ssl.create_default_context(cafile=str(endpoint.server_cert))
-        # A pinned self-signed certificate names the server's hostname, not the address we dial.
-        context.check_hostname = False
-    else:
-        context = ssl.create_default_context()
+    try:
+        if endpoint.server_cert is not None:
+            context = ssl.create_default_context(cafile=str(endpoint.server_cert))
+            # A pinned self-signed certificate names the server's hostname, not the address we dial.
+            context.check_hostname = False
+        else:
+            context = ssl.create_default_context()
+    except OSError as exc:  # ssl.SSLError is one too
+        raise ConfigError(
+            f"{INCUS_ENV['server_cert']}={endpoint.server_cert} cannot be loaded ({why(exc)}): set it to the Incus "
+            "server's certificate (PEM), e.g. a copy of its /var/lib/incus/server.crt"
+        ) from None
     if endpoint.cert is not None and endpoint.key is not None:
-        context.load_cert_chain(str(endpoint.cert), str(endpoint.key))
+        try:
+            context.load_cert_chain(str(endpoint.cert), str(endpoint.key), password=no_passphrase(endpoint.key))
+        except OSError as exc:
+            raise ConfigError(
+                f"{INCUS_ENV['cert']}={endpoint.cert} and {INCUS_ENV['key']}={endpoint.key} do not load as a "
+                f"certificate and its key ({why(exc)}): set them to the PEM pair the Incus server trusts "
+                "(`incus remote add` makes one in ~/.config/incus)"
+            ) from None
     return context
+
+
+def no_passphrase(key: Path) -> Callable[[], str]:
+    """What OpenSSL calls for an encrypted key's passphrase: an error, where it would prompt on the terminal
+    (and hang a server that has no one to answer)."""
+
+    def refuse() -> str:
+        raise ConfigError(
+            f"{INCUS_ENV['key']}={key} is encrypted and the server cannot ask for its passphrase: "
+            "set it to an unencrypted copy (openssl pkey -in KEY -out PLAIN), readable only by this user"
+        )
+
+    return refuse
+
+
+def why(exc: OSError) -> str:
+    """An OSError or ssl.SSLError in a few words, without a traceback."""
+    if isinstance(exc, ssl.SSLError):
+        return f"{exc.library or 'ssl'}: {exc.reason or exc.strerror or 'unreadable'}"
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def credential(provider: Provider, settings: Settings) -> httpx.Auth | None:
@@ -116,7 +152,7 @@ def credential(provider: Provider, settings: Settings) -> httpx.Auth | None:
         return bearer(settings.secret(auth.secret_env or ""))
     if auth.scheme == "header":
         return HeaderAuth(auth.header or "", settings.secret(auth.secret_env or ""))
-    token = settings.incus(provider).token
+    token = settings.incus_token(provider)  # over the socket, none: its file permissions are the credential
     return bearer(token) if token is not None else None
 
 

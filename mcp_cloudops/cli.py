@@ -10,25 +10,35 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import anyio
 
 from mcp_cloudops.policy import PolicyError, select_tools
-from mcp_cloudops.registry import Registry, RegistryError, ToolSpec, load_registry
-from mcp_cloudops.settings import ConfigError, Settings
-from mcp_cloudops.web import descriptor_warning, http_app, is_loopback, limited_h11
+from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
+from mcp_cloudops.settings import ConfigError, Problem, Settings, unknown_settings
+from mcp_cloudops.web import (
+    descriptor_warning,
+    host_header_name,
+    http_app,
+    is_loopback,
+    limited_h11,
+    listening_socket,
+)
 
 if TYPE_CHECKING:
+    import uvicorn
     from mcp.server.mcpserver import MCPServer
 
 COMMANDS = ("serve", "list-tools", "check", "-h", "--help")
 
 
-def configure_logging() -> None:
-    level = os.environ.get("MCP_CLOUDOPS_LOG_LEVEL", "INFO").upper()
+def configure_logging(level: str = "INFO") -> None:
+    """Logs to stderr at `level` (MCP_CLOUDOPS_LOG_LEVEL, checked by Settings); other libraries at WARNING."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -61,20 +71,75 @@ def list_tools(registry: Registry, fmt: str, tools: Sequence[ToolSpec] | None = 
     return "\n".join(f"{t.name:<{width}}  {t.provider:<9}  {hint_flags(t.hints)}" for t in selected)
 
 
-def check(registry: Registry, settings: Settings) -> str:
-    """Which providers are ready: the registry is valid, and which credential variables are set."""
-    lines = [f"tools.yaml: OK ({len(registry.tools)} tools, {len(registry.providers)} providers)"]
+def check(registry: Registry, settings: Settings, selected: Sequence[ToolSpec]) -> tuple[str, int]:
+    """Which providers the tools this policy offers can use, and the exit status: 1 when an offered provider
+    is configured but cannot be used, or none is ready (a script or CI step must not pass on that), else 0.
+    Counts are of the offered tools: the same filters as `serve` (--read-only, toolsets, allow/deny lists)."""
+    offered = Counter(tool.provider for tool in selected)
+    size = f"{len(registry.tools)} tools, {len(registry.providers)} providers"
+    lines = [f"tools.yaml: OK ({size}); {policy(settings, len(selected))}"]
+    ready: list[str] = []
+    unusable: list[str] = []
     for provider in registry.providers.values():
-        status = settings.credential_status(provider)
-        ready = all(status.values())
-        detail = ", ".join(f"{name} {'set' if ok else 'MISSING'}" for name, ok in status.items())
-        count = sum(1 for t in registry.tools if t.provider == provider.key)
-        lines.append(f"{provider.key:<9} {'ready' if ready else 'not ready':<9} {count:>2} tools  {detail}")
-    return "\n".join(lines)
+        count = offered[provider.key]
+        problems = settings.provider_problems(provider) if count else []
+        state = provider_state(settings, provider, count, problems)
+        detail = ", ".join(
+            f"{name} {'set' if ok else 'MISSING'}" for name, ok in settings.credential_status(provider).items()
+        )
+        lines.append(f"{provider.key:<9} {state:<9} {count:>2} tools  {detail}")
+        lines += [f"  {problem.text}" for problem in problems]
+        if state in ("ready", "unusable"):
+            (ready if state == "ready" else unusable).append(provider.key)
+    if unusable:
+        lines.append(f"not ready: {', '.join(unusable)} configured but not usable: fix the lines above")
+    elif not ready:
+        lines.append("not ready: no offered provider is configured: set one's variables (README, Providers)")
+    return "\n".join(lines), 1 if unusable or not ready else 0
 
 
-async def serve_http(server: MCPServer, settings: Settings, host: str, port: int) -> None:
-    """Serve /mcp with uvicorn, whose connections get a head deadline, an idle timeout and a cap (web.py)."""
+def policy(settings: Settings, offered: int) -> str:
+    """What the policy offers and which filters chose it, for `check`'s first line."""
+    filters = ["--read-only"] if settings.read_only else []
+    filters += [f"--toolsets {','.join(sorted(settings.toolsets))}"] if settings.toolsets is not None else []
+    filters += [f"--tools ({len(settings.tools)} named)"] if settings.tools is not None else []
+    filters += [f"--exclude-tools ({len(settings.exclude_tools)} named)"] if settings.exclude_tools else []
+    return f"this policy offers {offered} tools" + (f" ({', '.join(filters)})" if filters else "")
+
+
+def provider_state(settings: Settings, provider: Provider, offered: int, problems: Sequence[Problem]) -> str:
+    """off (no tool offered), unusable (configured, but something is wrong or missing), ready, or not set."""
+    if not offered:
+        return "off"
+    if problems:
+        return "unusable"
+    return "ready" if settings.configured(provider) else "not set"
+
+
+def offered_problems(settings: Settings, registry: Registry, selected: Sequence[ToolSpec]) -> list[Problem]:
+    """What is wrong with the providers whose tools are offered (one left out by the policy cannot fail a
+    call). Not under --sandbox: the simulators' addresses replace the providers' settings."""
+    keys = {tool.provider for tool in selected}
+    offered = [provider for provider in registry.providers.values() if provider.key in keys]
+    return [problem for provider in offered for problem in settings.provider_problems(provider)]
+
+
+def announcing(config: uvicorn.Config, announce: Callable[[], None]) -> uvicorn.Server:
+    """uvicorn's Server, calling `announce` once it serves (socket listening, app started), not before."""
+    import uvicorn
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                announce()
+
+    return Announcing(config)
+
+
+async def serve_http(server: MCPServer, settings: Settings, host: str, sock: socket.socket) -> None:
+    """Serve /mcp with uvicorn on `sock` (bound by the caller, so a port in use stops the start with one line),
+    its connections with a head deadline, an idle timeout and a cap (web.py)."""
     import resource
 
     import uvicorn
@@ -83,8 +148,6 @@ async def serve_http(server: MCPServer, settings: Settings, host: str, port: int
     protocol = limited_h11(settings.http_header_timeout, settings.http_max_connections)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         http=protocol,
         timeout_keep_alive=settings.http_idle_timeout,  # typed int, but a float works (call_later)
         backlog=settings.http_max_connections,  # also how many asyncio accepts at once, before the cap sees them
@@ -96,22 +159,30 @@ async def serve_http(server: MCPServer, settings: Settings, host: str, port: int
     if warning:
         log.warning("%s", warning)
     mode = "stateless " if settings.stateless else ""
-    log.info("%sstreamable HTTP on http://%s:%d/mcp", mode, host, port)
-    await uvicorn.Server(config).serve()
+    where = f"http://{host_header_name(host)}:{sock.getsockname()[1]}/mcp"
+    with sock:
+        await announcing(config, lambda: log.info("%sstreamable HTTP on %s", mode, where)).serve(sockets=[sock])
 
 
-async def serve(args: argparse.Namespace, registry: Registry) -> None:
+async def serve(
+    args: argparse.Namespace,
+    registry: Registry,
+    settings: Settings,
+    server: MCPServer | None,
+    sock: socket.socket | None,
+) -> None:
+    """Serve `server` on stdio, or over HTTP on `sock`; with --sandbox (no `server` yet), one built against
+    simulators started first."""
     from mcp_cloudops.server import build_server
 
-    async def run(settings: Settings) -> None:
-        server = build_server(settings, registry)
-        if args.transport == "http":
-            await serve_http(server, settings, args.host, args.port)
+    async def run(server: MCPServer, settings: Settings) -> None:
+        if sock is not None:
+            await serve_http(server, settings, args.host, sock)
         else:
             await server.run_stdio_async()
 
-    if not args.sandbox:
-        await run(Settings.from_env())
+    if server is not None:
+        await run(server, settings)
         return
     from mcp_cloudops.sandbox.runner import run_sandbox
 
@@ -119,7 +190,8 @@ async def serve(args: argparse.Namespace, registry: Registry) -> None:
         logging.getLogger("mcp_cloudops").info(
             "sandbox simulators: %s", ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items())
         )
-        await run(Settings.from_env({**os.environ, **sandbox.env}))
+        settings = Settings.from_env({**os.environ, **sandbox.env})
+        await run(build_server(settings, registry), settings)
 
 
 FLAG_ENV = {
@@ -134,6 +206,8 @@ FLAG_ENV = {
     "http_header_timeout": "MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT",
     "http_idle_timeout": "MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT",
     "http_max_connections": "MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS",
+    "audit_log": "MCP_CLOUDOPS_AUDIT_LOG",
+    "audit_reads": "MCP_CLOUDOPS_AUDIT_READS",
 }
 
 
@@ -149,8 +223,32 @@ def flags_as_env(args: argparse.Namespace) -> dict[str, str]:
     return overlay
 
 
+def flag_names(args: argparse.Namespace) -> dict[str, str]:
+    """Variable -> the flag that set it on this command line: errors name what the user typed."""
+    given = flags_as_env(args)
+    return {name: "--" + flag.replace("_", "-") for flag, name in FLAG_ENV.items() if name in given}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (exit 2), like every other configuration error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def port_number(text: str) -> int:
+    """--port: 1-65535, or 0 for any free port (the log line says which)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1-65535 (or 0 for any free one)")
+    return port
+
+
 def parser() -> argparse.ArgumentParser:
-    policy = argparse.ArgumentParser(add_help=False)
+    policy = Parser(add_help=False)
     policy.add_argument(
         "--read-only",
         action="store_true",
@@ -165,12 +263,12 @@ def parser() -> argparse.ArgumentParser:
         choices=("allow", "refuse"),
         help="destructive calls from clients that cannot confirm by elicitation (default allow)",
     )
-    root = argparse.ArgumentParser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
+    root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     commands = root.add_subparsers(dest="command")
     run = commands.add_parser("serve", parents=[policy], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     run.add_argument("--host", default="127.0.0.1", help="HTTP bind address; beyond loopback needs a token")
-    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000)")
     run.add_argument(
         "--http-token",
         metavar="TOKEN",
@@ -200,6 +298,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="show the secrets of Incus operations (exec fds, join tokens) in results; masked by default",
     )
+    run.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="append a JSON line for each change an agent makes: before it is sent, and how it ended",
+    )
+    run.add_argument("--audit-reads", action="store_true", default=None, help="with --audit-log: journal reads too")
     tools = commands.add_parser("list-tools", parents=[policy], help="print the tools with their provider and hints")
     fmt = tools.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
@@ -210,39 +314,80 @@ def parser() -> argparse.ArgumentParser:
     return root  # fmt: skip
 
 
+def start(args: argparse.Namespace) -> tuple[Settings, Registry, tuple[ToolSpec, ...]]:
+    """Settings, registry and the offered tools, every value checked: ConfigError, RegistryError or
+    PolicyError say what to fix, one line each (all bad settings at once, misspelt names too)."""
+    settings: Settings | None = None
+    problems: list[str] = []
+    try:
+        settings = Settings.from_env(flags=flag_names(args))
+    except ConfigError as exc:
+        problems = str(exc).splitlines()
+    registry = load_registry()
+    problems += unknown_settings(os.environ, registry)
+    if settings is None or problems:
+        raise ConfigError("\n".join(problems))
+    return settings, registry, select_tools(registry, settings)
+
+
+def run_server(args: argparse.Namespace, settings: Settings, registry: Registry, selected: Sequence[ToolSpec]) -> int:
+    """`serve`: refuse what cannot work (a value set but wrong, a port in use) with one line each and exit
+    status 2, before anything says it serves; warn about providers configured only in part."""
+    if args.transport == "http" and not is_loopback(args.host) and settings.http_token is None:
+        return refuse(
+            f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
+            "or bind a loopback address"
+        )
+    problems = [] if args.sandbox else offered_problems(settings, registry, selected)
+    if fatal := [problem.text for problem in problems if problem.fatal]:
+        return refuse(*fatal)
+    from mcp_cloudops.server import build_server
+
+    try:  # before the bind: what it opens (the audit journal) fails with one line too
+        server = None if args.sandbox else build_server(settings, registry)
+    except ConfigError as exc:
+        return refuse(str(exc))
+    sock = None
+    if args.transport == "http":
+        try:
+            sock = listening_socket(args.host, args.port, settings.http_max_connections)
+        except ConfigError as exc:
+            return refuse(str(exc))
+    for problem in problems:
+        logging.getLogger("mcp_cloudops").warning("%s", problem.text)
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve, args, registry, settings, server, sock)
+    return 0
+
+
+def refuse(*lines: str) -> int:
+    """Each problem on its own line on stderr, then exit status 2: what every configuration error does."""
+    for line in lines:
+        print(line, file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] not in COMMANDS:
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
     args = parser().parse_args(words)
-    command = args.command
     os.environ.update(flags_as_env(args))
-    configure_logging()
     try:
-        settings = Settings.from_env()
-        registry = load_registry()
-        selected = select_tools(registry, settings)
+        settings, registry, selected = start(args)
     except (ConfigError, RegistryError, PolicyError) as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if command in ("list-tools", "check"):
-        if command == "list-tools":
-            text = list_tools(registry, args.format or "text", selected)
-        else:
-            text = check(registry, settings)
-        with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`
-            print(text, flush=True)
-        return 0
-    if args.transport == "http" and not is_loopback(args.host) and settings.http_token is None:
-        print(
-            f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
-            "or bind a loopback address",
-            file=sys.stderr,
-        )
-        return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, args, registry)
-    return 0
+        return refuse(str(exc))
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        return run_server(args, settings, registry, selected)
+    status = 0
+    if args.command == "list-tools":
+        text = list_tools(registry, args.format or "text", selected)
+    else:
+        text, status = check(registry, settings, selected)
+    with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`
+        print(text, flush=True)
+    return status
 
 
 if __name__ == "__main__":

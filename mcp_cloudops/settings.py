@@ -1,28 +1,46 @@
 """Runtime settings: where each provider lives and which credentials it has, read from the environment.
 
-Secrets are held as SecretStr so that no repr, log line or traceback can print them.
+Secrets are held as SecretStr so that no repr, log line or traceback can print them. Every value is
+checked once, at start: a value that is set but wrong stops the server with one line naming the
+variable and what to set, rather than a traceback at start or an error in every call later.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
-from collections.abc import Callable, Mapping
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
 from mcp_cloudops.registry import Provider
+from mcp_cloudops.shaping import MIN_CAP
 
+if TYPE_CHECKING:
+    from mcp_cloudops.registry import Registry
+
+PREFIX = "MCP_CLOUDOPS_"
+INCUS_SOCKET_HOST = "http://incus"  # placeholder authority for requests sent over the unix socket
 INCUS_ENV = {
     "socket": "INCUS_SOCKET",
     "cert": "INCUS_CLIENT_CERT",
     "key": "INCUS_CLIENT_KEY",
     "server_cert": "INCUS_SERVER_CERT",
     "token": "INCUS_TOKEN",
+    "conf": "INCUS_CONF",
 }
+# Read elsewhere, before or without Settings: known, so that they are not refused as misspellings.
+OTHER_SETTINGS = ("MCP_CLOUDOPS_REGISTRY",)
+PROVIDER_TIMEOUT = re.compile(r"MCP_CLOUDOPS_(\w+?)_(CONNECT|READ)_TIMEOUT")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+USERINFO = re.compile(r"//[^/@]*@")
 
 
 class ConfigError(RuntimeError):
@@ -41,35 +59,117 @@ class IncusEndpoint:
     token: SecretStr | None = None
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a provider's configuration, on one line that names what to set."""
+
+    text: str
+    fatal: bool  # a value set but wrong: `serve` refuses to start. Else incomplete: it starts and warns.
+
+
+# --- reading one value ------------------------------------------------------------------------------------
+
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
 
+Value = TypeVar("Value")
+Number = TypeVar("Number", int, float)
 
-def boolean(name: str, raw: str) -> bool:
-    """A documented boolean, or ConfigError: `=y` must not quietly mean "off" for a safety switch."""
+
+class Invalid(ValueError):
+    """A value of the wrong kind or range: what it should be and, unless the default says it, how to fix it."""
+
+    def __init__(self, expected: str, fix: str | None = None) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.fix = fix
+
+
+def as_boolean(raw: str) -> bool:
+    """A documented boolean: `=y` must not quietly mean "off" for a safety switch."""
     word = raw.strip().lower()
     if word in TRUE:
         return True
     if word in FALSE:
         return False
-    raise ConfigError(
-        f"{name}={raw!r} is not a boolean: use one of {', '.join(TRUE)} (on) or {', '.join(FALSE[:-1])} (off)"
-    )
+    raise Invalid("a boolean", f"use one of {', '.join(TRUE)} (on) or {', '.join(FALSE[:-1])} (off)")
 
 
-Number = TypeVar("Number", int, float)
+def as_number(kind: Callable[[str], Number], minimum: Number, *, inclusive: bool) -> Callable[[str], Number]:
+    """A parser of finite numbers of `kind` from `minimum` (or above it): a limit of "-1", "ten" or "25k"
+    must not start the server, nor fail every call later."""
+    unit = "a whole number" if kind is int else "a number of seconds"
+    expected = f"{unit} {'>=' if inclusive else '>'} {minimum:g}"
+
+    def parse(raw: str) -> Number:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise Invalid(expected) from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise Invalid(expected)
+        return value
+
+    return parse
 
 
-def positive(name: str, raw: str, kind: Callable[[str], Number]) -> Number:
-    """A finite number > 0, or ConfigError naming the variable: a limit of "-1" or "ten" must not start the server."""
+def as_choice(*choices: str, kind: str | None = None) -> Callable[[str], str]:
+    """One of a few words (a `kind` of thing), in any case."""
+
+    def parse(raw: str) -> str:
+        word = raw.strip().lower()
+        if word not in {choice.lower() for choice in choices}:
+            raise Invalid(kind or " or ".join(choices), f"use one of {', '.join(choices)}")
+        return word
+
+    return parse
+
+
+def as_path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def as_registry(raw: str) -> Path:
+    """Another tools.yaml: a file this process can read (its content is checked when it is loaded)."""
+    path = Path(raw).expanduser()
+    reason = unreadable(path)
+    if reason:
+        raise Invalid(f"a readable file ({reason})", "set it to a tools.yaml, or unset it for the packaged one")
+    return path
+
+
+SECONDS = as_number(float, 0.0, inclusive=False)
+POSITIVE = as_number(int, 1, inclusive=True)
+COUNT = as_number(int, 0, inclusive=True)
+WAIT_CAP = as_number(float, 0.0, inclusive=True)  # 0: never wait inside a call, tell the agent instead
+OUTPUT_CAP = as_number(int, MIN_CAP, inclusive=True)  # below it a result and its note would not both fit
+
+
+def unreadable(path: Path) -> str | None:
+    """Why this process cannot read `path` as a file, or None: checked at start, not at the first call."""
     try:
-        value: Number | None = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or value <= 0:
-        what = "a whole number" if kind is int else "a number of seconds"
-        raise ConfigError(f"{name}={raw!r} is not {what} > 0: set a positive value, or unset it for the default")
-    return value
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):  # a FIFO would block the open below
+            return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        with path.open("rb"):
+            return None
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+
+
+def tokens(raw: str) -> SecretStr:
+    """Comma-separated HTTP bearer tokens, one per person or agent. Checked without ever quoting them."""
+    given = [token.strip() for token in raw.split(",") if token.strip()]
+    if not given:
+        raise Invalid("a token", "set one or more tokens, comma-separated")
+    for number, token in enumerate(given, 1):
+        if not token.isascii() or not token.isprintable():
+            raise Invalid(
+                f"a list of tokens a client can send: token {number} of {len(given)} has a control or non-ASCII "
+                "character",
+                "use printable ASCII",
+            )
+    return SecretStr(raw)
 
 
 def names(raw: str | None) -> frozenset[str] | None:
@@ -77,6 +177,116 @@ def names(raw: str | None) -> frozenset[str] | None:
     if raw is None or not raw.strip():
         return None
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+class Reader:
+    """Reads MCP_CLOUDOPS_* values, collecting every problem so that all are told at once, one line each."""
+
+    def __init__(self, source: Mapping[str, str], flags: Mapping[str, str]) -> None:
+        self.source = source
+        self.flags = flags  # variable -> the flag that set it, to name what the user typed
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.source.get(name, "").strip()
+        return value or None
+
+    def read(self, name: str, default: Value, parse: Callable[[str], Value], *, secret: bool = False) -> Value:
+        """The value of `name` parsed, or `default` when unset; a bad value is noted and `default` returned."""
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except Invalid as exc:
+            self.problems.append(self.describe(name, None if secret else raw, exc, default))
+            return default
+
+    def describe(self, name: str, raw: str | None, exc: Invalid, default: object) -> str:
+        flag = self.flags.get(name)
+        subject = name if raw is None else f"{name}={raw!r}"
+        subject += f" (from {flag})" if flag else ""
+        unset = "leave the flag out" if flag else "unset it"
+        if exc.fix is not None:
+            return f"{subject} is not {exc.expected}: {exc.fix}"
+        if default is None:  # e.g. a per-provider timeout: unset, the general one applies
+            return f"{subject} is not {exc.expected}: set one, or {unset}"
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        return f"{subject} is not {exc.expected}: set one, or {unset} for the default ({shown})"
+
+
+def boolean(name: str, raw: str) -> bool:
+    """`raw` as a documented boolean, or ConfigError naming `name` (for a setting read outside from_env)."""
+    return read_one(name, raw, as_boolean)
+
+
+def positive(name: str, raw: str, kind: Callable[[str], Number]) -> Number:
+    """`raw` as a finite number > 0, or ConfigError naming `name` (for a setting read outside from_env)."""
+    return read_one(name, raw, as_number(kind, kind("0"), inclusive=False))
+
+
+def read_one(name: str, raw: str, parse: Callable[[str], Value]) -> Value:
+    """One value outside from_env (e.g. a per-provider timeout of Settings built by hand), or ConfigError."""
+    reader = Reader({name: raw}, {})
+    value = reader.read(name, None, parse)
+    if reader.problems:
+        raise ConfigError(reader.problems[0])
+    assert value is not None
+    return value
+
+
+# --- provider addresses -----------------------------------------------------------------------------------
+
+
+def setting(name: str, url: str) -> str:
+    """NAME='url' for a message, any password in the URL masked: start errors are not redacted later."""
+    return f"{name}={USERINFO.sub('//***@', url)!r}"
+
+
+def url_problem(name: str, url: str, schemes: Iterable[str] = ("http", "https")) -> str | None:
+    """Why `url` (the value of `name`) cannot be an API's address, or None: a scheme we speak, a host, a port
+    that is a number, no query or fragment (a tool's path is appended to it)."""
+    allowed = tuple(schemes)
+    spelled = " or ".join(f"{scheme}://" for scheme in allowed)
+    fix = f"set {name} to the API's address, e.g. {allowed[-1]}://HOST[:PORT][/PATH]"
+    subject = setting(name, url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"{subject} is not a URL ({exc}): {fix}"
+    if parts.scheme.lower() not in allowed:
+        return f"{subject} does not start with {spelled}: {fix}"
+    if not parts.hostname:
+        return f"{subject} names no host: {fix}"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return f"{subject} has a query or fragment, which a tool's path would follow: {fix}"
+    return None
+
+
+def exists(path: str) -> bool:
+    """Whether `path` exists; False too when a directory on the way may not be searched (no traceback)."""
+    return os.path.exists(path)
+
+
+def socket_problem(path: str, name: str, given: bool) -> Problem | None:
+    """Why the Incus unix socket at `path` cannot be used now, or None. `name` (INCUS_SOCKET or INCUS_URL)
+    set it when `given`; else it is the first socket tools.yaml declares that exists."""
+    subject = f"{name}={path}" if given else f"the Incus socket {path} ({name} not set)"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        reason = "no such socket (is Incus running?)" if isinstance(exc, FileNotFoundError) else exc.strerror
+        return Problem(f"{subject}: {reason}: set {name} to Incus's unix socket", False)
+    if not stat.S_ISSOCK(mode):
+        return Problem(f"{subject} is not a unix socket: set {name} to Incus's (e.g. /var/lib/incus/unix.socket)", True)
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Problem(
+            f"{subject}: this user may not use the socket: add the user to the incus-admin group (LXD: lxd), "
+            "or run the server as one who may",
+            False,
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,43 +313,60 @@ class Settings:
     http_header_timeout: float = 10.0  # a whole request head within this, from connect (slow-header attacks)
     http_idle_timeout: float = 15.0  # an idle keep-alive connection closes after this: above clients' own 5 s
     http_max_connections: int = 256  # open connections at most; beyond it the longest-waiting idle one goes
+    log_level: str = "INFO"
+    # The audit journal (audit.py): opened at start by server.open_journal, which says when it cannot be.
+    audit_log: Path | None = None
+    audit_reads: bool = False  # journal reads too, not only changes and credentials
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, flags: Mapping[str, str] | None = None) -> Settings:
+        """Every MCP_CLOUDOPS_* value, checked: ConfigError lists each bad one on its own line. `flags` maps a
+        variable to the command-line flag that set it, so that the message names what the user typed."""
         source = dict(os.environ if env is None else env)
-
-        def get(name: str, default: str) -> str:
-            return source.get(f"MCP_CLOUDOPS_{name}", "").strip() or default
-
-        token = get("HTTP_TOKEN", "")
-        return cls(
+        r = Reader(source, flags or {})
+        d = cls  # the defaults, declared once above
+        settings = cls(
             env=source,
-            connect_timeout=float(get("CONNECT_TIMEOUT", "5")),
-            read_timeout=float(get("READ_TIMEOUT", "30")),
-            max_wait=float(get("MAX_WAIT", "50")),
-            read_only=boolean("MCP_CLOUDOPS_READ_ONLY", get("READ_ONLY", "")),
-            toolsets=names(get("TOOLSETS", "")),
-            tools=names(get("TOOLS", "")),
-            exclude_tools=names(get("EXCLUDE_TOOLS", "")) or frozenset(),
-            confirm_fallback=get("CONFIRM_FALLBACK", "allow").lower(),
-            show_operation_secrets=boolean("MCP_CLOUDOPS_SHOW_OPERATION_SECRETS", get("SHOW_OPERATION_SECRETS", "")),
-            retries=int(get("RETRIES", "2")),
-            retry_after_cap=float(get("RETRY_AFTER_CAP", "10")),
-            max_response_bytes=int(get("MAX_RESPONSE_BYTES", str(10 * 1024 * 1024))),
-            output_cap=int(get("OUTPUT_CAP", "25000")),
-            http_token=SecretStr(token) if token else None,
-            stateless=boolean("MCP_CLOUDOPS_STATELESS", get("STATELESS", "")),
-            http_header_timeout=positive("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT", "10"), float),
-            http_idle_timeout=positive("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT", "15"), float),
-            http_max_connections=positive("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", get("HTTP_MAX_CONNECTIONS", "256"), int),
-        )
+            connect_timeout=r.read("MCP_CLOUDOPS_CONNECT_TIMEOUT", d.connect_timeout, SECONDS),
+            read_timeout=r.read("MCP_CLOUDOPS_READ_TIMEOUT", d.read_timeout, SECONDS),
+            max_wait=r.read("MCP_CLOUDOPS_MAX_WAIT", d.max_wait, SECONDS),
+            read_only=r.read("MCP_CLOUDOPS_READ_ONLY", False, as_boolean),
+            toolsets=names(r.raw("MCP_CLOUDOPS_TOOLSETS")),
+            tools=names(r.raw("MCP_CLOUDOPS_TOOLS")),
+            exclude_tools=names(r.raw("MCP_CLOUDOPS_EXCLUDE_TOOLS")) or frozenset(),
+            # allow | refuse, checked by policy.check_names with the toolset and tool names
+            confirm_fallback=(r.raw("MCP_CLOUDOPS_CONFIRM_FALLBACK") or d.confirm_fallback).lower(),
+            show_operation_secrets=r.read("MCP_CLOUDOPS_SHOW_OPERATION_SECRETS", False, as_boolean),
+            retries=r.read("MCP_CLOUDOPS_RETRIES", d.retries, COUNT),
+            retry_after_cap=r.read("MCP_CLOUDOPS_RETRY_AFTER_CAP", d.retry_after_cap, WAIT_CAP),
+            max_response_bytes=r.read("MCP_CLOUDOPS_MAX_RESPONSE_BYTES", d.max_response_bytes, POSITIVE),
+            output_cap=r.read("MCP_CLOUDOPS_OUTPUT_CAP", d.output_cap, OUTPUT_CAP),
+            http_token=r.read("MCP_CLOUDOPS_HTTP_TOKEN", None, tokens, secret=True),
+            stateless=r.read("MCP_CLOUDOPS_STATELESS", False, as_boolean),
+            http_header_timeout=r.read("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", d.http_header_timeout, SECONDS),
+            http_idle_timeout=r.read("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", d.http_idle_timeout, SECONDS),
+            http_max_connections=r.read("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", d.http_max_connections, POSITIVE),
+            log_level=r.read("MCP_CLOUDOPS_LOG_LEVEL", d.log_level, as_choice(*LOG_LEVELS, kind="a log level")).upper(),
+            audit_log=r.read("MCP_CLOUDOPS_AUDIT_LOG", None, as_path),
+            audit_reads=r.read("MCP_CLOUDOPS_AUDIT_READS", False, as_boolean),
+        )  # fmt: skip
+        r.read("MCP_CLOUDOPS_REGISTRY", None, as_registry)
+        for name in sorted(source):
+            if PROVIDER_TIMEOUT.fullmatch(name):
+                r.read(name, None, SECONDS)
+        if r.problems:
+            raise ConfigError("\n".join(r.problems))
+        return settings
 
     def timeouts(self, provider: Provider) -> tuple[float, float]:
         """(connect, read) seconds for one provider: MCP_CLOUDOPS_<PROVIDER>_READ_TIMEOUT overrides."""
         key = provider.key.upper()
         connect = self.value(f"MCP_CLOUDOPS_{key}_CONNECT_TIMEOUT")
         read = self.value(f"MCP_CLOUDOPS_{key}_READ_TIMEOUT")
-        return float(connect or self.connect_timeout), float(read or self.read_timeout)
+        return (
+            read_one(f"MCP_CLOUDOPS_{key}_CONNECT_TIMEOUT", connect, SECONDS) if connect else self.connect_timeout,
+            read_one(f"MCP_CLOUDOPS_{key}_READ_TIMEOUT", read, SECONDS) if read else self.read_timeout,
+        )
 
     def value(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
@@ -161,43 +388,222 @@ class Settings:
     def default_zone(self, provider: Provider) -> str | None:
         return (self.value(provider.zone_env) if provider.zone_env else None) or provider.default_zone
 
+    # --- Incus ------------------------------------------------------------------------------------------------
+
     def incus(self, provider: Provider) -> IncusEndpoint:
         """Incus is reached over $INCUS_URL (https, client cert) or a unix socket, like the incus CLI."""
         url = self.value(provider.url_env)
         if url and url.startswith("https://"):
-            config = Path(self.value("INCUS_CONF") or Path.home() / ".config" / "incus")
-            cert = Path(self.value(INCUS_ENV["cert"]) or config / "client.crt")
-            key = Path(self.value(INCUS_ENV["key"]) or config / "client.key")
-            server = self.value(INCUS_ENV["server_cert"])
-            token = self.value(INCUS_ENV["token"])
-            return IncusEndpoint(
-                url=url.rstrip("/"),
-                cert=cert,
-                key=key,
-                server_cert=Path(server) if server else None,
-                token=SecretStr(token) if token else None,
-            )
+            return self.incus_https(url)
+        return IncusEndpoint(socket=self.incus_socket(provider))
+
+    def incus_https(self, url: str) -> IncusEndpoint:
+        """A remote Incus at `url`: our client certificate, the pinned server certificate, an OIDC token."""
+        cert, key = self.incus_client_files()
+        server = self.value(INCUS_ENV["server_cert"])
+        token = self.value(INCUS_ENV["token"])
+        return IncusEndpoint(
+            url=url.rstrip("/"),
+            cert=cert,
+            key=key,
+            server_cert=Path(server).expanduser() if server else None,
+            token=SecretStr(token) if token else None,
+        )
+
+    def incus_token(self, provider: Provider) -> SecretStr | None:
+        """The OIDC bearer token for a remote Incus; none over the socket, whose permissions are the credential."""
+        url, token = self.value(provider.url_env), self.value(INCUS_ENV["token"])
+        return SecretStr(token) if token and url and url.startswith("https://") else None
+
+    def incus_conf(self) -> Path:
+        """Where the incus CLI keeps its client certificate: $INCUS_CONF, else ~/.config/incus."""
+        return Path(self.value(INCUS_ENV["conf"]) or Path.home() / ".config" / "incus").expanduser()
+
+    def incus_client_files(self) -> tuple[Path | None, Path | None]:
+        """The client certificate and key for a remote Incus: INCUS_CLIENT_CERT / INCUS_CLIENT_KEY, else the
+        incus CLI's own. With INCUS_TOKEN (OIDC) and no certificate anywhere, none: the token signs in."""
+        cert, key = self.value(INCUS_ENV["cert"]), self.value(INCUS_ENV["key"])
+        conf = self.incus_conf()
+        paths = (
+            Path(cert).expanduser() if cert else conf / "client.crt",
+            Path(key).expanduser() if key else conf / "client.key",
+        )
+        if self.value(INCUS_ENV["token"]) and not cert and not key and not any(os.path.isfile(p) for p in paths):
+            return None, None
+        return paths
+
+    def incus_socket(self, provider: Provider) -> str:
+        """INCUS_SOCKET (or INCUS_URL=unix://PATH), else the first socket tools.yaml declares that exists; else
+        ConfigError naming both variables and the paths tried."""
+        url = self.value(provider.url_env)
+        if url and not url.startswith("unix://"):
+            raise ConfigError(incus_url_problem(provider.url_env, url) or f"{provider.url_env}={url!r} is not usable")
+        if url:
+            return url.removeprefix("unix://")
         socket = self.value(INCUS_ENV["socket"])
-        if url and url.startswith("unix://"):
-            socket = url.removeprefix("unix://")
-        if socket is None:
-            tried = provider.sockets
-            socket = next((path for path in tried if Path(path).exists()), tried[0] if tried else None)
-        if socket is None:
-            raise ConfigError(f"{provider.title} has no address: set {INCUS_ENV['socket']} or {provider.url_env}")
-        return IncusEndpoint(socket=socket)
+        if socket:
+            return socket
+        found = next((path for path in provider.sockets if exists(path)), None)
+        if found is None:
+            raise ConfigError(no_incus(provider))
+        return found
+
+    # --- what `check` reports and `serve` refuses -------------------------------------------------------------
+
+    def configured(self, provider: Provider) -> bool:
+        """Whether the user meant to use `provider`: something of it is set (or, for Incus, a socket exists).
+        One that is not is no error: its tools answer with what to set."""
+        if provider.auth.scheme == "incus":
+            found = any(exists(path) for path in provider.sockets)
+            return found or any(self.value(name) for name in (provider.url_env, INCUS_ENV["socket"]))
+        return any(self.value(name) for name in (provider.url_env, *provider.auth.env_names))
 
     def credential_status(self, provider: Provider) -> dict[str, bool]:
-        """Which credential variables are set (never their values): what `check` reports."""
+        """Which variables are set (never their values), or for Incus which socket or files exist: what
+        `check` shows beside each provider."""
+        if provider.auth.scheme != "incus":
+            status = {name: self.value(name) is not None for name in provider.auth.env_names}
+            return (
+                {provider.url_env: self.value(provider.url_env) is not None, **status}
+                if not provider.base_url
+                else status
+            )
+        url = self.value(provider.url_env)
+        if url and not url.startswith("unix://"):
+            endpoint = self.incus_https(url)
+            files = {INCUS_ENV["cert"]: endpoint.cert, INCUS_ENV["key"]: endpoint.key}
+            status = {name: path is not None and os.path.isfile(path) for name, path in files.items() if path}
+            return status | {INCUS_ENV["token"]: True} if endpoint.token else status
+        given = url.removeprefix("unix://") if url else self.value(INCUS_ENV["socket"])
+        return {f"socket {path}": exists(path) for path in ([given] if given else provider.sockets)}
+
+    def provider_problems(self, provider: Provider) -> list[Problem]:
+        """What keeps a configured `provider` from working, one line each: values set but wrong (fatal), or
+        missing beside others that are set (not fatal: the server starts and its tools say what to set).
+        None for a provider not configured at all: its tools answer with what to set."""
+        if not self.configured(provider):
+            return []
         if provider.auth.scheme == "incus":
-            endpoint = self.incus(provider)
-            if endpoint.socket:
-                return {f"socket {endpoint.socket}": Path(endpoint.socket).exists()}
-            return {
-                INCUS_ENV["cert"]: bool(endpoint.cert and endpoint.cert.is_file()),
-                INCUS_ENV["key"]: bool(endpoint.key and endpoint.key.is_file()),
-            }
-        status = {name: self.value(name) is not None for name in provider.auth.env_names}
-        if provider.base_url is None:
-            status = {provider.url_env: self.value(provider.url_env) is not None, **status}
-        return status
+            return self._incus_problems(provider)
+        problems = []
+        url = self.value(provider.url_env)
+        if url and (text := url_problem(provider.url_env, url)):
+            problems.append(Problem(text, True))
+        zone = self.value(provider.zone_env) if provider.zone_env else None
+        if zone and zone not in provider.zones:
+            text = (
+                f"{provider.zone_env}={zone!r} is not a {provider.title} zone: use one of {', '.join(provider.zones)}"
+            )
+            problems.append(Problem(f"{text}, or unset it for {provider.default_zone}", True))
+        needed = [*([] if provider.base_url else [provider.url_env]), *provider.auth.env_names]
+        if missing := [name for name in needed if not self.value(name)]:
+            problems.append(Problem(incomplete(provider, self, missing), False))
+        return problems
+
+    def _incus_problems(self, provider: Provider) -> list[Problem]:
+        url = self.value(provider.url_env)
+        if url and not url.startswith("unix://"):
+            text = incus_url_problem(provider.url_env, url)
+            return [Problem(text, True)] if text else self._incus_tls_problems(url)
+        if url == "unix://":
+            return [Problem(f"{provider.url_env}={url!r} names no socket: use unix:///PATH/TO/unix.socket", True)]
+        if url:
+            problem = socket_problem(url.removeprefix("unix://"), provider.url_env, given=True)
+        elif socket := self.value(INCUS_ENV["socket"]):
+            problem = socket_problem(socket, INCUS_ENV["socket"], given=True)
+        else:
+            found = next(path for path in provider.sockets if exists(path))  # configured: one exists
+            problem = socket_problem(found, INCUS_ENV["socket"], given=False)
+        return [problem] if problem else []
+
+    def _incus_tls_problems(self, url: str) -> list[Problem]:
+        """The client certificate, its key and the pinned server certificate of a remote Incus: readable files
+        that load, else what to set. Checked at start, not as a FileNotFoundError in every call."""
+        endpoint = self.incus_https(url)
+        files = [
+            (INCUS_ENV["cert"], endpoint.cert, "client certificate"),
+            (INCUS_ENV["key"], endpoint.key, "client key"),
+        ]
+        files.append((INCUS_ENV["server_cert"], endpoint.server_cert, "server certificate"))
+        problems = []
+        for name, path, what in files:
+            if path is None or not (reason := unreadable(path)):
+                continue
+            given = self.value(name)
+            subject = f"{name}={given}" if given else f"{name} is not set and its default {path}"
+            problems.append(
+                Problem(f"{subject} is not a readable file ({reason}): set {name} to the {what}'s path", True)
+            )
+        if problems:
+            return problems
+        from mcp_cloudops.auth import incus_ssl_context  # auth builds on settings: imported when needed
+
+        try:
+            incus_ssl_context(endpoint)
+        except ConfigError as exc:
+            return [Problem(str(exc), True)]
+        return []
+
+
+def incomplete(provider: Provider, settings: Settings, missing: list[str]) -> str:
+    """A provider some of whose variables are set and others not: which to set, or which to unset."""
+    given = [name for name in (provider.url_env, *provider.auth.env_names) if settings.value(name)]
+    them = "it" if len(missing) == 1 else "them"
+    return (
+        f"{provider.title}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set but "
+        f"{', '.join(given)} {'is' if len(given) == 1 else 'are'}: set {them}, or unset {', '.join(given)} "
+        f"to leave {provider.title} out"
+    )
+
+
+def incus_url_problem(name: str, url: str) -> str | None:
+    """Why INCUS_URL cannot be used, or None: https:// (a remote Incus) or unix:// (a socket) only."""
+    if url.startswith("unix://"):
+        return None
+    if not url.startswith("https://"):
+        return (
+            f"{setting(name, url)} is not an Incus address: use https://HOST:8443 (with a client certificate) "
+            "or unix:///PATH/TO/unix.socket"
+        )
+    return url_problem(name, url, ("https",))
+
+
+def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
+    """MCP_CLOUDOPS_* variables that are no setting, one line each: MCP_CLOUDOPS_READ_ONLY misspelt (say,
+    READONLY) must not leave a server that can write while its user believes it read-only."""
+    known = set(KNOWN_SETTINGS) | {
+        f"{PREFIX}{key.upper()}_{kind}_TIMEOUT" for key in registry.providers for kind in ("CONNECT", "READ")
+    }
+    problems = []
+    for name in sorted(env):
+        if not name.upper().startswith(PREFIX) or name in known:
+            continue
+        if timeout := PROVIDER_TIMEOUT.fullmatch(name):
+            keys = ", ".join(key.upper() for key in registry.providers)
+            hint = f"no provider is called {timeout.group(1).lower()} (per-provider timeouts name one of {keys}). "
+        else:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]}? " if close else ""
+        problems.append(f"{name} is not an mcp-cloudops setting: {hint}Unset it (see README, Configuration)")
+    return problems
+
+
+def no_incus(provider: Provider) -> str:
+    """The error when no Incus is configured and none listens where tools.yaml says to look."""
+    tried = f"no unix socket at {' or '.join(provider.sockets)}" if provider.sockets else "no socket to try"
+    return (
+        f"{provider.title} is not reachable: {tried} (is it installed and running?). Set "
+        f"{INCUS_ENV['socket']} to its unix socket (LXD: /var/lib/lxd/unix.socket), or {provider.url_env}="
+        f"https://HOST:8443 with {INCUS_ENV['cert']} and {INCUS_ENV['key']}, in the MCP server's environment"
+    )
+
+
+KNOWN_SETTINGS = (
+    *(f"{PREFIX}{name}" for name in (
+        "CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_WAIT", "READ_ONLY", "TOOLSETS", "TOOLS", "EXCLUDE_TOOLS",
+        "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
+        "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
+        "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS",
+    )),
+    *OTHER_SETTINGS,
+)  # fmt: skip

@@ -12,14 +12,18 @@ port can use any session whose id they learn, as they could open their own.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
+import socket
 from http import HTTPStatus
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_cloudops.settings import ConfigError
 
 if TYPE_CHECKING:
     import asyncio
@@ -121,6 +125,41 @@ def http_app(server: MCPServer, host: str, token: SecretStr | None, stateless: b
         streamable_http_path="/mcp", transport_security=security, host=host, stateless_http=stateless
     )
     return BearerToken(app, token) if token is not None else app
+
+
+# --- the listening socket ---------------------------------------------------------------------------------
+
+
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket bound and listening on `host`:`port`, made before anything says the server serves: a port
+    in use is one line at start (ConfigError), never a "serving on" line followed by a failure."""
+    bare = host.strip("[]")
+    sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart need not wait out TIME_WAIT
+        sock.bind((bare, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(bind_error(host, port, exc)) from None
+    except OverflowError:  # a port outside 0-65535, from a caller that did not check it
+        sock.close()
+        raise ConfigError(f"--port {port} is not a port: use one from 1 to 65535") from None
+    return sock
+
+
+def bind_error(host: str, port: int, exc: OSError) -> str:
+    """Why the server cannot listen on `host`:`port`, and what to do instead, on one line."""
+    where = f"{host_header_name(host)}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {where}: --host {host} is not a known address ({exc.strerror}): use an IP address"
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is in use (another server?): choose another --port, or stop it"
+    if exc.errno == errno.EACCES:
+        return f"cannot listen on {where}: permission denied: choose a --port above 1023"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {where}: {host} is not an address of this machine: choose another --host"
+    return f"cannot listen on {where}: {exc.strerror or exc}: check --host and --port"
 
 
 # --- connection limits ------------------------------------------------------------------------------------

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import httpx
 import pytest
 import requests
 from exoscale_auth import ExoscaleV2Auth as ReferenceAuth
 from pydantic import SecretStr
 
-from mcp_cloudops.auth import ExoscaleV2Auth, HeaderAuth, bearer, credential, exo2_authorization, handshake_headers
+from mcp_cloudops.auth import (
+    ExoscaleV2Auth,
+    HeaderAuth,
+    bearer,
+    credential,
+    exo2_authorization,
+    handshake_headers,
+    incus_ssl_context,
+)
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.settings import Settings
+from mcp_cloudops.settings import ConfigError, IncusEndpoint, Settings
 
 KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
 SECRET = "X" * 43
@@ -115,3 +127,37 @@ def test_one_place_maps_each_scheme_to_its_credential(
     auth = credential(load_registry().providers[provider], Settings.from_env(env))
     assert isinstance(auth, kind)
     assert handshake_headers(auth) == headers
+
+
+def test_incus_over_the_socket_needs_no_credential_lookup() -> None:
+    """Over the socket there is no token: credential() must not look for a socket (that is the caller's)."""
+    incus = load_registry().providers["incus"]
+    assert credential(incus, Settings.from_env({"INCUS_SOCKET": "/nonexistent.socket", "INCUS_TOKEN": "t"})) is None
+
+
+def test_certificate_files_that_do_not_load_are_config_errors_naming_them(tmp_path: Path) -> None:
+    """Was FileNotFoundError, an "internal error" in every Incus call."""
+    crt, key = tmp_path / "client.crt", tmp_path / "client.key"
+    with pytest.raises(ConfigError) as caught:
+        incus_ssl_context(IncusEndpoint(url="https://h:8443", cert=crt, key=key))
+    assert str(caught.value).startswith(f"INCUS_CLIENT_CERT={crt} and INCUS_CLIENT_KEY={key} do not load")
+    assert "no such file or directory" in str(caught.value)
+    crt.write_text("garbage")
+    key.write_text("garbage")
+    with pytest.raises(ConfigError, match="do not load as a certificate and its key"):
+        incus_ssl_context(IncusEndpoint(url="https://h:8443", cert=crt, key=key))
+    with pytest.raises(ConfigError, match=f"INCUS_SERVER_CERT={crt} cannot be loaded"):
+        incus_ssl_context(IncusEndpoint(url="https://h:8443", server_cert=crt))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_an_encrypted_client_key_is_a_config_error_not_a_prompt(tmp_path: Path) -> None:
+    """OpenSSL would ask for the passphrase on the terminal: a server on stdio would hang there."""
+    key, crt = tmp_path / "client.key", tmp_path / "client.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-passout",
+         "pass:secret", "-keyout", str(key), "-out", str(crt), "-days", "1", "-subj", "/CN=client"],
+        check=True, capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=f"INCUS_CLIENT_KEY={key} is encrypted"):
+        incus_ssl_context(IncusEndpoint(url="https://h:8443", cert=crt, key=key))

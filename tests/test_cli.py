@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
 from mcp_cloudops.cli import list_tools
+from mcp_cloudops.policy import select_tools
 from mcp_cloudops.registry import default_path, load_registry
+from mcp_cloudops.settings import Settings
 from mcp_cloudops.web import is_loopback
 
 TOOL_COUNT = len(load_registry().tools)
@@ -20,6 +23,7 @@ TOOL_COUNT = len(load_registry().tools)
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "SECRET_KEY"))}
+    base = {k: v for k, v in base.items() if not k.startswith(("MCP_CLOUDOPS_", "INCUS_", "PORTAINER_"))}
     return subprocess.run(
         [sys.executable, "-m", "mcp_cloudops", *args],
         env={**base, **(env or {})},
@@ -83,3 +87,58 @@ def test_readme_tool_table_matches_the_registry() -> None:
     assert table.strip() == list_tools(load_registry(), "markdown").strip(), (
         "README tool table is stale: regenerate it with `mcp-cloudops list-tools --markdown`"
     )
+
+
+def offered_counts(**env: str) -> tuple[int, Counter[str]]:
+    """What `serve` would offer under this policy: the tools select_tools keeps, in all and per provider."""
+    settings = Settings.from_env(env)
+    selected = select_tools(load_registry(), settings)
+    return len(selected), Counter(tool.provider for tool in selected)
+
+
+def check_counts(stdout: str) -> dict[str, int]:
+    rows = [line.split() for line in stdout.splitlines() if line.split()[:1] and line[0] != " "][1:]
+    return {row[0]: int(row[row.index("tools") - 1]) for row in rows if "tools" in row}
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [(["--read-only"], {"MCP_CLOUDOPS_READ_ONLY": "1"}),
+     (["--toolsets", "scaleway,incus"], {"MCP_CLOUDOPS_TOOLSETS": "scaleway,incus"}),
+     (["--read-only", "--exclude-tools", "list-instances"],
+      {"MCP_CLOUDOPS_READ_ONLY": "1", "MCP_CLOUDOPS_EXCLUDE_TOOLS": "list-instances"})],
+)  # fmt: skip
+def test_check_counts_what_serve_would_offer(flags: list[str], env: dict[str, str]) -> None:
+    """`check --read-only` counted every tool: now the same filter as `serve` (policy.select_tools)."""
+    total, per_provider = offered_counts(**env)
+    result = cli("check", *flags, env={"SCW_SECRET_KEY": "k"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"this policy offers {total} tools (" in result.stdout.splitlines()[0]
+    assert total < TOOL_COUNT
+    counts = check_counts(result.stdout)
+    assert counts == {key: per_provider[key] for key in load_registry().providers}
+
+
+def test_check_fails_when_no_offered_provider_is_ready() -> None:
+    result = cli("check")
+    assert result.returncode == 1 and "not ready: no offered provider is configured" in result.stdout
+    result = cli("check", "--toolsets", "exoscale", env={"SCW_SECRET_KEY": "k"})  # ready, but not offered
+    assert result.returncode == 1 and "scaleway  off" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [({"PORTAINER_URL": "https://portainer.example:9443"},
+      "Portainer CE: PORTAINER_API_KEY is not set but PORTAINER_URL is: set it, or unset PORTAINER_URL"),
+     ({"EXOSCALE_API_SECRET": "s"}, "Exoscale: EXOSCALE_API_KEY is not set but EXOSCALE_API_SECRET is"),
+     ({"INCUS_URL": "https://incus.example:8443", "INCUS_CLIENT_CERT": "/nonexistent/client.crt"},
+      "INCUS_CLIENT_CERT=/nonexistent/client.crt is not a readable file")],
+)  # fmt: skip
+def test_check_fails_when_a_configured_provider_cannot_be_used(env: dict[str, str], line: str) -> None:
+    """Set in part or wrong: `check` says what to set under the provider's line and exits 1, even when
+    another provider is ready."""
+    result = cli("check", env={"SCW_SECRET_KEY": "k", "INCUS_CONF": "/nonexistent", **env})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "scaleway  ready" in result.stdout and f"  {line}" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("not ready: ") and "unusable" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import socket
 
 import httpx
 import pytest
@@ -12,8 +15,8 @@ from support import INITIALIZE, MCP_HEADERS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.server import build_server
-from mcp_cloudops.settings import Settings
-from mcp_cloudops.web import BearerToken, http_app, is_loopback
+from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.web import BearerToken, bind_error, http_app, is_loopback, listening_socket
 
 pytestmark = pytest.mark.anyio
 TOKEN = "web-test-token-0123456789abcdef"
@@ -206,3 +209,38 @@ async def test_http_app_allows_its_own_loopback_address_and_nothing_foreign(boun
                                  (f"{name}:8000", "http://evil.example:8000", 403)):  # fmt: skip
         response = await initialize_via(http_app(server, bound, None, stateless=True), host, origin)
         assert response.status_code == status, (host, origin, response.text)
+
+
+def test_a_port_in_use_is_a_one_line_config_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as caught:
+            listening_socket("127.0.0.1", port, 16)
+    message = str(caught.value)
+    assert message.startswith(f"cannot listen on 127.0.0.1:{port}: the port is in use") and "--port" in message
+
+
+def test_the_listening_socket_is_bound_before_anything_serves() -> None:
+    with listening_socket("127.0.0.1", 0, 16) as sock:
+        port = sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5):  # the backlog takes it: it listens
+            pass
+    try:
+        ipv6 = listening_socket("[::1]", 0, 16)
+    except ConfigError as exc:  # a kernel without IPv6
+        pytest.skip(str(exc))
+    with ipv6:
+        assert ipv6.family == socket.AF_INET6 and ipv6.getsockname()[1] > 0
+
+
+@pytest.mark.parametrize(
+    ("errno_", "says"),
+    [(errno.EACCES, "permission denied: choose a --port above 1023"),
+     (errno.EADDRNOTAVAIL, "192.0.2.1 is not an address of this machine: choose another --host")],
+)  # fmt: skip
+def test_bind_errors_say_what_to_change(errno_: int, says: str) -> None:
+    message = bind_error("192.0.2.1", 80, OSError(errno_, os.strerror(errno_)))
+    assert message == f"cannot listen on 192.0.2.1:80: {says}"
+    assert bind_error("::1", 8000, OSError(errno.EADDRINUSE, "in use")).startswith("cannot listen on [::1]:8000:")
