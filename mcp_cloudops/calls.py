@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context
 
-from mcp_cloudops import operations, outcome, websocket
+from mcp_cloudops import audit, operations, outcome, websocket
+from mcp_cloudops.audit import Journal
 from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.results import UpstreamError
+from mcp_cloudops.settings import ConfigError
 from mcp_cloudops.upstream import Upstreams
 
 HIDDEN = "[hidden: an operation secret; the server uses it itself (see --show-operation-secrets)]"
@@ -33,11 +37,39 @@ def _hidden(value: Any) -> Any:
     return HIDDEN if isinstance(value, str) and value else value
 
 
-async def dispatch(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    operation = upstreams.registry.provider_of(spec).operation
-    data = await _call(upstreams, spec, args, ctx)
+async def dispatch(
+    upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context, journal: Journal | None = None
+) -> dict[str, Any]:
+    provider = upstreams.registry.provider_of(spec)
+    if journal is None or not journal.covers(spec):
+        data = await _call(upstreams, spec, args, ctx)
+    else:
+        data = await _journaled(journal, upstreams, spec, args, ctx)
+    operation = provider.operation
     if operation is not None and operation.secrets and not upstreams.settings.show_operation_secrets:
         return hide_secrets(data, frozenset(operation.secrets))
+    return data
+
+
+async def _journaled(
+    journal: Journal, upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context
+) -> dict[str, Any]:
+    """The call between its `sent` record (on disk before the first request) and its `outcome` record."""
+    provider = upstreams.registry.provider_of(spec)
+    entry = await journal.begin(spec, provider, args, *audit.caller(ctx))
+    with audit.tracking(entry):
+        try:
+            data = await _call(upstreams, spec, args, ctx)
+        except (UpstreamError, ConfigError) as exc:
+            unknown = isinstance(exc, UpstreamError) and exc.unknown
+            await entry.end("unknown" if unknown else "error", error=journal.redactor.cut(str(exc), 500))
+            raise
+        except BaseException as exc:  # a bug of ours, or the client cancelled: what happened is not known
+            with anyio.CancelScope(shield=True):
+                await entry.end("unknown", error=f"ended by {type(exc).__name__}")
+            raise
+    pending = isinstance(data, dict) and data.get("done") is False
+    await entry.end("pending" if pending else "ok", operation=audit.operation_id(provider, data))
     return data
 
 

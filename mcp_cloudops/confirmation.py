@@ -27,6 +27,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve, build_resolver_plans, 
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field, StrictBool
 
+from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.schema import ArgumentError, tool_params
@@ -181,6 +182,7 @@ def guard(
     validate: Validate,
     arg_names: Collection[str],
     failed: Callable[[str], CallToolResult],
+    journal: Journal | None = None,
 ) -> tuple[Run, dict[str, Any]]:
     """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it."""
     spent = Spent()
@@ -208,15 +210,19 @@ def guard(
         _, problem = review(arguments)
         if problem in ("invalid", "unasked"):
             return await run(ctx, **arguments)
-        if problem is not None:
-            return failed(problem)
-        if (reason := refusal(spec, ctx, confirmation, fallback, stateless)) is not None:
+        reason = problem or refusal(spec, ctx, confirmation, fallback, stateless)
+        if reason is not None:
+            if journal is not None:
+                await journal.refused(spec, reason, *caller(ctx))
             return failed(reason)
         if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(ctx.request_state):
-            return failed(
+            replayed = (
                 f"This confirmation of {spec.name} was already used, and a confirmation runs one call; nothing "
                 "was changed. Call the tool again to ask the user anew."
             )
+            if journal is not None:
+                await journal.refused(spec, replayed, *caller(ctx))
+            return failed(replayed)
         return await run(ctx, **arguments)
 
     # Real objects, not strings: the SDK reads the resolver from the annotation.

@@ -16,6 +16,7 @@ import httpx
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, one_line
+from mcp_cloudops.settings import INCUS_ENV, INCUS_SOCKET_HOST
 
 # httpx failures raised before any byte of the request left this machine.
 _NOT_SENT_HTTP = (
@@ -35,9 +36,20 @@ def may_have_arrived(exc: BaseException) -> bool:
     return not isinstance(exc, _NOT_SENT_HTTP + _NOT_SENT_OS)
 
 
+def over_socket(url: str) -> bool:
+    return httpx.URL(url).host == httpx.URL(INCUS_SOCKET_HOST).host
+
+
 def where(url: str) -> str:
     """The host a failure happened at, for messages: never the path or query (they may carry secrets)."""
-    return httpx.URL(url).host or "the unix socket"
+    return "its unix socket" if over_socket(url) else httpx.URL(url).host or "the unix socket"
+
+
+def address_settings(provider: Provider, url: str) -> str:
+    """The variables that say where `provider` is: over Incus's unix socket, INCUS_SOCKET first."""
+    if provider.auth.scheme == "incus" and over_socket(url):
+        return f"{INCUS_ENV['socket']} (is Incus running, and may this user use its socket?) or {provider.url_env}"
+    return provider.url_env
 
 
 def _why(exc: BaseException, redactor: Redactor) -> str:
@@ -49,7 +61,7 @@ def cannot_reach(provider: Provider, url: str, exc: BaseException, redactor: Red
     """Nothing was sent: where (the host, never the path or query) and why, redacted, then what to check."""
     return UpstreamError(
         f"Cannot reach {provider.title} at {where(url)} ({_why(exc, redactor)}); nothing was sent, so retrying "
-        f"is safe. Check {provider.url_env} and the network, then retry."
+        f"is safe. Check {address_settings(provider, url)} and the network, then retry."
     )
 
 
@@ -63,7 +75,8 @@ def no_answer(
         check = f" with {tool.state_lookup}" if tool.state_lookup else ""
         return UpstreamError(
             f"{head} The request was sent, so the outcome is unknown: read the state{check} before retrying "
-            "(a retry may do it twice)."
+            "(a retry may do it twice).",
+            unknown=True,
         )
     tried = f" after {tries} tries" if tries > 1 else ""
     if what == "gave no answer":  # dropped, not slow: also how a server turns away a TLS client certificate

@@ -18,7 +18,12 @@ _PAGE = re.compile(r"[?&]page=(\d+)")
 
 
 class UpstreamError(RuntimeError):
-    """A call that did not succeed; the message is safe to show and says what to do next."""
+    """A call that did not succeed; the message is safe to show and says what to do next. `unknown`:
+    a write that may or may not have happened (the audit journal records it so)."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
 
 
 MESSAGE_MAX = 500  # characters of an upstream's own error message quoted to the agent

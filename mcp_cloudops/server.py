@@ -18,6 +18,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation
+from mcp_cloudops.audit import Journal
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
@@ -67,10 +68,13 @@ class Connections:
     none of it, and start-up is the time every client waits for.
     """
 
-    def __init__(self, registry: Registry, settings: Settings, redactor: Redactor) -> None:
+    def __init__(
+        self, registry: Registry, settings: Settings, redactor: Redactor, journal: Journal | None = None
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.redactor = redactor
+        self.journal = journal
         self._upstreams: Upstreams | None = None
         self._sessions = 0
 
@@ -84,7 +88,7 @@ class Connections:
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from mcp_cloudops.calls import dispatch
 
-        return await dispatch(self.upstreams(), spec, args, ctx)
+        return await dispatch(self.upstreams(), spec, args, ctx, self.journal)
 
     @asynccontextmanager
     async def session(self, _: MCPServer) -> AsyncIterator[None]:
@@ -136,6 +140,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             validate=validator.validate,
             arg_names=schema["properties"].keys(),
             failed=failed,
+            journal=connections.journal,
         )
     return Tool(
         fn=fn,
@@ -151,12 +156,27 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
     )
 
 
+def open_journal(settings: Settings, redactor: Redactor) -> Journal | None:
+    """The audit journal --audit-log names, opened (created 0600) at start: a path that cannot be
+    written stops the server with one line, before any call could go unrecorded."""
+    if settings.audit_log is None:
+        return None
+    try:
+        return Journal(settings.audit_log, redactor, reads=settings.audit_reads)
+    except OSError as exc:
+        raise ConfigError(
+            f"MCP_CLOUDOPS_AUDIT_LOG (--audit-log) {str(settings.audit_log)!r} cannot be opened for appending "
+            f"({exc.strerror or type(exc).__name__}); name a writable file"
+        ) from None
+
+
 def build_server(settings: Settings | None = None, registry: Registry | None = None) -> MCPServer:
     """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
     registry = registry or load_registry()
     settings = settings or Settings.from_env()
     redactor = Redactor(configured_secrets(registry, settings))
-    connections = Connections(registry, settings, redactor)
+    journal = open_journal(settings, redactor)
+    connections = Connections(registry, settings, redactor, journal)
     specs = select_tools(registry, settings)
     server = MCPServer(
         name="mcp-cloudops",

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
+from mcp_cloudops.audit import saw_status
 from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
 from mcp_cloudops.failures import transport_failure
 from mcp_cloudops.policy import read_only_refusal
@@ -25,11 +26,9 @@ from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.registry_checks import PLACEHOLDER
 from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload, retry_after
-from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.settings import INCUS_SOCKET_HOST, ConfigError, Settings
 
 logger = logging.getLogger("mcp_cloudops.upstream")
-
-INCUS_SOCKET_HOST = "http://incus"  # placeholder authority for requests sent over the unix socket
 
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -225,6 +224,7 @@ class Upstreams:
                     )
         elapsed = (time.perf_counter() - started) * 1000
         logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
+        saw_status(response.status_code)
         headers = {k.lower(): v for k, v in response.headers.items()}
         return Response(response.status_code, headers, bytes(body))
 
@@ -262,7 +262,8 @@ class Upstreams:
         if response.status_code >= 400:
             text = response.content.decode("utf-8", errors="replace")
             raise UpstreamError(
-                error_text(tool, provider, response.status_code, body, text, response.headers, self.redactor)
+                error_text(tool, provider, response.status_code, body, text, response.headers, self.redactor),
+                unknown=tool.mutating and response.status_code >= 500,
             )
         if body is None and response.content.strip():
             raise UpstreamError(

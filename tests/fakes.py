@@ -4,9 +4,11 @@ server pointed at them: what the hostile test families share."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import ClassVar
 
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
 from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -130,3 +132,49 @@ def denying(response: Response) -> WsBehaviour:
         await ws.send_denial_response(response)
 
     return deny
+
+
+# --- raw TCP upstreams: an HTTP framework cannot drop a connection halfway ----------------------------
+
+RawHandler = Callable[[SocketStream, list[bytes]], Awaitable[None]]
+
+
+async def read_request(stream: SocketStream) -> bytes:
+    """One HTTP/1.1 request, headers and Content-Length body, as it arrived."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive()
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        body += await stream.receive()
+    return data
+
+
+async def hang_up(stream: SocketStream, seen: list[bytes]) -> None:
+    seen.append(await read_request(stream))  # the whole request arrived: then the line goes dead
+
+
+async def stall(stream: SocketStream, seen: list[bytes]) -> None:
+    seen.append(await read_request(stream))
+    await anyio.sleep(30)  # never answers; the client's read timeout ends it
+
+
+@asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[tuple[str, list[bytes]]]:
+    seen: list[bytes] = []
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(SocketAttribute.local_port)
+
+    async def serve(stream: SocketStream) -> None:
+        async with stream:
+            with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                await handler(stream, seen)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        yield f"http://127.0.0.1:{port}", seen
+        tg.cancel_scope.cancel()

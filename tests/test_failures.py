@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from anyio.abc import SocketStream
+from fakes import hang_up, raw_server, stall
 from mcp import Client
 
 from mcp_cloudops.failures import may_have_arrived
@@ -35,48 +35,6 @@ CREATE = {
     "disk-size": 10,
     "name": "vm",
 }
-Handler = Callable[[SocketStream, list[bytes]], Awaitable[None]]
-
-
-async def read_request(stream: SocketStream) -> bytes:
-    """One HTTP/1.1 request, headers and Content-Length body, as it arrived."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += await stream.receive()
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
-        0,
-    )
-    while len(body) < length:
-        body += await stream.receive()
-    return data
-
-
-async def hang_up(stream: SocketStream, seen: list[bytes]) -> None:
-    seen.append(await read_request(stream))  # the whole request arrived: then the line goes dead
-
-
-async def stall(stream: SocketStream, seen: list[bytes]) -> None:
-    seen.append(await read_request(stream))
-    await anyio.sleep(30)  # never answers; the client's read timeout ends it
-
-
-@asynccontextmanager
-async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[bytes]]]:
-    seen: list[bytes] = []
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def serve(stream: SocketStream) -> None:
-        async with stream:
-            with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
-                await handler(stream, seen)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve)
-        yield f"http://127.0.0.1:{port}", seen
-        tg.cancel_scope.cancel()
 
 
 def refusing_address() -> str:
