@@ -4,8 +4,10 @@ a server killed mid-call leaves the `sent` record of the write it was making."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -15,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from fakes import hang_up, raw_server, stall
 from mcp import Client
-from support import server_env
+from mcp.client.streamable_http import streamable_http_client
+from support import HttpServer, server_env
 
 from mcp_cloudops.sandbox import credentials, exoscale, scaleway
 from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
@@ -188,3 +192,23 @@ def test_an_unwritable_journal_stops_the_server_with_one_line(tmp_path: Path) ->
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "MCP_CLOUDOPS_AUDIT_LOG" in lines[0] and "no-such-dir" in lines[0]
+
+
+async def test_over_http_the_session_and_the_tokens_hash_are_recorded_never_the_token(tmp_path: Path) -> None:
+    path, token = tmp_path / "audit.jsonl", "agent-" + secrets.token_hex(16)
+    server = HttpServer.start(MCP_CLOUDOPS_HTTP_TOKEN=token, MCP_CLOUDOPS_AUDIT_LOG=str(path))
+    try:
+        server.wait_ready()
+        with anyio.fail_after(60):
+            async with (
+                httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
+                Client(streamable_http_client(server.url, http_client=http), mode="legacy") as client,
+            ):
+                arguments = {"image_id": scaleway.IMAGE_PRIVATE, "name": "over-http"}
+                assert not (await client.call_tool("update-image-2", arguments)).is_error
+    finally:
+        server.stop()
+    sent, done = records(path)
+    assert sent["principal"] == "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    assert sent["session"] and len(sent["session"]) >= 16 and done["outcome"] == "ok"
+    assert token not in path.read_text()

@@ -142,3 +142,17 @@ async def test_websockets_are_classified_the_same_way() -> None:
         text = await error_of(client, "execute-websocket-pod", {**pod, "max_seconds": 2})
     assert len(seen) == 1 and b"Upgrade: websocket" in seen[0]
     assert "The request was sent, so the outcome is unknown: read the state with list-portainer-environments" in text
+
+
+def test_an_unreachable_incus_socket_names_both_ways_to_reach_incus() -> None:
+    from mcp_cloudops.failures import cannot_reach
+    from mcp_cloudops.redaction import Redactor
+    from mcp_cloudops.registry import load_registry
+    from mcp_cloudops.settings import INCUS_SOCKET_HOST
+
+    incus = load_registry().providers["incus"]
+    text = str(
+        cannot_reach(incus, INCUS_SOCKET_HOST + "/1.0/operations", ConnectionRefusedError(111, "refused"), Redactor())
+    )
+    assert text.startswith("Cannot reach Incus at its unix socket (ConnectionRefusedError")
+    assert "Check INCUS_SOCKET (is Incus running, and may this user use its socket?) or INCUS_URL" in text
