@@ -208,6 +208,7 @@ FLAG_ENV = {
     "http_max_connections": "MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS",
     "audit_log": "MCP_CLOUDOPS_AUDIT_LOG",
     "audit_reads": "MCP_CLOUDOPS_AUDIT_READS",
+    "dynamic_toolsets": "MCP_CLOUDOPS_DYNAMIC_TOOLSETS",
 }
 
 
@@ -304,6 +305,12 @@ def parser() -> argparse.ArgumentParser:
         help="append a JSON line for each change an agent makes: before it is sent, and how it ended",
     )
     run.add_argument("--audit-reads", action="store_true", default=None, help="with --audit-log: journal reads too")
+    run.add_argument(
+        "--dynamic-toolsets",
+        action="store_true",
+        default=None,
+        help="sessions start with list-toolsets and enable-toolset only, and enable the toolsets they need",
+    )
     tools = commands.add_parser("list-tools", parents=[policy], help="print the tools with their provider and hints")
     fmt = tools.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")

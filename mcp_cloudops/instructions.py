@@ -35,6 +35,12 @@ def instructions(registry: Registry, settings: Settings, tools: Sequence[ToolSpe
     offered = {tool.name for tool in tools}
     providers = [key for key in registry.providers if any(tool.provider == key for tool in tools)]
     parts = [f"Operate {listed([registry.providers[key].title for key in providers])}." if providers else ""]
+    if settings.dynamic_toolsets:
+        discovery = registry.discovery_tools()
+        parts.append(
+            f"Tools come in toolsets, one per cloud, off at first: call {discovery.list.name}, then "
+            f"{discovery.enable.name} with the one the task needs; its tools then join the tool list."
+        )
     parts.append("Read-only tools are safe to call freely.")
     if any(tool.hints.destructive or tool.credential for tool in tools):
         parts.append("Destructive ones change or delete resources, and ask the user first when the client can.")

@@ -126,6 +126,7 @@ class Paging(_Frozen):
 class Provider(_Frozen):
     key: str = ""
     title: str
+    summary: str | None = Field(default=None, min_length=1, max_length=120)  # its toolset, in one line
     base_url: str | None
     sockets: tuple[str, ...] = ()  # unix sockets tried in order when neither base_url nor url_env gives a URL
     url_env: str
@@ -321,9 +322,32 @@ class ToolSpec(_Frozen):
         return {"attach_all.read": self.attach_all.read, "attach_all.finish": self.attach_all.finish}
 
 
+class MetaTool(_Frozen):
+    """A tool of the server itself, not of an upstream: its public name and words live here too."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    param: str | None = None  # the description of its one argument, if it takes one
+
+
+class Discovery(_Frozen):
+    """The tools of --dynamic-toolsets: a session starts with these two and enables toolsets itself."""
+
+    list: MetaTool
+    enable: MetaTool
+
+    @model_validator(mode="after")
+    def _enable_takes_a_toolset(self) -> Discovery:
+        if self.enable.param is None:
+            raise ValueError("enable needs param: the description of its toolset argument")
+        return self
+
+
 class Registry(_Frozen):
     version: int
     params: dict[str, Param] = Field(default_factory=dict)  # definitions any provider's tools name by key
+    discovery: Discovery | None = None  # needed by --dynamic-toolsets only
     providers: dict[str, Provider]
     tools: tuple[ToolSpec, ...]
 
@@ -372,6 +396,10 @@ class Registry(_Frozen):
                         f"{where}': a required id must name the tool that lists its values (listed_by) "
                         "or say only an earlier result gives it (from_results: true)"
                     )
+        if self.discovery is not None:
+            for field, meta in (("discovery.list", self.discovery.list), ("discovery.enable", self.discovery.enable)):
+                if meta.name in seen:
+                    problems.append(f"{field}: {meta.name!r} is also an upstream tool's name")
         for provider in self.providers.values():
             named = {"operation.tool": provider.operation and provider.operation.tool}
             for field, name in named.items():
@@ -387,6 +415,12 @@ class Registry(_Frozen):
 
     def provider_of(self, tool: ToolSpec) -> Provider:
         return self.providers[tool.provider]
+
+    def discovery_tools(self) -> Discovery:
+        """The discovery tools --dynamic-toolsets serves; a registry without them cannot run that mode."""
+        if self.discovery is None:
+            raise RegistryError("tools.yaml has no discovery section, which --dynamic-toolsets needs")
+        return self.discovery
 
 
 def parse_registry(raw: Any) -> Registry:

@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation
@@ -22,11 +24,12 @@ from mcp_cloudops.audit import Journal
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
-from mcp_cloudops.registry import Registry, ToolSpec, load_registry
+from mcp_cloudops.registry import MetaTool, Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
 from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import cap, dumps
+from mcp_cloudops.toolsets import SessionToolsets
 
 if TYPE_CHECKING:
     from mcp_cloudops.upstream import Upstreams
@@ -178,18 +181,106 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     journal = open_journal(settings, redactor)
     connections = Connections(registry, settings, redactor, journal)
     specs = select_tools(registry, settings)
+    sessions = SessionToolsets(registry, specs, settings)
+    tools = [make_tool(spec, connections, redactor) for spec in specs]
+    if settings.dynamic_toolsets:
+        tools = discovery_tools(registry, settings, sessions) + tools
     server = MCPServer(
         name="mcp-cloudops",
         title="mcp-cloudops",
         instructions=instructions(registry, settings, specs),
         version=__version__,
-        tools=[make_tool(spec, connections, redactor) for spec in specs],
+        tools=tools,
         log_level="WARNING",
         lifespan=connections.session,
+        middleware=[sessions],
     )
+    announce_tool_list_changes(server)
     install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
     confirmation.unpredictable_request_ids()
     return server
+
+
+def announce_tool_list_changes(server: MCPServer) -> None:
+    """Declare tools.listChanged to handshake-era clients: a session's list changes when it enables a
+    toolset (or could, with a header). The SDK takes the flag only as an argument of
+    create_initialization_options, which it calls itself; this passes it on every call."""
+    lowlevel = server._lowlevel_server
+    create = lowlevel.create_initialization_options
+
+    def with_tools_changed(notification_options: NotificationOptions | None = None, *args: Any, **kw: Any) -> Any:
+        options = notification_options or NotificationOptions()
+        options.tools_changed = True
+        return create(options, *args, **kw)
+
+    lowlevel.create_initialization_options = with_tools_changed  # type: ignore[method-assign]
+
+
+def discovery_tools(registry: Registry, settings: Settings, sessions: SessionToolsets) -> list[Tool]:
+    """The two tools of --dynamic-toolsets (tools.yaml `discovery`): list the toolsets, enable one."""
+    listing, enabling = registry.discovery_tools().list, registry.discovery_tools().enable
+    toolsets = list(sessions.tools)  # registry order, as list-toolsets shows them
+
+    async def list_toolsets(ctx: Context, **arguments: Any) -> CallToolResult:
+        if arguments:
+            return failed(f"{listing.name} takes no arguments (got {', '.join(sorted(arguments))[:200]}).")
+        configured = {key: settings.configured(registry.providers[key]) for key in toolsets}
+        return ok({"toolsets": sessions.listing(ctx.request_context, configured)})
+
+    async def enable_toolset(ctx: Context, **arguments: Any) -> CallToolResult:
+        toolset = arguments.get("toolset")
+        if set(arguments) != {"toolset"} or toolset not in sessions.tools:
+            return failed(
+                f"{enabling.name} takes one argument, toolset: one of {', '.join(toolsets)} "
+                f"(see {listing.name}). Fix it and call again."
+            )
+        try:
+            added, already = sessions.enable(ctx.request_context, toolset)
+        except LookupError:
+            return failed(
+                "This HTTP connection has no MCP session to remember toolsets in (a --stateless server, or a "
+                f"client speaking MCP 2026-07-28): send the header X-MCP-Toolsets: {toolset} with each request."
+            )
+        if not already:
+            await tool_list_changed(ctx)
+        return ok({"toolset": toolset, "enabled": True, "already_enabled": already, "tools": added})
+
+    read_only = ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
+    toolset_param = {"type": "string", "enum": toolsets, "description": enabling.param}
+    return [
+        meta_tool(listing, list_toolsets, {"type": "object", "properties": {}}, read_only),
+        meta_tool(
+            enabling,
+            enable_toolset,
+            {"type": "object", "properties": {"toolset": toolset_param}, "required": ["toolset"]},
+            read_only,  # it changes what this session sees, nothing anywhere else
+        ),
+    ]
+
+
+async def tool_list_changed(ctx: Context) -> None:
+    """Tell the client to fetch tools/list again: on its session (handshake era) or, for 2026-07-28
+    clients, through the server's subscription bus."""
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        await ctx.notify_tools_changed()
+    else:
+        await ctx.request_context.session.send_tool_list_changed()
+
+
+def meta_tool(meta: MetaTool, fn: Any, schema: dict[str, Any], hints: ToolAnnotations) -> Tool:
+    return Tool(
+        fn=fn,
+        name=meta.name,
+        title=meta.title,
+        description=meta.description,
+        parameters=schema,
+        fn_metadata=FuncMetadata(arg_model=_PassThrough),
+        is_async=True,
+        context_kwarg="ctx",
+        annotations=hints.model_copy(update={"title": meta.title}),
+    )
 
 
 def __getattr__(name: str) -> MCPServer:

@@ -96,3 +96,9 @@ async def test_legacy_era_serves_the_same_tools_and_instructions() -> None:
     if legacy != current:
         diff = short_diff(pretty(current, sort_keys=True), pretty(legacy, sort_keys=True), "current era", "legacy era")
         pytest.fail(f"the legacy era serves another tool list:\n{diff}", pytrace=False)
+
+
+async def test_dynamic_mode_first_list_and_instructions_match_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
+    """What a --dynamic-toolsets session sees before it enables anything: the discovery tools."""
+    tools, instructions = await served(env={"MCP_CLOUDOPS_DYNAMIC_TOOLSETS": "1"})
+    matches_snapshot("tools-list-dynamic.json", pretty({"tools": tools, "instructions": instructions}), capsys)

@@ -1,0 +1,133 @@
+"""Which of the offered tools a session sees: every one (the default), the toolsets an HTTP client
+names in `X-MCP-Toolsets`, or, with --dynamic-toolsets, only the two discovery tools until the
+session enables a toolset.
+
+Every offered tool is registered once; a middleware decides per request. tools/list is filtered,
+and tools/call of a tool the session does not see is refused with the toolset to enable, so a
+hidden tool cannot be called whatever a client believes. A session is the stdio client, or one
+`Mcp-Session-Id` over HTTP. Over HTTP without one (a --stateless server, a client speaking MCP
+2026-07-28, where each request stands alone), nothing carries over, and the header is the way.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcp.server.context import ServerRequestContext
+from mcp_types import CallToolResult, TextContent
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_cloudops.registry import Registry, ToolSpec
+from mcp_cloudops.settings import Settings
+
+HEADER = "x-mcp-toolsets"
+
+
+class SessionToolsets:
+    """The toolsets each session has enabled, and what that lets it see."""
+
+    def __init__(self, registry: Registry, offered: Sequence[ToolSpec], settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.dynamic = settings.dynamic_toolsets
+        self.tools: dict[str, list[str]] = {}  # toolset -> its offered tools, in registry order
+        for tool in offered:
+            self.tools.setdefault(tool.provider, []).append(tool.name)
+        if self.dynamic:
+            discovery = registry.discovery_tools()
+            self.discovery = frozenset({discovery.list.name, discovery.enable.name})
+        else:
+            self.discovery = frozenset()
+        self._by_connection: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._local: set[str] = set()
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def _store(self, ctx: ServerRequestContext[Any, Any]) -> set[str] | None:
+        """The session's enabled toolsets, or None when the request belongs to no lasting session."""
+        if ctx.request is None:
+            return self._local  # stdio (or in memory): this process serves one client, whatever its era
+        if self.settings.stateless or ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return None  # over HTTP each such request stands alone: nothing carries over to the next one
+        # The SDK's per-client connection (one streamable HTTP session) lives as long as the session;
+        # ServerSession objects are made per request. Private: tests fail if that changes.
+        connection = getattr(ctx.session, "_connection", None)
+        return None if connection is None else self._by_connection.setdefault(connection, set())
+
+    def chosen(self, ctx: ServerRequestContext[Any, Any]) -> set[str] | None:
+        """The toolsets named in the request's X-MCP-Toolsets header (known and offered ones), or None."""
+        raw = _header(ctx, HEADER)
+        if raw is None:
+            return None
+        return {name.strip().lower() for name in raw.split(",") if name.strip().lower() in self.tools}
+
+    def visible(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
+        """The tool names this request may see and call; None for every offered tool."""
+        chosen = self.chosen(ctx)
+        if not self.dynamic and chosen is None:
+            return None
+        store = self._store(ctx)
+        enabled = (chosen or set()) | (store or set())
+        return self.discovery | frozenset(name for toolset in enabled for name in self.tools.get(toolset, ()))
+
+    def enable(self, ctx: ServerRequestContext[Any, Any], toolset: str) -> tuple[list[str], bool]:
+        """Enable `toolset` for the session: the tools it adds and whether it was already on."""
+        store = self._store(ctx)
+        if store is None:
+            raise LookupError("no session")
+        already = toolset in store or toolset in (self.chosen(ctx) or set())
+        store.add(toolset)
+        return list(self.tools[toolset]), already
+
+    def listing(self, ctx: ServerRequestContext[Any, Any], configured: Mapping[str, bool]) -> list[dict[str, Any]]:
+        enabled = (self._store(ctx) or set()) | (self.chosen(ctx) or set())
+        return [
+            {
+                "name": key,
+                "title": self.registry.providers[key].title,
+                "description": self.registry.providers[key].summary or self.registry.providers[key].title,
+                "tools": len(names),
+                "enabled": key in enabled,
+                "configured": configured.get(key, False),
+            }
+            for key, names in self.tools.items()
+        ]
+
+    # -- the middleware ---------------------------------------------------------------------------
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
+        if ctx.method == "tools/list":
+            result = await call_next(ctx)
+            visible = self.visible(ctx)
+            if visible is not None and isinstance(result, dict) and isinstance(result.get("tools"), list):
+                result = {**result, "tools": [t for t in result["tools"] if t.get("name") in visible]}
+            return result
+        if ctx.method == "tools/call":
+            name = (ctx.params or {}).get("name")
+            visible = self.visible(ctx)
+            if visible is not None and isinstance(name, str) and name not in visible:
+                return self.hidden(name)
+        return await call_next(ctx)
+
+    def hidden(self, name: str) -> CallToolResult:
+        toolset = next((key for key, names in self.tools.items() if name in names), None)
+        if toolset is None:
+            text = f"Unknown tool {name!r}: see the tool list."
+        elif self.dynamic:
+            text = (
+                f"{name} is in the {toolset} toolset, which this session has not enabled: call "
+                f"{self.registry.discovery_tools().enable.name} with toolset={toolset!r}, then call {name} again."
+            )
+        else:
+            text = (
+                f"{name} is in the {toolset} toolset, which this session's X-MCP-Toolsets header leaves out: "
+                "open a session whose header names it."
+            )
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _header(ctx: ServerRequestContext[Any, Any], name: str) -> str | None:
+    headers = getattr(ctx.request, "headers", None)
+    return headers.get(name) if headers is not None else None
