@@ -1,5 +1,6 @@
 """2. Context cost: the bytes of a tools/list result, per tool and toolset, what they are made of, and
 what the cuts we chose not to make would save. An agent pays for these bytes in context on every turn.
+With dynamic toolsets: the bytes at connect and after each enable-toolset, and the calls to reach a tool.
 """
 
 from __future__ import annotations
@@ -207,20 +208,193 @@ def what_if(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _our_server(env: dict[str, str]) -> Any:
+    from mcp_cloudops.server import build_server
+    from mcp_cloudops.settings import Settings
+
+    return build_server(Settings.from_env(env))
+
+
+def _dumped(result: Any) -> tuple[list[dict[str, Any]], int]:
+    """A tools/list result as the wire carries it: (tool entries, bytes of the compact JSON result)."""
+    dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dumped["tools"], nbytes(dumped)
+
+
 async def our_tools_list(env: dict[str, str]) -> tuple[list[dict[str, Any]], int, dict[str, str]]:
     """tools/list of our server in legacy mode, in-process: (tools, result bytes, name -> provider)."""
     from mcp import Client
 
     from mcp_cloudops.registry import load_registry
-    from mcp_cloudops.server import build_server
-    from mcp_cloudops.settings import Settings
 
-    server = build_server(Settings.from_env(env))
-    async with Client(server, mode="legacy") as client:
-        result = await client.list_tools()
-    dumped = result.model_dump(by_alias=True, exclude_none=True, mode="json")
+    async with Client(_our_server(env), mode="legacy") as client:
+        tools, size = _dumped(await client.list_tools())
     providers = {t.name: t.provider for t in load_registry().tools}
-    return dumped["tools"], nbytes(dumped), providers
+    return tools, size, providers
+
+
+DYNAMIC_ENV = "MCP_CLOUDOPS_DYNAMIC_TOOLSETS"  # = serve --dynamic-toolsets
+DISCOVERY_TOOLS = ("list-toolsets", "enable-toolset")
+TOOLSET_FIELDS = ("name", "title", "description", "tools", "enabled", "configured")
+DYNAMIC_FIRST_LIST_TARGET = 6000  # bytes of the first tools/list in dynamic mode
+MAX_CALLS_TO_REACH = 2  # list-toolsets + enable-toolset
+
+
+async def reach(env: dict[str, str], toolset: str, wanted: set[str], problems: list[str]) -> dict[str, Any]:
+    """An agent that wants the tools `wanted` (of `toolset`), from connect: it lists the tools and, while
+    they are not all listed, calls list-toolsets (once), then enable-toolset, and lists again when the
+    server says notifications/tools/list_changed. Counts the tool calls it made before they were listed
+    and records every listing's bytes. Whatever departs from the documented interface goes to `problems`."""
+    import anyio
+    from mcp import Client
+    from mcp.types import ToolListChangedNotification
+
+    changed = anyio.Event()
+    notices = 0
+
+    async def on_message(message: Any) -> None:
+        nonlocal notices
+        if isinstance(message, ToolListChangedNotification):
+            notices += 1
+            changed.set()
+
+    where = f"{toolset}:"
+    calls: list[str] = []
+    listings: list[dict[str, Any]] = []
+    structured: dict[str, Any] = {}
+    async with Client(_our_server(env), mode="legacy", message_handler=on_message) as client:
+
+        async def list_tools() -> set[str]:
+            tools, size = _dumped(await client.list_tools())
+            names = [t["name"] for t in tools]
+            listings.append({"after_calls": len(calls), "tools": len(names), "names": names, "result_bytes": size})
+            return set(names)
+
+        async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            result = await client.call_tool(name, arguments)
+            calls.append(name)
+            if result.is_error:
+                text = " ".join(getattr(c, "text", "") for c in result.content)[:200]
+                problems.append(f"{where} {name} {compact(arguments)} returned an error: {text}")
+            structured[name] = result.structured_content or {}
+            return structured[name]
+
+        listed = await list_tools()
+        catalogue: list[dict[str, Any]] | None = None
+        while not wanted <= listed and len(calls) <= MAX_CALLS_TO_REACH:
+            if catalogue is None:
+                catalogue = (await call("list-toolsets", {})).get("toolsets")
+                if not isinstance(catalogue, list):
+                    problems.append(f"{where} list-toolsets structuredContent has no toolsets list")
+                    break
+                entry = next((e for e in catalogue if isinstance(e, dict) and e.get("name") == toolset), None)
+                if entry is None:
+                    problems.append(f"{where} list-toolsets does not list {toolset}")
+                    break
+                missing = [k for k in TOOLSET_FIELDS if k not in entry]
+                if missing:
+                    problems.append(f"{where} list-toolsets entry lacks {', '.join(missing)}")
+                if entry.get("tools") != len(wanted):
+                    problems.append(f"{where} list-toolsets says {entry.get('tools')} tools, default mode lists "
+                                    f"{len(wanted)}")  # fmt: skip
+                continue
+            changed = anyio.Event()
+            answer = await call("enable-toolset", {"toolset": toolset})
+            if answer.get("toolset") != toolset or answer.get("enabled") is not True:
+                problems.append(f"{where} enable-toolset answered {compact(answer)[:160]}")
+            elif set(answer.get("tools") or ()) != wanted:
+                problems.append(f"{where} enable-toolset's tools differ from the toolset's in default mode")
+            with anyio.move_on_after(5):
+                await changed.wait()
+            if not changed.is_set():
+                problems.append(f"{where} no notifications/tools/list_changed within 5 s of enable-toolset")
+            listed = await list_tools()
+    reached = wanted <= listed
+    if not reached:
+        problems.append(f"{where} not every tool of {toolset} listed after {len(calls)} call(s) ({', '.join(calls)})")
+    elif len(calls) > MAX_CALLS_TO_REACH:
+        problems.append(f"{where} {len(calls)} calls before its tools were listed (at most {MAX_CALLS_TO_REACH})")
+    return {
+        "reached": reached,
+        "calls_to_reach": len(calls) if reached else None,
+        "calls": calls,
+        "tools_list_requests": len(listings),
+        "list_changed_notifications": notices,
+        "listings": listings,
+        "structured": structured,
+    }
+
+
+async def dynamic_toolsets(env: dict[str, str], default_tools: list[dict[str, Any]],
+                           providers: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """tools/list bytes at connect in dynamic mode and after enable-toolset of each toolset (each in a
+    session of its own, on a server of its own), and the tool calls an agent makes from connect until a
+    toolset's tools are listed, in default mode (expected 0) and dynamic mode (at most 2)."""
+    problems: list[str] = []
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for t in default_tools:
+        wanted[providers.get(t["name"], "?")].add(t["name"])
+    dyn_env = {**env, DYNAMIC_ENV: "1"}
+    default_calls: dict[str, int | None] = {}
+    per_toolset: dict[str, Any] = {}
+    first: dict[str, Any] | None = None
+    catalogue: list[dict[str, Any]] | None = None
+    for toolset, names in wanted.items():
+        default_calls[toolset] = (await reach(env, toolset, names, problems))["calls_to_reach"]
+        run = await reach(dyn_env, toolset, names, problems)
+        at_connect = run["listings"][0]
+        if first is None:
+            first = at_connect
+            if set(first["names"]) != set(DISCOVERY_TOOLS):
+                held = ", ".join(first["names"][:6]) + ("..." if len(first["names"]) > 6 else "")
+                problems.append(f"dynamic first tools/list holds {held}, not {', '.join(DISCOVERY_TOOLS)} only")
+        elif at_connect["result_bytes"] != first["result_bytes"]:
+            problems.append(f"{toolset}: first tools/list {at_connect['result_bytes']} B, another session's "
+                            f"{first['result_bytes']} B")  # fmt: skip
+        catalogue = catalogue or run["structured"].get("list-toolsets", {}).get("toolsets")
+        after = run["listings"][-1]
+        expected = set(DISCOVERY_TOOLS) | names
+        if run["reached"] and set(after["names"]) != expected:
+            extra = ", ".join(sorted(set(after["names"]) - expected)[:4]) or "none"
+            problems.append(f"{toolset}: the list after enable-toolset has {after['tools']} tools, expected "
+                            f"{len(expected)} (discovery + toolset); extra: {extra}")  # fmt: skip
+        per_toolset[toolset] = {
+            "tools_in_toolset": len(names),
+            "tools": after["tools"],
+            "result_bytes": after["result_bytes"],
+            "tokens_est": after["result_bytes"] // 4,
+            "toolset_bytes_in_default_list": sum(nbytes(t) for t in default_tools if t["name"] in names),
+            "calls_to_reach": run["calls_to_reach"],
+            "calls": run["calls"],
+            "tools_list_requests": run["tools_list_requests"],
+            "list_changed_notifications": run["list_changed_notifications"],
+        }
+    if first is None:
+        raise BenchError("dynamic toolsets: the default tools/list is empty")
+    reached = [v["calls_to_reach"] for v in per_toolset.values()]
+    worst = None if None in reached else max(reached, default=0)
+    default_worst = None if None in default_calls.values() else max(default_calls.values(), default=0)
+    if default_worst != 0:
+        problems.append(f"default mode: calls to reach a tool {default_calls} (expected 0 everywhere)")
+    return {
+        "env": {DYNAMIC_ENV: "1"},
+        "at_connect": {
+            "tools": first["tools"],
+            "names": first["names"],
+            "result_bytes": first["result_bytes"],
+            "tokens_est": first["result_bytes"] // 4,
+        },
+        "after_enable": per_toolset,
+        "list_toolsets": catalogue,
+        "calls_to_reach": {
+            "default_per_toolset": default_calls,
+            "default_max": default_worst,
+            "dynamic_max": worst,
+            "dynamic_target_max": MAX_CALLS_TO_REACH,
+        },
+        "first_list_target_bytes": DYNAMIC_FIRST_LIST_TARGET,
+        "problems": problems,
+    }
 
 
 def peer_tools_list(validate_output: bool) -> tuple[list[dict[str, Any]], int]:

@@ -117,6 +117,7 @@ def render_context(res: dict[str, Any], add: Callable[[str], None]) -> None:
         f"   average {o['bytes_per_tool']:.0f} B/tool "
         f"(target <= 900: {'PASS' if o['bytes_per_tool'] <= 900 else 'FAIL'})"
     )
+    render_dynamic(cc, add)
     add("   what the bytes are (mcp-cloudops, B/tool and share; each = what removing it saves):")
     parts = sorted(o["breakdown_bytes_per_tool"].items(), key=lambda kv: -kv[1])
     for chunk in (parts[:5], parts[5:10], parts[10:]):
@@ -138,6 +139,38 @@ def render_context(res: dict[str, Any], add: Callable[[str], None]) -> None:
         tail = f"  -> {w['bytes_per_tool_after']:.0f} B/tool" if "bytes_per_tool_after" in w else ""
         add(f"     -{w['saves_per_tool']:>5.1f} B/tool  {w['change']}{tail}")
     add("")
+
+
+def render_dynamic(cc: dict[str, Any], add: Callable[[str], None]) -> None:
+    """Default vs dynamic toolsets: tools/list bytes at connect and after enable-toolset, next to the peer's,
+    and the tool calls an agent makes from connect until the tool it wants is listed."""
+    d = cc.get("dynamic")
+    if not d:
+        return
+    o, reach = cc["ours"], d["calls_to_reach"]
+    add("   default vs --dynamic-toolsets: tools/list bytes, and the tool calls an agent makes from connect until")
+    add("   the tool it wants is listed (dynamic: list-toolsets, enable-toolset, then tools/list on list_changed)")
+    add(row(("listing", "<48"), ("tools", ">6"), ("bytes", ">9"), ("~tok", ">8"), ("% default", ">10"),
+            ("calls to reach", ">16")))  # fmt: skip
+
+    def line(label: str, tools: int, bytes_: int, calls: Any) -> None:
+        calls = "not reached" if calls is None else calls
+        add(row((label, "<48"), (tools, ">6"), (bytes_, ">9"), (bytes_ // 4, ">8"),
+                (f"{bytes_ / o['result_bytes']:.1%}", ">10"), (calls, ">16")))  # fmt: skip
+
+    line("mcp-cloudops default, at connect", o["tools"], o["result_bytes"], reach["default_max"])
+    first = d["at_connect"]
+    line("mcp-cloudops dynamic, at connect", first["tools"], first["result_bytes"], "")
+    for g, v in d["after_enable"].items():
+        line(f"  after enable-toolset {g}", v["tools"], v["result_bytes"], v["calls_to_reach"])
+    if "peer" in cc:
+        line("fastmcp peer (served), at connect", cc["peer"]["tools"], cc["peer"]["result_bytes"], 0)
+    size, target = first["result_bytes"], d["first_list_target_bytes"]
+    add(f"   dynamic first tools/list {size} bytes (target <= {target}: {'PASS' if size <= target else 'FAIL'})")
+    worst, most = reach["dynamic_max"], reach["dynamic_target_max"]
+    ok = worst is not None and worst <= most and reach["default_max"] == 0
+    add(f"   calls to reach any tool: default {reach['default_max']}, dynamic at most {worst} "
+        f"(target <= {most}: {'PASS' if ok else 'FAIL'})")  # fmt: skip
 
 
 def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:

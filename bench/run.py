@@ -38,7 +38,7 @@ from common import (
     proc_memory_mb,
     stop,
 )
-from context import context_cost, our_tools_list, peer_tools_list, what_if
+from context import context_cost, dynamic_toolsets, our_tools_list, peer_tools_list, what_if
 from machine import machine, own_cpu_seconds, system_cpu_seconds
 from per_call import in_memory, over_http
 from report import render, write_json
@@ -60,6 +60,13 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
     common = [t for t in tools if providers.get(t["name"]) in ("exoscale", "nirvana")]
     cc["ours_common"] = context_cost(common, group, nbytes({"tools": common}))
     cc["what_if"] = what_if(tools)
+    print("context cost, dynamic toolsets ...", flush=True)
+    try:
+        cc["dynamic"] = await dynamic_toolsets(base_env(), tools, providers)
+        for problem in cc["dynamic"]["problems"]:
+            ERRORS.add("dynamic toolsets", problem)
+    except Exception as exc:  # the rest of the run goes on; the error fails it
+        ERRORS.add("dynamic toolsets", f"{type(exc).__name__}: {exc}")
     if peer_ok:
         try:
             names = {peer_name(n): n for n in providers}
