@@ -6,6 +6,7 @@ does not see cannot be called."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from support import HttpServer
+from support import HttpServer, server_env
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox.runner import Sandbox
@@ -118,6 +119,18 @@ async def test_read_only_filters_what_a_toolset_brings(sandbox: Sandbox) -> None
 async def test_the_default_mode_lists_every_tool_and_no_discovery(client: Client) -> None:
     listed = await names(client)
     assert listed == [tool.name for tool in REGISTRY.tools] and not set(DISCOVERY) & set(listed)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_over_stdio_a_subprocess_enables_a_toolset(mode: str) -> None:
+    command = ["-m", "mcp_cloudops", "serve", "--sandbox", "--dynamic-toolsets"]
+    params = StdioServerParameters(command=sys.executable, args=command, env=server_env())
+    with anyio.fail_after(60):
+        async with Client(params, mode=mode) as client:
+            assert await names(client) == DISCOVERY
+            await client.call_tool("enable-toolset", {"toolset": "nirvana"})
+            assert await names(client) == DISCOVERY + NIRVANA
+            assert not (await client.call_tool("list-nirvana-projects", {"limit": 1})).is_error
 
 
 # --- over HTTP: per session, and the X-MCP-Toolsets header ---------------------------------------------
