@@ -1,3 +1,18 @@
 """mcp-cloudops: one MCP server for Incus, Exoscale, Scaleway, Portainer and Nirvana Labs."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+DISTRIBUTION = "mcp-cloudops"
+
+
+def __getattr__(name: str) -> str:
+    """`__version__`, read from the installed distribution's metadata: pyproject.toml is its one source.
+    Looked up on first use, not at import: metadata lookup costs ~25 ms before `mcp` has warmed it."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version(DISTRIBUTION)
+        except PackageNotFoundError:  # a source tree on sys.path, never installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

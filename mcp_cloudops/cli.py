@@ -14,7 +14,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
@@ -209,6 +209,7 @@ FLAG_ENV = {
     "audit_log": "MCP_CLOUDOPS_AUDIT_LOG",
     "audit_reads": "MCP_CLOUDOPS_AUDIT_READS",
     "dynamic_toolsets": "MCP_CLOUDOPS_DYNAMIC_TOOLSETS",
+    "sandbox": "MCP_CLOUDOPS_SANDBOX",
 }
 
 
@@ -228,6 +229,19 @@ def flag_names(args: argparse.Namespace) -> dict[str, str]:
     """Variable -> the flag that set it on this command line: errors name what the user typed."""
     given = flags_as_env(args)
     return {name: "--" + flag.replace("_", "-") for flag, name in FLAG_ENV.items() if name in given}
+
+
+class VersionAction(argparse.Action):
+    """--version: the installed package's version (pyproject.toml's), looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
+        import mcp_cloudops
+
+        print(f"mcp-cloudops {mcp_cloudops.__version__}")  # stdout, like every --version
+        parser.exit(0)
 
 
 class Parser(argparse.ArgumentParser):
@@ -265,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
         help="destructive calls from clients that cannot confirm by elicitation (default allow)",
     )
     root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action=VersionAction, help="print the version and exit")
     commands = root.add_subparsers(dest="command")
     run = commands.add_parser("serve", parents=[policy], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
@@ -291,7 +306,9 @@ def parser() -> argparse.ArgumentParser:
         help="open HTTP connections at most; beyond it the longest-idle one is closed (default 256)",
     )
     run.add_argument(
-        "--sandbox", action="store_true", help="start local simulators of every API and use them (no account)"
+        "--sandbox",
+        action="store_true",
+        help="start local simulators of every API and use them, no account needed (MCP_CLOUDOPS_SANDBOX=1 too)",
     )
     run.add_argument(
         "--show-operation-secrets",
@@ -345,13 +362,13 @@ def run_server(args: argparse.Namespace, settings: Settings, registry: Registry,
             f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
             "or bind a loopback address"
         )
-    problems = [] if args.sandbox else offered_problems(settings, registry, selected)
+    problems = [] if settings.sandbox else offered_problems(settings, registry, selected)
     if fatal := [problem.text for problem in problems if problem.fatal]:
         return refuse(*fatal)
     from mcp_cloudops.server import build_server
 
     try:  # before the bind: what it opens (the audit journal) fails with one line too
-        server = None if args.sandbox else build_server(settings, registry)
+        server = None if settings.sandbox else build_server(settings, registry)
     except ConfigError as exc:
         return refuse(str(exc))
     sock = None
@@ -376,7 +393,7 @@ def refuse(*lines: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or words[0] not in COMMANDS:
+    if not words or words[0] not in (*COMMANDS, "--version", "--help", "-h"):
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
     args = parser().parse_args(words)
     os.environ.update(flags_as_env(args))

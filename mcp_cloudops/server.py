@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -287,7 +288,12 @@ def __getattr__(name: str) -> MCPServer:
     """`mcp`, the module-level server `mcp dev` / `mcp run` look for, built on first use only:
     the CLI builds its own, and importing this module should not cost a registry load."""
     if name == "mcp":
-        server = build_server()
+        settings = Settings.from_env()
+        if settings.sandbox:  # the Inspector passes few variables through: this one is enough to try it
+            from mcp_cloudops.sandbox.runner import run_sandbox_in_background
+
+            settings = Settings.from_env({**os.environ, **run_sandbox_in_background().env})
+        server = build_server(settings)
         globals()["mcp"] = server
         return server
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -303,6 +303,7 @@ class Settings:
     confirm_fallback: str = "allow"  # destructive calls when the client cannot elicit: allow | refuse
     show_operation_secrets: bool = False  # results keep the keys an operation declares in `secrets`
     dynamic_toolsets: bool = False  # sessions start with the discovery tools only (toolsets.py)
+    sandbox: bool = False  # serve against the built-in simulators (serve --sandbox; `mcp dev`)
     # Faults and size.
     retries: int = 2  # extra attempts for idempotent reads only
     retry_after_cap: float = 10.0
@@ -339,6 +340,7 @@ class Settings:
             confirm_fallback=(r.raw("MCP_CLOUDOPS_CONFIRM_FALLBACK") or d.confirm_fallback).lower(),
             show_operation_secrets=r.read("MCP_CLOUDOPS_SHOW_OPERATION_SECRETS", False, as_boolean),
             dynamic_toolsets=r.read("MCP_CLOUDOPS_DYNAMIC_TOOLSETS", False, as_boolean),
+            sandbox=r.read("MCP_CLOUDOPS_SANDBOX", False, as_boolean),
             retries=r.read("MCP_CLOUDOPS_RETRIES", d.retries, COUNT),
             retry_after_cap=r.read("MCP_CLOUDOPS_RETRY_AFTER_CAP", d.retry_after_cap, WAIT_CAP),
             max_response_bytes=r.read("MCP_CLOUDOPS_MAX_RESPONSE_BYTES", d.max_response_bytes, POSITIVE),
@@ -605,7 +607,7 @@ KNOWN_SETTINGS = (
         "CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_WAIT", "READ_ONLY", "TOOLSETS", "TOOLS", "EXCLUDE_TOOLS",
         "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
         "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
-        "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
+        "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS", "SANDBOX",
     )),
     *OTHER_SETTINGS,
 )  # fmt: skip

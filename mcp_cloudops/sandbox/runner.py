@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -96,3 +98,25 @@ async def run_sandbox(
             finally:
                 for server in servers:
                     server.should_exit = True
+
+
+def run_sandbox_in_background() -> Sandbox:
+    """The simulators on a daemon thread of their own, started before this returns: for a server that is
+    built outside any event loop (`mcp dev` imports the module-level `mcp`), with MCP_CLOUDOPS_SANDBOX=1.
+    They stop with the process."""
+    ready: queue.Queue[Sandbox | BaseException] = queue.Queue()
+
+    async def hold() -> None:
+        try:
+            async with run_sandbox() as sandbox:
+                ready.put(sandbox)
+                await anyio.sleep_forever()
+        except BaseException as exc:  # a failed start must reach the caller, not die with the thread
+            ready.put(exc)
+            raise
+
+    threading.Thread(target=anyio.run, args=(hold,), name="mcp-cloudops-sandbox", daemon=True).start()
+    started = ready.get(timeout=30)
+    if isinstance(started, BaseException):
+        raise RuntimeError(f"the sandbox did not start: {started!r}") from started
+    return started
