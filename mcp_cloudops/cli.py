@@ -20,7 +20,7 @@ import anyio
 
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
-from mcp_cloudops.settings import ConfigError, Problem, Settings, unknown_settings
+from mcp_cloudops.settings import ConfigError, Problem, Settings, sandboxed, unknown_settings
 from mcp_cloudops.web import (
     descriptor_warning,
     host_header_name,
@@ -190,7 +190,7 @@ async def serve(
         logging.getLogger("mcp_cloudops").info(
             "sandbox simulators: %s", ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items())
         )
-        settings = Settings.from_env({**os.environ, **sandbox.env})
+        settings = Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
         await run(build_server(settings, registry), settings)
 
 

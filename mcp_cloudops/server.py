@@ -28,7 +28,7 @@ from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_red
 from mcp_cloudops.registry import MetaTool, Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
-from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.settings import ConfigError, Settings, sandboxed
 from mcp_cloudops.shaping import cap, dumps
 from mcp_cloudops.toolsets import SessionToolsets
 
@@ -288,12 +288,12 @@ def __getattr__(name: str) -> MCPServer:
     """`mcp`, the module-level server `mcp dev` / `mcp run` look for, built on first use only:
     the CLI builds its own, and importing this module should not cost a registry load."""
     if name == "mcp":
-        settings = Settings.from_env()
+        registry, settings = load_registry(), Settings.from_env()
         if settings.sandbox:  # the Inspector passes few variables through: this one is enough to try it
             from mcp_cloudops.sandbox.runner import run_sandbox_in_background
 
-            settings = Settings.from_env({**os.environ, **run_sandbox_in_background().env})
-        server = build_server(settings)
+            settings = Settings.from_env(sandboxed(os.environ, registry, run_sandbox_in_background().env))
+        server = build_server(settings, registry)
         globals()["mcp"] = server
         return server
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -572,6 +572,21 @@ def incus_url_problem(name: str, url: str) -> str | None:
     return url_problem(name, url, ("https",))
 
 
+def provider_variables(registry: Registry) -> frozenset[str]:
+    """Every variable that says where a provider is or how to sign in to it."""
+    names = set(INCUS_ENV.values())
+    for provider in registry.providers.values():
+        names |= {provider.url_env, *provider.auth.env_names, *([provider.zone_env] if provider.zone_env else [])}
+    return frozenset(names)
+
+
+def sandboxed(env: Mapping[str, str], registry: Registry, simulators: Mapping[str, str]) -> dict[str, str]:
+    """`env` pointed at the simulators only: every provider's own settings dropped first, so that a real
+    endpoint or key set beside the sandbox switch is never reached (INCUS_URL would beat the socket)."""
+    real = provider_variables(registry)
+    return {**{k: v for k, v in env.items() if k not in real}, **simulators}
+
+
 def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
     """MCP_CLOUDOPS_* variables that are no setting, one line each: MCP_CLOUDOPS_READ_ONLY misspelt (say,
     READONLY) must not leave a server that can write while its user believes it read-only."""

@@ -138,3 +138,17 @@ def test_every_setting_the_readme_or_the_code_names_is_known() -> None:
         "MCP_CLOUDOPS_READONLY is not an mcp-cloudops setting: did you mean MCP_CLOUDOPS_READ_ONLY? Unset it "
         "(see README, Configuration)",
     ]
+
+
+def test_the_sandbox_never_reaches_a_real_provider() -> None:
+    """A real endpoint or key set beside the sandbox switch is dropped: INCUS_URL would beat the socket."""
+    from mcp_cloudops.registry import load_registry
+    from mcp_cloudops.settings import provider_variables, sandboxed
+
+    registry = load_registry()
+    real = {"INCUS_URL": "https://incus.prod:8443", "SCW_SECRET_KEY": "real", "MCP_CLOUDOPS_READ_ONLY": "1"}
+    env = sandboxed(real, registry, {"INCUS_SOCKET": "/tmp/sandbox/incus.socket"})
+    assert env == {"MCP_CLOUDOPS_READ_ONLY": "1", "INCUS_SOCKET": "/tmp/sandbox/incus.socket"}
+    assert {"INCUS_URL", "INCUS_CLIENT_CERT", "EXOSCALE_API_SECRET", "PORTAINER_URL", "SCW_DEFAULT_ZONE"} <= (
+        provider_variables(registry)
+    )
