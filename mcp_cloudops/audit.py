@@ -52,7 +52,8 @@ def tracking(entry: Entry) -> Iterator[Entry]:
 
 
 def caller(ctx: Any) -> tuple[str | None, str | None]:
-    """The MCP session id and the authenticated principal (a token's hash, never the token) of a call."""
+    """The MCP session id and the authenticated principal of a call: an OAuth access token's subject (`sub`),
+    or a static token's hash; never a token."""
     from mcp.server.auth.middleware.auth_context import get_access_token
 
     headers = getattr(ctx, "headers", None) if ctx is not None else None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
+from mcp_cloudops import health, metrics
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
 from mcp_cloudops.settings import ConfigError, Problem, Settings, sandboxed, unknown_settings
@@ -137,14 +138,19 @@ def announcing(config: uvicorn.Config, announce: Callable[[], None]) -> uvicorn.
     return Announcing(config)
 
 
-async def serve_http(server: MCPServer, settings: Settings, host: str, sock: socket.socket) -> None:
+async def serve_http(
+    server: MCPServer, settings: Settings, host: str, sock: socket.socket, metrics_sock: socket.socket | None = None
+) -> None:
     """Serve /mcp with uvicorn on `sock` (bound by the caller, so a port in use stops the start with one line),
     its connections with a head deadline, an idle timeout and a cap (web.py)."""
     import resource
 
     import uvicorn
 
-    app = http_app(server, host, settings.http_token, settings.stateless)
+    from mcp_cloudops.oauth import ResourceServer
+
+    oauth = ResourceServer.from_settings(settings)
+    app = health.probes(http_app(server, host, settings.http_token, settings.stateless, oauth))
     protocol = limited_h11(settings.http_header_timeout, settings.http_max_connections)
     config = uvicorn.Config(
         app,
@@ -160,8 +166,14 @@ async def serve_http(server: MCPServer, settings: Settings, host: str, sock: soc
         log.warning("%s", warning)
     mode = "stateless " if settings.stateless else ""
     where = f"http://{host_header_name(host)}:{sock.getsockname()[1]}/mcp"
+    if oauth is not None:
+        log.info(
+            "OAuth: access tokens from %s for %s (scopes %s); metadata at %s",
+            oauth.issuer, oauth.resource, " ".join(oauth.scopes), oauth.metadata_url,
+        )  # fmt: skip
     with sock:
-        await announcing(config, lambda: log.info("%sstreamable HTTP on %s", mode, where)).serve(sockets=[sock])
+        async with metrics.exporting(server, metrics_sock, settings):
+            await announcing(config, lambda: log.info("%sstreamable HTTP on %s", mode, where)).serve(sockets=[sock])
 
 
 async def serve(
@@ -170,6 +182,7 @@ async def serve(
     settings: Settings,
     server: MCPServer | None,
     sock: socket.socket | None,
+    metrics_sock: socket.socket | None = None,
 ) -> None:
     """Serve `server` on stdio, or over HTTP on `sock`; with --sandbox (no `server` yet), one built against
     simulators started first."""
@@ -177,7 +190,7 @@ async def serve(
 
     async def run(server: MCPServer, settings: Settings) -> None:
         if sock is not None:
-            await serve_http(server, settings, args.host, sock)
+            await serve_http(server, settings, args.host, sock, metrics_sock)
         else:
             await server.run_stdio_async()
 
@@ -202,6 +215,8 @@ FLAG_ENV = {
     "confirm_fallback": "MCP_CLOUDOPS_CONFIRM_FALLBACK",
     "show_operation_secrets": "MCP_CLOUDOPS_SHOW_OPERATION_SECRETS",
     "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
+    "oauth_issuer": "MCP_CLOUDOPS_OAUTH_ISSUER",
+    "public_url": "MCP_CLOUDOPS_PUBLIC_URL",
     "stateless": "MCP_CLOUDOPS_STATELESS",
     "http_header_timeout": "MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT",
     "http_idle_timeout": "MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT",
@@ -210,6 +225,8 @@ FLAG_ENV = {
     "audit_reads": "MCP_CLOUDOPS_AUDIT_READS",
     "dynamic_toolsets": "MCP_CLOUDOPS_DYNAMIC_TOOLSETS",
     "sandbox": "MCP_CLOUDOPS_SANDBOX",
+    "metrics_port": "MCP_CLOUDOPS_METRICS_PORT",
+    "metrics_host": "MCP_CLOUDOPS_METRICS_HOST",
 }
 
 
@@ -292,6 +309,17 @@ def parser() -> argparse.ArgumentParser:
         "(prefer MCP_CLOUDOPS_HTTP_TOKEN: flags show in ps)",
     )
     run.add_argument(
+        "--oauth-issuer",
+        metavar="URL",
+        help="accept OAuth access tokens from this authorization server (its issuer URL) instead of --http-token",
+    )
+    run.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="with --oauth-issuer: this server's MCP URL as clients reach it, e.g. https://mcp.example.com/mcp "
+        "(the tokens' audience)",
+    )
+    run.add_argument(
         "--stateless", action="store_true", default=None, help="no session state, for replicas behind a load balancer"
     )
     run.add_argument(
@@ -328,6 +356,14 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="sessions start with list-toolsets and enable-toolset only, and enable the toolsets they need",
     )
+    run.add_argument(
+        "--metrics-port",
+        metavar="PORT",
+        help="serve Prometheus metrics at /metrics on this port, a listener of their own (HTTP transport only)",
+    )
+    run.add_argument(
+        "--metrics-host", metavar="ADDRESS", help="the metrics listener's address (default 127.0.0.1, whatever --host)"
+    )
     tools = commands.add_parser("list-tools", parents=[policy], help="print the tools with their provider and hints")
     fmt = tools.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
@@ -357,11 +393,13 @@ def start(args: argparse.Namespace) -> tuple[Settings, Registry, tuple[ToolSpec,
 def run_server(args: argparse.Namespace, settings: Settings, registry: Registry, selected: Sequence[ToolSpec]) -> int:
     """`serve`: refuse what cannot work (a value set but wrong, a port in use) with one line each and exit
     status 2, before anything says it serves; warn about providers configured only in part."""
-    if args.transport == "http" and not is_loopback(args.host) and settings.http_token is None:
+    if args.transport == "http" and not is_loopback(args.host) and settings.http_token is None and not settings.oauth:
         return refuse(
             f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
             "or bind a loopback address"
-        )
+        )  # or OAuth (--oauth-issuer), which the README's "Run it for a team" shows
+    if problem := metrics.stdio_problem(settings, args.transport):
+        return refuse(problem)
     problems = [] if settings.sandbox else offered_problems(settings, registry, selected)
     if fatal := [problem.text for problem in problems if problem.fatal]:
         return refuse(*fatal)
@@ -371,16 +409,17 @@ def run_server(args: argparse.Namespace, settings: Settings, registry: Registry,
         server = None if settings.sandbox else build_server(settings, registry)
     except ConfigError as exc:
         return refuse(str(exc))
-    sock = None
+    sock = metrics_sock = None
     if args.transport == "http":
         try:
             sock = listening_socket(args.host, args.port, settings.http_max_connections)
+            metrics_sock = metrics.metrics_socket(settings)  # None without --metrics-port
         except ConfigError as exc:
             return refuse(str(exc))
     for problem in problems:
         logging.getLogger("mcp_cloudops").warning("%s", problem.text)
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, args, registry, settings, server, sock)
+        anyio.run(serve, args, registry, settings, server, sock, metrics_sock)
     return 0
 
 

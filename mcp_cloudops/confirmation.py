@@ -27,6 +27,7 @@ from mcp.server.mcpserver.resolve import Elicit, Resolve, build_resolver_plans, 
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field, StrictBool
 
+from mcp_cloudops import metrics
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import ToolSpec
@@ -212,6 +213,7 @@ def guard(
             return await run(ctx, **arguments)
         reason = problem or refusal(spec, ctx, confirmation, fallback, stateless)
         if reason is not None:
+            metrics.confirmation(spec.name, "declined" if problem is None and can_elicit(ctx) else "refused")
             if journal is not None:
                 await journal.refused(spec, reason, *caller(ctx))
             return failed(reason)
@@ -220,9 +222,11 @@ def guard(
                 f"This confirmation of {spec.name} was already used, and a confirmation runs one call; nothing "
                 "was changed. Call the tool again to ask the user anew."
             )
+            metrics.confirmation(spec.name, "refused")
             if journal is not None:
                 await journal.refused(spec, replayed, *caller(ctx))
             return failed(replayed)
+        metrics.confirmation(spec.name, "accepted" if can_elicit(ctx) else "fallback")
         return await run(ctx, **arguments)
 
     # Real objects, not strings: the SDK reads the resolver from the annotation.

@@ -20,7 +20,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
-from mcp_cloudops import __version__, confirmation
+from mcp_cloudops import __version__, confirmation, metrics
 from mcp_cloudops.audit import Journal
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
@@ -124,6 +124,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec, args))
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
+            metrics.call_failed(exc)  # a write that may have happened counts as `unknown`
             return failed(redactor.cut(str(exc)))  # redacted, then cut to ERROR_MAX
         except Exception as exc:  # a bug of ours: say so, keep serving, keep details out of the answer
             error_id = secrets.token_hex(4)  # joins the agent's one line to the traceback in the log

@@ -14,6 +14,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -41,6 +42,11 @@ OTHER_SETTINGS = ("MCP_CLOUDOPS_REGISTRY",)
 PROVIDER_TIMEOUT = re.compile(r"MCP_CLOUDOPS_(\w+?)_(CONNECT|READ)_TIMEOUT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 USERINFO = re.compile(r"//[^/@]*@")
+LOOPBACK_NAMES = ("localhost",)
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token: no space, quote or backslash
+ISSUER_ENV, PUBLIC_URL_ENV = "MCP_CLOUDOPS_OAUTH_ISSUER", "MCP_CLOUDOPS_PUBLIC_URL"
+ISSUER_EXAMPLE = "https://sso.example.com/realms/REALM"
+PUBLIC_URL_EXAMPLE = "https://mcp.example.com/mcp"
 
 
 class ConfigError(RuntimeError):
@@ -125,6 +131,48 @@ def as_choice(*choices: str, kind: str | None = None) -> Callable[[str], str]:
     return parse
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 with or without brackets) is this machine's loopback."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def as_secure_url(what: str, example: str) -> Callable[[str], str]:
+    """A parser of the URL of `what`: https://, or http:// on a loopback host only (an access token, or the
+    keys that check one, must not cross a network in clear), with a host and no query, fragment or password."""
+    fix = f"set it to {what}, e.g. {example}"
+
+    def parse(raw: str) -> str:
+        try:
+            parts = urlsplit(raw)
+            _ = parts.port  # raises ValueError for a port that is not a number in range
+        except ValueError:
+            raise Invalid("a URL", fix) from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid("an https:// URL", fix)
+        if scheme == "http" and not is_loopback(parts.hostname):
+            raise Invalid("an https:// URL (http:// is accepted only for a loopback host)", fix)
+        if parts.username is not None or parts.password is not None:
+            raise Invalid("a usable URL (it carries a user name or password)", fix)
+        if parts.query or parts.fragment or raw.endswith(("?", "#")):
+            raise Invalid("a usable URL (it has a query or fragment)", fix)
+        return raw
+
+    return parse
+
+
+def as_scope(raw: str) -> str:
+    """An OAuth scope name as tokens carry it (RFC 6749 3.3): printable ASCII without space, quote or backslash."""
+    if not SCOPE_TOKEN.fullmatch(raw):
+        raise Invalid("an OAuth scope name (printable ASCII, no space, quote or backslash)")
+    return raw
+
+
 def as_path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -172,6 +220,17 @@ def tokens(raw: str) -> SecretStr:
     return SecretStr(raw)
 
 
+def as_port(raw: str) -> int:
+    """A TCP port to listen on: 1-65535, or 0 for any free one (the log line says which)."""
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise Invalid("a port", "use 1-65535, or 0 for any free one")
+    return port
+
+
 def names(raw: str | None) -> frozenset[str] | None:
     """A comma-separated list from a flag or env var; None when not given (no restriction)."""
     if raw is None or not raw.strip():
@@ -190,6 +249,15 @@ class Reader:
     def raw(self, name: str) -> str | None:
         value = self.source.get(name, "").strip()
         return value or None
+
+    def has_userinfo(self, name: str) -> bool:
+        """Whether the URL in `name` carries a user name or password: then a message must not quote it."""
+        return USERINFO.search(self.raw(name) or "") is not None
+
+    def named(self, name: str) -> str:
+        """`name`, and the flag that set it if one did: what a message about a combination calls it."""
+        flag = self.flags.get(name)
+        return f"{name} (from {flag})" if flag else name
 
     def read(self, name: str, default: Value, parse: Callable[[str], Value], *, secret: bool = False) -> Value:
         """The value of `name` parsed, or `default` when unset; a bad value is noted and `default` returned."""
@@ -213,6 +281,39 @@ class Reader:
             return f"{subject} is not {exc.expected}: set one, or {unset}"
         shown = f"{default:g}" if isinstance(default, float) else str(default)
         return f"{subject} is not {exc.expected}: set one, or {unset} for the default ({shown})"
+
+
+ISSUER_URL = as_secure_url("the authorization server's issuer URL", ISSUER_EXAMPLE)
+PUBLIC_URL = as_secure_url("this server's MCP URL as clients reach it", PUBLIC_URL_EXAMPLE)
+
+
+def oauth_conflicts(r: Reader, settings: Settings) -> list[str]:
+    """What is wrong with the OAuth settings taken together, one line each: both ways of signing in, or an
+    issuer without the URL its tokens must name (or the reverse), or one scope name for reading and writing.
+    Judged on what is set, so that a bad value is reported once, by its own line."""
+    issuer, public = ISSUER_ENV, PUBLIC_URL_ENV
+    problems = []
+    if r.raw(issuer) and r.raw("MCP_CLOUDOPS_HTTP_TOKEN"):
+        problems.append(
+            f"{r.named(issuer)} and {r.named('MCP_CLOUDOPS_HTTP_TOKEN')} are both set: use one (OAuth for a team, "
+            "a token for one user) and unset the other"
+        )
+    if r.raw(issuer) and not r.raw(public):
+        problems.append(
+            f"{r.named(issuer)} is set but {public} is not: set {public} (or --public-url) to this server's MCP "
+            f"URL as clients reach it, e.g. {PUBLIC_URL_EXAMPLE}: tokens must name it as their audience"
+        )
+    if r.raw(public) and not r.raw(issuer):
+        problems.append(
+            f"{r.named(public)} is set but {issuer} is not: set {issuer} (or --oauth-issuer) to the "
+            f"authorization server's issuer URL, e.g. {ISSUER_EXAMPLE}, or unset {public}"
+        )
+    if settings.oauth_read_scope == settings.oauth_write_scope:
+        problems.append(
+            f"MCP_CLOUDOPS_OAUTH_READ_SCOPE and MCP_CLOUDOPS_OAUTH_WRITE_SCOPE are both "
+            f"{settings.oauth_read_scope!r}: give them different names"
+        )
+    return problems
 
 
 def boolean(name: str, raw: str) -> bool:
@@ -315,6 +416,13 @@ class Settings:
     http_header_timeout: float = 10.0  # a whole request head within this, from connect (slow-header attacks)
     http_idle_timeout: float = 15.0  # an idle keep-alive connection closes after this: above clients' own 5 s
     http_max_connections: int = 256  # open connections at most; beyond it the longest-waiting idle one goes
+    metrics_port: int | None = None  # Prometheus metrics on a listener of their own (metrics.py); None: off
+    metrics_host: str | None = None  # that listener's address; None: loopback, whatever --host says
+    # OAuth 2.1 resource server (oauth.py): tokens from this issuer, for this URL; instead of http_token.
+    oauth_issuer: str | None = None  # the authorization server; its keys come from its discovery metadata
+    public_url: str | None = None  # this server's MCP URL as clients reach it: the tokens' audience
+    oauth_read_scope: str = "cloudops:read"  # lists and calls the read-only tools
+    oauth_write_scope: str = "cloudops:write"  # adds the tools that change things or return a credential
     log_level: str = "INFO"
     # The audit journal (audit.py): opened at start by server.open_journal, which says when it cannot be.
     audit_log: Path | None = None
@@ -350,17 +458,29 @@ class Settings:
             http_header_timeout=r.read("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", d.http_header_timeout, SECONDS),
             http_idle_timeout=r.read("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", d.http_idle_timeout, SECONDS),
             http_max_connections=r.read("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", d.http_max_connections, POSITIVE),
+            metrics_port=r.read("MCP_CLOUDOPS_METRICS_PORT", None, as_port),
+            metrics_host=r.raw("MCP_CLOUDOPS_METRICS_HOST"),
+            oauth_issuer=r.read(ISSUER_ENV, None, ISSUER_URL, secret=r.has_userinfo(ISSUER_ENV)),
+            public_url=r.read(PUBLIC_URL_ENV, None, PUBLIC_URL, secret=r.has_userinfo(PUBLIC_URL_ENV)),
+            oauth_read_scope=r.read("MCP_CLOUDOPS_OAUTH_READ_SCOPE", d.oauth_read_scope, as_scope),
+            oauth_write_scope=r.read("MCP_CLOUDOPS_OAUTH_WRITE_SCOPE", d.oauth_write_scope, as_scope),
             log_level=r.read("MCP_CLOUDOPS_LOG_LEVEL", d.log_level, as_choice(*LOG_LEVELS, kind="a log level")).upper(),
             audit_log=r.read("MCP_CLOUDOPS_AUDIT_LOG", None, as_path),
             audit_reads=r.read("MCP_CLOUDOPS_AUDIT_READS", False, as_boolean),
         )  # fmt: skip
         r.read("MCP_CLOUDOPS_REGISTRY", None, as_registry)
+        r.problems += oauth_conflicts(r, settings)
         for name in sorted(source):
             if PROVIDER_TIMEOUT.fullmatch(name):
                 r.read(name, None, SECONDS)
         if r.problems:
             raise ConfigError("\n".join(r.problems))
         return settings
+
+    @property
+    def oauth(self) -> bool:
+        """Whether HTTP clients sign in with OAuth access tokens (an issuer and a public URL, both checked)."""
+        return self.oauth_issuer is not None and self.public_url is not None
 
     def timeouts(self, provider: Provider) -> tuple[float, float]:
         """(connect, read) seconds for one provider: MCP_CLOUDOPS_<PROVIDER>_READ_TIMEOUT overrides."""
@@ -623,6 +743,8 @@ KNOWN_SETTINGS = (
         "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
         "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
         "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS", "SANDBOX",
+        "METRICS_PORT", "METRICS_HOST",
+        "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE",
     )),
     *OTHER_SETTINGS,
 )  # fmt: skip

@@ -7,6 +7,11 @@ and tools/call of a tool the session does not see is refused with the toolset to
 hidden tool cannot be called whatever a client believes. A session is the stdio client, or one
 `Mcp-Session-Id` over HTTP. Over HTTP without one (a --stateless server, a client speaking MCP
 2026-07-28, where each request stands alone), nothing carries over, and the header is the way.
+
+In OAuth mode the caller's access token narrows this further, per request (a refreshed token with other
+scopes changes the list at once): the read scope reaches the read-only tools, the write scope every tool.
+Which tools need the write scope comes from the registry's hints: those that change things, and those whose
+result is a credential (it lets its holder write), as --read-only decides.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -42,6 +48,8 @@ class SessionToolsets:
             self.discovery = frozenset()
         self._by_connection: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._local: set[str] = set()
+        self.everything = self.discovery | frozenset(tool.name for tool in offered)
+        self.writes = frozenset(tool.name for tool in offered if tool.mutating or tool.credential)
 
     # -- sessions ---------------------------------------------------------------------------------
 
@@ -64,13 +72,34 @@ class SessionToolsets:
         return {name.strip().lower() for name in raw.split(",") if name.strip().lower() in self.tools}
 
     def visible(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
-        """The tool names this request may see and call; None for every offered tool."""
+        """The tool names this request may see and call: its session's toolsets, within its token's scopes;
+        None for every offered tool."""
+        enabled = self.enabled_tools(ctx)
+        beyond = self.out_of_scope(ctx)
+        if not beyond:
+            return enabled
+        return (self.everything if enabled is None else enabled) - beyond
+
+    def enabled_tools(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
+        """The tools of the toolsets this session enabled or its header names; None for every offered tool."""
         chosen = self.chosen(ctx)
         if not self.dynamic and chosen is None:
             return None
         store = self._store(ctx)
         enabled = (chosen or set()) | (store or set())
         return self.discovery | frozenset(name for toolset in enabled for name in self.tools.get(toolset, ()))
+
+    def out_of_scope(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str]:
+        """The tools the caller's OAuth access token does not reach: with the read scope only, those that need
+        the write scope; with neither (the HTTP layer refuses such a token first), all. None are, without
+        OAuth, or on stdio: no HTTP request, no token, the user who started the server."""
+        if not self.settings.oauth or ctx.request is None:
+            return frozenset()
+        token = get_access_token()
+        granted = set(token.scopes) if token is not None else set()
+        if self.settings.oauth_write_scope in granted:  # the write scope reaches every tool, reads included
+            return frozenset()
+        return self.writes if self.settings.oauth_read_scope in granted else self.everything
 
     def enable(self, ctx: ServerRequestContext[Any, Any], toolset: str) -> tuple[list[str], bool]:
         """Enable `toolset` for the session: the tools it adds and whether it was already on."""
@@ -79,16 +108,18 @@ class SessionToolsets:
             raise LookupError("no session")
         already = toolset in store or toolset in (self.chosen(ctx) or set())
         store.add(toolset)
-        return list(self.tools[toolset]), already
+        beyond = self.out_of_scope(ctx)
+        return [name for name in self.tools[toolset] if name not in beyond], already
 
     def listing(self, ctx: ServerRequestContext[Any, Any], configured: Mapping[str, bool]) -> list[dict[str, Any]]:
         enabled = (self._store(ctx) or set()) | (self.chosen(ctx) or set())
+        beyond = self.out_of_scope(ctx)
         return [
             {
                 "name": key,
                 "title": self.registry.providers[key].title,
                 "description": self.registry.providers[key].summary or self.registry.providers[key].title,
-                "tools": len(names),
+                "tools": len([name for name in names if name not in beyond]),
                 "enabled": key in enabled,
                 "configured": configured.get(key, False),
             }
@@ -106,10 +137,23 @@ class SessionToolsets:
             return result
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
+            if isinstance(name, str) and name in self.out_of_scope(ctx):
+                return self.beyond_scope(name)
             visible = self.visible(ctx)
             if visible is not None and isinstance(name, str) and name not in visible:
                 return self.hidden(name)
         return await call_next(ctx)
+
+    def beyond_scope(self, name: str) -> CallToolResult:
+        """A tool error, not an HTTP 403: the call arrives inside an MCP message whose HTTP answer is already
+        under way (and in one session with others), and the tool was not listed for this token anyway."""
+        needed = self.settings.oauth_write_scope if name in self.writes else self.settings.oauth_read_scope
+        why = "changes things or returns a credential, so it " if name in self.writes else ""
+        text = (
+            f"{name} {why}needs the OAuth scope {needed}, which this access token does not grant: sign in again "
+            f"asking for {needed} (the authorization server decides who may have it), then call {name} again."
+        )
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
     def hidden(self, name: str) -> CallToolResult:
         toolset = next((key for key, names in self.tools.items() if name in names), None)

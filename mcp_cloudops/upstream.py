@@ -18,6 +18,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
+from mcp_cloudops import metrics
 from mcp_cloudops.audit import saw_status
 from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
 from mcp_cloudops.failures import transport_failure
@@ -197,6 +198,7 @@ class Upstreams:
             try:
                 response = await self._exchange(tool, provider, request)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                metrics.upstream(provider.key, None)
                 if attempt < attempts:
                     await anyio.sleep(backoff(attempt))
                     continue
@@ -225,6 +227,7 @@ class Upstreams:
         elapsed = (time.perf_counter() - started) * 1000
         logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
         saw_status(response.status_code)
+        metrics.upstream(provider.key, response.status_code)
         headers = {k.lower(): v for k, v in response.headers.items()}
         return Response(response.status_code, headers, bytes(body))
 
@@ -235,6 +238,7 @@ class Upstreams:
         there was more. Never parsed: the bytes are the answer. Not retried: a read is cheap to ask again."""
         try:
             async with self.client(provider).stream(request.method, request.url, params=request.params) as response:
+                metrics.upstream(provider.key, response.status_code)
                 if response.status_code >= 300:
                     content = bytearray()
                     async for chunk in response.aiter_bytes():
@@ -250,6 +254,7 @@ class Upstreams:
                         return bytes(data[:limit]), True
                 return bytes(data), False
         except (httpx.TimeoutException, httpx.TransportError) as exc:
+            metrics.upstream(provider.key, None)
             raise transport_failure(tool, provider, request.url, exc, self.redactor) from None
 
     def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:

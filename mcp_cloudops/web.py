@@ -1,13 +1,14 @@
-"""The streamable HTTP endpoint: DNS-rebinding protection, bearer tokens, sessions bound to their principal,
-and connection limits uvicorn lacks.
+"""The streamable HTTP endpoint: DNS-rebinding protection, bearer tokens or OAuth, sessions bound to their
+principal, and connection limits uvicorn lacks.
 
 A session belongs to the principal that opened it: the SDK's session manager records the authenticated
 user in scope["user"] when a session opens and answers 404 ("Session not found", as for an unknown id) to
 any other principal presenting that id, for POST, GET and DELETE alike. BearerToken puts each static
-token's principal there (a SHA-256 of the token, never the token); an OAuth mode plugs in the same way
-(the SDK's BearerAuthBackend puts the access token's client and subject there). On loopback without a
-token every caller is the same anonymous principal, so binding adds nothing there: whoever can reach the
-port can use any session whose id they learn, as they could open their own.
+token's principal there (a SHA-256 of the token, never the token); in OAuth mode (oauth.py) the SDK's
+BearerAuthBackend puts the access token's (client, issuer, subject) there, so a session follows its user
+across token refreshes and answers no one else. On loopback without a token every caller is the same
+anonymous principal, so binding adds nothing there: whoever can reach the port can use any session whose
+id they learn, as they could open their own.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import hmac
 import json
 import socket
 from http import HTTPStatus
-from ipaddress import ip_address
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_cloudops.settings import ConfigError
+from mcp_cloudops.settings import is_loopback as is_loopback  # beside the URL checks that need it; cli uses it here
 
 if TYPE_CHECKING:
     import asyncio
@@ -32,19 +34,11 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
     from pydantic import SecretStr
 
-LOOPBACK_NAMES = ("localhost",)
+    from mcp_cloudops.oauth import ResourceServer
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")  # Host names every server answers to
 STATIC_TOKEN_CLIENT = "mcp-cloudops-http-token"  # the client_id of every static-token principal
 FD_RESERVE = 64  # descriptors kept for upstream connections, the sandbox and logs beside HTTP clients
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_header_name(host: str) -> str:
@@ -111,19 +105,37 @@ class BearerToken:
         await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: MCPServer, host: str, token: SecretStr | None, stateless: bool) -> ASGIApp:
-    """The ASGI app serving /mcp. Binding beyond loopback needs a token (checked by the caller)."""
+def public_names(url: str) -> tuple[list[str], list[str]]:
+    """The Host headers and Origins of a public URL (e.g. https://mcp.example.com/mcp behind a reverse proxy
+    that keeps the Host): with and without a port, since a client omits the scheme's default one."""
+    parts = urlsplit(url)
+    name = host_header_name(parts.hostname or "")
+    netloc = name if parts.port is None else f"{name}:{parts.port}"
+    return [netloc, f"{name}:*"], [f"{parts.scheme}://{netloc}", f"{parts.scheme}://{name}:*"]
+
+
+def http_app(
+    server: MCPServer, host: str, token: SecretStr | None, stateless: bool, oauth: ResourceServer | None = None
+) -> ASGIApp:
+    """The ASGI app serving /mcp, behind static tokens, OAuth (`oauth`), or on loopback neither. Binding
+    beyond loopback needs one of them (checked by the caller)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
     hosts = allowed_hosts(host)
+    names, origins = [f"{name}:*" for name in hosts], [f"http://{name}:*" for name in hosts]
+    if oauth is not None:  # clients reach the server by its public URL, and tokens name it: its host is ours
+        public_hosts, public_origins = public_names(oauth.resource)
+        names, origins = names + public_hosts, origins + public_origins
     security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{name}:*" for name in hosts],
-        allowed_origins=[f"http://{name}:*" for name in hosts],
+        enable_dns_rebinding_protection=True, allowed_hosts=names, allowed_origins=origins
     )
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=security, host=host, stateless_http=stateless
     )
+    if oauth is not None:
+        from mcp_cloudops.oauth import OAuthGuard
+
+        return OAuthGuard(app, oauth)
     return BearerToken(app, token) if token is not None else app
 
 

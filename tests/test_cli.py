@@ -142,3 +142,28 @@ def test_check_fails_when_a_configured_provider_cannot_be_used(env: dict[str, st
     assert "scaleway  ready" in result.stdout and f"  {line}" in result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("not ready: ") and "unusable" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_oauth_flags_are_checked_at_start_with_one_line_naming_the_flag() -> None:
+    public = ("--public-url", "https://mcp.example.com/mcp")
+    result = cli("serve", "--transport", "http", "--oauth-issuer", "http://sso.example.com", *public)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("MCP_CLOUDOPS_OAUTH_ISSUER='http://sso.example.com' (from --oauth-issuer) is not an https")
+    issuer = ("--oauth-issuer", "https://sso.example.com")
+    result = cli("serve", "--transport", "http", *issuer, *public, env={"MCP_CLOUDOPS_HTTP_TOKEN": "t0k"})
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("MCP_CLOUDOPS_OAUTH_ISSUER (from --oauth-issuer) and MCP_CLOUDOPS_HTTP_TOKEN are both set")
+    assert "t0k" not in result.stderr
+
+
+def test_oauth_lets_the_server_bind_beyond_loopback() -> None:
+    """Not refused like a bind without a token: it gets as far as the bind (192.0.2.1 is no local address)."""
+    oauth = ("--oauth-issuer", "https://sso.example.com", "--public-url", "https://mcp.example.com/mcp")
+    result = cli("serve", "--transport", "http", "--host", "192.0.2.1", *oauth)
+    assert result.returncode == 2 and "refusing to bind" not in result.stderr
+    assert (
+        result.stderr.strip() == "cannot listen on 192.0.2.1:8000: 192.0.2.1 is not an address of this machine: "
+        "choose another --host"
+    )

@@ -152,3 +152,70 @@ def test_the_sandbox_never_reaches_a_real_provider() -> None:
     assert {"INCUS_URL", "INCUS_CLIENT_CERT", "EXOSCALE_API_SECRET", "PORTAINER_URL", "SCW_DEFAULT_ZONE"} <= (
         provider_variables(registry)
     )
+
+
+# --- OAuth -------------------------------------------------------------------------------------------------------
+
+OAUTH = {
+    "MCP_CLOUDOPS_OAUTH_ISSUER": "https://sso.example.com/realms/ops",
+    "MCP_CLOUDOPS_PUBLIC_URL": "https://mcp.example.com/mcp",
+}
+
+
+def refusal(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    return str(caught.value).splitlines()
+
+
+def test_oauth_settings_are_read_and_known() -> None:
+    settings = Settings.from_env(OAUTH | {"MCP_CLOUDOPS_OAUTH_READ_SCOPE": "ops.read"})
+    assert settings.oauth and settings.oauth_issuer == OAUTH["MCP_CLOUDOPS_OAUTH_ISSUER"]
+    assert (settings.oauth_read_scope, settings.oauth_write_scope) == ("ops.read", "cloudops:write")
+    assert not Settings.from_env({}).oauth
+    names = [*OAUTH, "MCP_CLOUDOPS_OAUTH_READ_SCOPE", "MCP_CLOUDOPS_OAUTH_WRITE_SCOPE"]
+    assert unknown_settings(dict.fromkeys(names, "x"), REGISTRY) == []
+    loopback = {
+        "MCP_CLOUDOPS_OAUTH_ISSUER": "http://127.0.0.1:8080",
+        "MCP_CLOUDOPS_PUBLIC_URL": "http://[::1]:8000/mcp",
+    }
+    assert Settings.from_env(loopback).oauth  # http:// on loopback only: a local issuer, tests
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [({"MCP_CLOUDOPS_OAUTH_ISSUER": "http://sso.example.com/realms/ops"},
+      "MCP_CLOUDOPS_OAUTH_ISSUER='http://sso.example.com/realms/ops' is not an https:// URL (http:// is accepted "
+      "only for a loopback host): set it to the authorization server's issuer URL, e.g. "
+      "https://sso.example.com/realms/REALM"),
+     ({"MCP_CLOUDOPS_PUBLIC_URL": "http://10.0.0.5:8000/mcp"},
+      "MCP_CLOUDOPS_PUBLIC_URL='http://10.0.0.5:8000/mcp' is not an https:// URL (http:// is accepted only for a "
+      "loopback host): set it to this server's MCP URL as clients reach it, e.g. https://mcp.example.com/mcp"),
+     ({"MCP_CLOUDOPS_OAUTH_ISSUER": "sso.example.com"}, "MCP_CLOUDOPS_OAUTH_ISSUER='sso.example.com' is not an "
+      "https:// URL: set it to the authorization server's issuer URL, e.g. https://sso.example.com/realms/REALM"),
+     ({"MCP_CLOUDOPS_PUBLIC_URL": "https://mcp.example.com/mcp#x"},
+      "MCP_CLOUDOPS_PUBLIC_URL='https://mcp.example.com/mcp#x' is not a usable URL (it has a query or fragment)"),
+     ({"MCP_CLOUDOPS_OAUTH_ISSUER": "https://admin:hunter2@sso.example.com"},
+      "MCP_CLOUDOPS_OAUTH_ISSUER is not a usable URL (it carries a user name or password)"),
+     ({"MCP_CLOUDOPS_OAUTH_WRITE_SCOPE": "cloudops write"},
+      "MCP_CLOUDOPS_OAUTH_WRITE_SCOPE='cloudops write' is not an OAuth scope name (printable ASCII, no space, "
+      "quote or backslash): set one, or unset it for the default (cloudops:write)"),
+     ({"MCP_CLOUDOPS_OAUTH_WRITE_SCOPE": "cloudops:read"},
+      "MCP_CLOUDOPS_OAUTH_READ_SCOPE and MCP_CLOUDOPS_OAUTH_WRITE_SCOPE are both 'cloudops:read': give them "
+      "different names"),
+     ({"MCP_CLOUDOPS_HTTP_TOKEN": "t0k"},
+      "MCP_CLOUDOPS_OAUTH_ISSUER and MCP_CLOUDOPS_HTTP_TOKEN are both set: use one (OAuth for a team, a token for "
+      "one user) and unset the other")],
+)  # fmt: skip
+def test_a_bad_oauth_setting_is_one_line_naming_what_to_set(env: dict[str, str], line: str) -> None:
+    lines = refusal(OAUTH | env)
+    assert any(shown.startswith(line) for shown in lines), lines
+    assert "hunter2" not in "\n".join(lines) and "t0k" not in "\n".join(lines)
+
+
+def test_an_issuer_and_a_public_url_go_together() -> None:
+    [line] = refusal({"MCP_CLOUDOPS_OAUTH_ISSUER": OAUTH["MCP_CLOUDOPS_OAUTH_ISSUER"]})
+    assert line.startswith("MCP_CLOUDOPS_OAUTH_ISSUER is set but MCP_CLOUDOPS_PUBLIC_URL is not: set ")
+    assert "--public-url" in line and "audience" in line
+    [line] = refusal({"MCP_CLOUDOPS_PUBLIC_URL": OAUTH["MCP_CLOUDOPS_PUBLIC_URL"]})
+    assert line.startswith("MCP_CLOUDOPS_PUBLIC_URL is set but MCP_CLOUDOPS_OAUTH_ISSUER is not: set ")

@@ -244,3 +244,84 @@ def test_bind_errors_say_what_to_change(errno_: int, says: str) -> None:
     message = bind_error("192.0.2.1", 80, OSError(errno_, os.strerror(errno_)))
     assert message == f"cannot listen on 192.0.2.1:80: {says}"
     assert bind_error("::1", 8000, OSError(errno.EADDRINUSE, "in use")).startswith("cannot listen on [::1]:8000:")
+
+
+# --- OAuth: how the guard is composed (tests/test_oauth.py runs it against a real issuer) --------------------
+
+PUBLIC = "https://mcp.example.com/mcp"
+
+
+class StubVerifier:
+    """A TokenVerifier that knows one token: the composition is under test here, not the JWT checks."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        self.scopes = scopes
+
+    async def verify_token(self, token: str) -> object:
+        from mcp.server.auth.provider import AccessToken
+
+        if token != TOKEN:
+            return None
+        iss = {"iss": "https://sso.example.com/realms/ops"}
+        return AccessToken(
+            token="h", client_id="agent", scopes=self.scopes, subject="alice", resource=PUBLIC, claims=iss
+        )
+
+
+def resource_server() -> object:
+    from mcp_cloudops.oauth import ResourceServer
+
+    return ResourceServer("https://sso.example.com/realms/ops", PUBLIC, "cloudops:read", "cloudops:write")
+
+
+async def test_an_oauth_principal_is_one_the_sdk_binds_sessions_to() -> None:
+    from mcp.server.auth.middleware.bearer_auth import authorization_context
+
+    from mcp_cloudops.oauth import OAuthGuard
+
+    app = Recorder()
+    guarded = OAuthGuard(app, resource_server(), StubVerifier(["cloudops:read"]))  # type: ignore[arg-type]
+    response = await request(guarded, {"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    [user], [token] = app.users, app.tokens
+    assert token is user.access_token  # type: ignore[attr-defined]
+    assert authorization_context(user) == {  # type: ignore[arg-type]
+        "client_id": "agent", "issuer": "https://sso.example.com/realms/ops", "subject": "alice"
+    }  # fmt: skip
+
+
+async def test_the_oauth_guard_answers_401_403_and_the_metadata_before_the_app() -> None:
+    from mcp_cloudops.oauth import OAuthGuard
+
+    app = Recorder()
+    metadata_url = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    no_scope = OAuthGuard(app, resource_server(), StubVerifier(["openid"]))  # type: ignore[arg-type]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        response = await request(no_scope, headers)
+        assert (
+            response.status_code == 401
+            and f'resource_metadata="{metadata_url}"' in response.headers["www-authenticate"]
+        )
+    response = await request(no_scope, {"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 403 and 'scope="cloudops:read"' in response.headers["www-authenticate"]
+    for path in ("/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"):
+        transport = httpx.ASGITransport(app=no_scope)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+            metadata = (await client.get(path)).json()
+        assert metadata["resource"] == PUBLIC and metadata["scopes_supported"] == ["cloudops:read", "cloudops:write"]
+        assert metadata["authorization_servers"] == ["https://sso.example.com/realms/ops"]  # as written: no slash
+    assert app.calls == []
+
+
+def test_http_app_with_oauth_is_guarded_and_answers_to_the_public_host() -> None:
+    from mcp_cloudops.oauth import OAuthGuard
+    from mcp_cloudops.web import public_names
+
+    server = build_server(Settings.from_env({}), load_registry())
+    assert isinstance(http_app(server, "127.0.0.1", None, False, resource_server()), OAuthGuard)  # type: ignore[arg-type]
+    assert public_names(PUBLIC) == (
+        ["mcp.example.com", "mcp.example.com:*"], ["https://mcp.example.com", "https://mcp.example.com:*"]
+    )  # fmt: skip
+    assert public_names("https://[2001:db8::1]:8443/mcp") == (
+        ["[2001:db8::1]:8443", "[2001:db8::1]:*"], ["https://[2001:db8::1]:8443", "https://[2001:db8::1]:*"]
+    )  # fmt: skip
