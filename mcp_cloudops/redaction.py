@@ -242,11 +242,13 @@ class Redactor:
 
 
 def configured_secrets(registry: Registry, settings: Settings) -> list[str]:
-    """Every secret value this server holds: provider keys, the Incus token and key, the HTTP tokens."""
+    """Every secret value this server holds: provider keys, the Incus token and key, the HTTP tokens, the
+    requestState keys."""
     names = {name for provider in registry.providers.values() for name in provider.auth.env_names}
     values = [settings.value(name) or "" for name in sorted(names | {INCUS_ENV["token"]})]
-    if settings.http_token is not None:  # comma-separated: one token per person or agent, each a secret
-        values += [token.strip() for token in settings.http_token.get_secret_value().split(",")]
+    for listed in (settings.http_token, settings.state_keys):  # comma-separated: each one a secret
+        if listed is not None:
+            values += [value.strip() for value in listed.get_secret_value().split(",")]
     key_path = settings.value(INCUS_ENV["key"])
     if key_path:
         with contextlib.suppress(OSError):  # an unreadable key file fails later, with its own error

@@ -16,6 +16,7 @@ from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.request_state import RequestStateSecurity
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
@@ -196,11 +197,21 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
         log_level="WARNING",
         lifespan=connections.session,
         middleware=[sessions],
+        request_state_security=request_state_security(settings),
     )
     announce_tool_list_changes(server)
     install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
     confirmation.unpredictable_request_ids()
     return server
+
+
+def request_state_security(settings: Settings) -> RequestStateSecurity | None:
+    """Shared keys (MCP_CLOUDOPS_STATE_KEYS) seal a 2026-07-28 confirmation round so that any replica can open
+    the user's answer; without them the SDK's process-local key, right for one process."""
+    if settings.state_keys is None:
+        return None
+    keys = [key.strip() for key in settings.state_keys.get_secret_value().split(",") if key.strip()]
+    return RequestStateSecurity(keys=keys)
 
 
 def announce_tool_list_changes(server: MCPServer) -> None:

@@ -205,6 +205,15 @@ def unreadable(path: Path) -> str | None:
         return (exc.strerror or type(exc).__name__).lower()
 
 
+def state_keys(raw: str) -> SecretStr:
+    """Comma-separated keys that seal 2026-07-28 requestState (a pending confirmation): the first seals, all
+    open. Replicas share them, so a user's answer may reach any replica. Each at least 32 bytes."""
+    given = [key.strip() for key in raw.split(",") if key.strip()]
+    if not given or any(len(key.encode()) < 32 for key in given):
+        raise Invalid("a list of keys of 32 bytes or more", "generate one with `openssl rand -base64 32`")
+    return SecretStr(raw)
+
+
 def tokens(raw: str) -> SecretStr:
     """Comma-separated HTTP bearer tokens, one per person or agent. Checked without ever quoting them."""
     given = [token.strip() for token in raw.split(",") if token.strip()]
@@ -413,6 +422,7 @@ class Settings:
     # HTTP transport.
     http_token: SecretStr | None = None  # comma-separated: one token per person or agent, each its own principal
     stateless: bool = False
+    state_keys: SecretStr | None = None  # shared requestState keys for replicas (server.request_state_security)
     http_header_timeout: float = 10.0  # a whole request head within this, from connect (slow-header attacks)
     http_idle_timeout: float = 15.0  # an idle keep-alive connection closes after this: above clients' own 5 s
     http_max_connections: int = 256  # open connections at most; beyond it the longest-waiting idle one goes
@@ -455,6 +465,7 @@ class Settings:
             output_cap=r.read("MCP_CLOUDOPS_OUTPUT_CAP", d.output_cap, OUTPUT_CAP),
             http_token=r.read("MCP_CLOUDOPS_HTTP_TOKEN", None, tokens, secret=True),
             stateless=r.read("MCP_CLOUDOPS_STATELESS", False, as_boolean),
+            state_keys=r.read("MCP_CLOUDOPS_STATE_KEYS", None, state_keys, secret=True),
             http_header_timeout=r.read("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", d.http_header_timeout, SECONDS),
             http_idle_timeout=r.read("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", d.http_idle_timeout, SECONDS),
             http_max_connections=r.read("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", d.http_max_connections, POSITIVE),
@@ -743,7 +754,7 @@ KNOWN_SETTINGS = (
         "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
         "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
         "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS", "SANDBOX",
-        "METRICS_PORT", "METRICS_HOST",
+        "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
         "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE",
     )),
     *OTHER_SETTINGS,

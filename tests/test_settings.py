@@ -219,3 +219,18 @@ def test_an_issuer_and_a_public_url_go_together() -> None:
     assert "--public-url" in line and "audience" in line
     [line] = refusal({"MCP_CLOUDOPS_PUBLIC_URL": OAUTH["MCP_CLOUDOPS_PUBLIC_URL"]})
     assert line.startswith("MCP_CLOUDOPS_PUBLIC_URL is set but MCP_CLOUDOPS_OAUTH_ISSUER is not: set ")
+
+
+def test_state_keys_are_shared_secrets_of_32_bytes_or_more() -> None:
+    from mcp_cloudops.redaction import configured_secrets
+    from mcp_cloudops.registry import load_registry
+    from mcp_cloudops.server import request_state_security
+
+    key = "k" * 32
+    settings = Settings.from_env({"MCP_CLOUDOPS_STATE_KEYS": f"{key}, {'n' * 40}"})
+    assert request_state_security(settings) is not None
+    assert {key, "n" * 40} <= set(configured_secrets(load_registry(), settings))  # redacted like any secret
+    assert request_state_security(Settings.from_env({})) is None  # one process: the SDK's own key
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"MCP_CLOUDOPS_STATE_KEYS": "short"})
+    assert "MCP_CLOUDOPS_STATE_KEYS" in str(refused.value) and "short" not in str(refused.value)
