@@ -19,7 +19,7 @@ import hmac
 import json
 import socket
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -197,6 +197,35 @@ def descriptor_warning(max_connections: int, open_files: int) -> str | None:
     )
 
 
+class OneWritePerTurn:
+    """A transport whose writes made in one event-loop turn leave as one write. uvicorn writes a response's
+    head and its body separately: a replica killed between the two has sent a head, and a load balancer
+    that already passed it on cannot retry the request elsewhere. Joined, the answer is sent whole or not
+    at all. Everything else is the wrapped transport's."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def _flush(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if data and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()  # what was written before close() still goes out first
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def limited_h11(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol (pass it as `http=`) with a request-head deadline and a cap on open connections.
 
@@ -224,7 +253,7 @@ def limited_h11(header_timeout: float, max_connections: int) -> type[asyncio.Pro
             return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
             self.waiting_since = self.loop.time()
             self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
             if sum(not c.transport.is_closing() for c in self.connections) > max_connections:
