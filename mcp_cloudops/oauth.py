@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_cloudops.settings import ISSUER_ENV, is_loopback
+from mcp_cloudops.setting_values import is_loopback
+from mcp_cloudops.settings import ISSUER_ENV
 
 if TYPE_CHECKING:
     import jwt

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_cloudops.setting_values import is_loopback as is_loopback  # cli imports it from here
 from mcp_cloudops.settings import ConfigError
-from mcp_cloudops.settings import is_loopback as is_loopback  # beside the URL checks that need it; cli uses it here
 
 if TYPE_CHECKING:
     import asyncio
