@@ -20,8 +20,9 @@ import anyio
 
 from mcp_cloudops import health, metrics
 from mcp_cloudops.policy import PolicyError, select_tools
+from mcp_cloudops.provider_checks import Problem, provider_problems
 from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
-from mcp_cloudops.settings import ConfigError, Problem, Settings, sandboxed, unknown_settings
+from mcp_cloudops.settings import ConfigError, Settings, sandboxed, unknown_settings
 from mcp_cloudops.web import (
     descriptor_warning,
     host_header_name,
@@ -83,7 +84,7 @@ def check(registry: Registry, settings: Settings, selected: Sequence[ToolSpec]) 
     unusable: list[str] = []
     for provider in registry.providers.values():
         count = offered[provider.key]
-        problems = settings.provider_problems(provider) if count else []
+        problems = provider_problems(settings, provider) if count else []
         state = provider_state(settings, provider, count, problems)
         detail = ", ".join(
             f"{name} {'set' if ok else 'MISSING'}" for name, ok in settings.credential_status(provider).items()
@@ -122,7 +123,7 @@ def offered_problems(settings: Settings, registry: Registry, selected: Sequence[
     call). Not under --sandbox: the simulators' addresses replace the providers' settings."""
     keys = {tool.provider for tool in selected}
     offered = [provider for provider in registry.providers.values() if provider.key in keys]
-    return [problem for provider in offered for problem in settings.provider_problems(provider)]
+    return [problem for provider in offered for problem in provider_problems(settings, provider)]
 
 
 def announcing(config: uvicorn.Config, announce: Callable[[], None]) -> uvicorn.Server:

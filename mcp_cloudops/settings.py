@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,6 @@ from mcp_cloudops.setting_values import (
     names,
     state_keys,
     tokens,
-    unreadable,
 )
 
 if TYPE_CHECKING:
@@ -80,14 +78,6 @@ class IncusEndpoint:
     key: Path | None = None
     server_cert: Path | None = None
     token: SecretStr | None = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a provider's configuration, on one line that names what to set."""
-
-    text: str
-    fatal: bool  # a value set but wrong: `serve` refuses to start. Else incomplete: it starts and warns.
 
 
 ISSUER_URL = as_secure_url("the authorization server's issuer URL", ISSUER_EXAMPLE)
@@ -175,26 +165,6 @@ def url_problem(name: str, url: str, schemes: Iterable[str] = ("http", "https"))
 def exists(path: str) -> bool:
     """Whether `path` exists; False too when a directory on the way may not be searched (no traceback)."""
     return os.path.exists(path)
-
-
-def socket_problem(path: str, name: str, given: bool) -> Problem | None:
-    """Why the Incus unix socket at `path` cannot be used now, or None. `name` (INCUS_SOCKET or INCUS_URL)
-    set it when `given`; else it is the first socket tools.yaml declares that exists."""
-    subject = f"{name}={path}" if given else f"the Incus socket {path} ({name} not set)"
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        reason = "no such socket (is Incus running?)" if isinstance(exc, FileNotFoundError) else exc.strerror
-        return Problem(f"{subject}: {reason}: set {name} to Incus's unix socket", False)
-    if not stat.S_ISSOCK(mode):
-        return Problem(f"{subject} is not a unix socket: set {name} to Incus's (e.g. /var/lib/incus/unix.socket)", True)
-    if not os.access(path, os.R_OK | os.W_OK):
-        return Problem(
-            f"{subject}: this user may not use the socket: add the user to the incus-admin group (LXD: lxd), "
-            "or run the server as one who may",
-            False,
-        )
-    return None
 
 
 @dataclass(frozen=True)
@@ -409,84 +379,6 @@ class Settings:
             return status | {INCUS_ENV["token"]: True} if endpoint.token else status
         given = url.removeprefix("unix://") if url else self.value(INCUS_ENV["socket"])
         return {f"socket {path}": exists(path) for path in ([given] if given else provider.sockets)}
-
-    def provider_problems(self, provider: Provider) -> list[Problem]:
-        """What keeps a configured `provider` from working, one line each: values set but wrong (fatal), or
-        missing beside others that are set (not fatal: the server starts and its tools say what to set).
-        None for a provider not configured at all: its tools answer with what to set."""
-        if not self.configured(provider):
-            return []
-        if provider.auth.scheme == "incus":
-            return self._incus_problems(provider)
-        problems = []
-        url = self.value(provider.url_env)
-        if url and (text := url_problem(provider.url_env, url)):
-            problems.append(Problem(text, True))
-        zone = self.value(provider.zone_env) if provider.zone_env else None
-        if zone and zone not in provider.zones:
-            text = (
-                f"{provider.zone_env}={zone!r} is not a {provider.title} zone: use one of {', '.join(provider.zones)}"
-            )
-            problems.append(Problem(f"{text}, or unset it for {provider.default_zone}", True))
-        needed = [*([] if provider.base_url else [provider.url_env]), *provider.auth.env_names]
-        if missing := [name for name in needed if not self.value(name)]:
-            problems.append(Problem(incomplete(provider, self, missing), False))
-        return problems
-
-    def _incus_problems(self, provider: Provider) -> list[Problem]:
-        url = self.value(provider.url_env)
-        if url and not url.startswith("unix://"):
-            text = incus_url_problem(provider.url_env, url)
-            return [Problem(text, True)] if text else self._incus_tls_problems(url)
-        if url == "unix://":
-            return [Problem(f"{provider.url_env}={url!r} names no socket: use unix:///PATH/TO/unix.socket", True)]
-        if url:
-            problem = socket_problem(url.removeprefix("unix://"), provider.url_env, given=True)
-        elif socket := self.value(INCUS_ENV["socket"]):
-            problem = socket_problem(socket, INCUS_ENV["socket"], given=True)
-        else:
-            found = next(path for path in provider.sockets if exists(path))  # configured: one exists
-            problem = socket_problem(found, INCUS_ENV["socket"], given=False)
-        return [problem] if problem else []
-
-    def _incus_tls_problems(self, url: str) -> list[Problem]:
-        """The client certificate, its key and the pinned server certificate of a remote Incus: readable files
-        that load, else what to set. Checked at start, not as a FileNotFoundError in every call."""
-        endpoint = self.incus_https(url)
-        files = [
-            (INCUS_ENV["cert"], endpoint.cert, "client certificate"),
-            (INCUS_ENV["key"], endpoint.key, "client key"),
-        ]
-        files.append((INCUS_ENV["server_cert"], endpoint.server_cert, "server certificate"))
-        problems = []
-        for name, path, what in files:
-            if path is None or not (reason := unreadable(path)):
-                continue
-            given = self.value(name)
-            subject = f"{name}={given}" if given else f"{name} is not set and its default {path}"
-            problems.append(
-                Problem(f"{subject} is not a readable file ({reason}): set {name} to the {what}'s path", True)
-            )
-        if problems:
-            return problems
-        from mcp_cloudops.auth import incus_ssl_context  # auth builds on settings: imported when needed
-
-        try:
-            incus_ssl_context(endpoint)
-        except ConfigError as exc:
-            return [Problem(str(exc), True)]
-        return []
-
-
-def incomplete(provider: Provider, settings: Settings, missing: list[str]) -> str:
-    """A provider some of whose variables are set and others not: which to set, or which to unset."""
-    given = [name for name in (provider.url_env, *provider.auth.env_names) if settings.value(name)]
-    them = "it" if len(missing) == 1 else "them"
-    return (
-        f"{provider.title}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set but "
-        f"{', '.join(given)} {'is' if len(given) == 1 else 'are'}: set {them}, or unset {', '.join(given)} "
-        f"to leave {provider.title} out"
-    )
 
 
 def incus_url_problem(name: str, url: str) -> str | None:
