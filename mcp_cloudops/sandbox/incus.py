@@ -768,12 +768,18 @@ class IncusSimulator(Simulator):
 
     async def _instance(self, request: Request) -> Response:
         self._tick()
-        name = request.path_params["name"]
+        found = self._instance_of(request)
+        if isinstance(found, Response):
+            return found
+        return sync(self._render_instance(request.path_params["name"]))
+
+    def _instance_of(self, request: Request) -> dict[str, str] | Response:
+        """The instance a `/1.0/instances/{name}...` request names, or the daemon's 404 (also for another
+        project, which the sandbox does not have)."""
         if (refusal := _project_refusal(request)) is not None:
             return refusal
-        if name not in self.instances:
-            return error(404, "Instance not found")
-        return sync(self._render_instance(name))
+        instance = self.instances.get(request.path_params["name"])
+        return error(404, "Instance not found") if instance is None else instance
 
     def _render_instance(self, name: str) -> dict[str, Any]:
         instance = self.instances[name]
@@ -797,11 +803,9 @@ class IncusSimulator(Simulator):
         """`GET`/`PUT /1.0/instances/{name}/state`: a state change is a task that takes a moment."""
         self._tick()
         name = request.path_params["name"]
-        if (refusal := _project_refusal(request)) is not None:
-            return refusal
-        instance = self.instances.get(name)
-        if instance is None:
-            return error(404, "Instance not found")
+        instance = self._instance_of(request)
+        if isinstance(instance, Response):
+            return instance
         if request.method == "GET":
             return sync({"status": instance["status"], "status_code": _INSTANCE_CODES[instance["status"]]})
         try:
@@ -844,11 +848,9 @@ class IncusSimulator(Simulator):
         if interactive and record:
             return error(400, 'Cannot use "interactive" in combination with "record-output"')
         name = request.path_params["name"]
-        if (refusal := _project_refusal(request)) is not None:
-            return refusal
-        instance = self.instances.get(name)
-        if instance is None:
-            return error(404, "Instance not found")
+        instance = self._instance_of(request)
+        if isinstance(instance, Response):
+            return instance
         if instance["status"] == "Frozen":
             return error(400, "Instance is frozen")
         if instance["status"] != "Running":

@@ -704,6 +704,16 @@ class PortainerSimulator(Simulator):
             )
         return endpoint
 
+    def _kubernetes(self, request: Request) -> Endpoint | Response:
+        """The Kubernetes environment a proxied Kubernetes API call names, or why it is refused: no key, no
+        such environment, or a Docker one (the path then reaches the Docker engine, which has no such page)."""
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._environment(request)
+        if isinstance(endpoint, Endpoint) and not endpoint.kubernetes:
+            return docker_error(404, "page not found")
+        return endpoint
+
     def _endpoint_from_path(self, request: Request) -> Endpoint | JSONResponse:
         endpoint = self._environment(request)
         if isinstance(endpoint, Endpoint) and endpoint.kubernetes:
@@ -747,13 +757,9 @@ class PortainerSimulator(Simulator):
 
     async def _list_namespaces(self, request: Request) -> Response:
         """The Kubernetes API's namespace list, through Portainer's proxy (not paged: clusters have few)."""
-        if not self._authorized(request):
-            return JSONResponse(_UNAUTHORIZED, status_code=401)
-        endpoint = self._environment(request)
-        if isinstance(endpoint, JSONResponse):
+        endpoint = self._kubernetes(request)
+        if isinstance(endpoint, Response):
             return endpoint
-        if not endpoint.kubernetes:
-            return docker_error(404, "page not found")  # the path reached the Docker engine
         items = [_namespace(name) for name in sorted(endpoint.pods)]
         return JSONResponse(
             {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "1000"}, "items": items}
@@ -761,13 +767,9 @@ class PortainerSimulator(Simulator):
 
     async def _list_pods(self, request: Request) -> Response:
         """The Kubernetes API's pod list, through Portainer's proxy; `limit` and `continue` page it."""
-        if not self._authorized(request):
-            return JSONResponse(_UNAUTHORIZED, status_code=401)
-        endpoint = self._environment(request)
-        if isinstance(endpoint, JSONResponse):
+        endpoint = self._kubernetes(request)
+        if isinstance(endpoint, Response):
             return endpoint
-        if not endpoint.kubernetes:
-            return docker_error(404, "page not found")  # the path reached the Docker engine
         namespace = request.path_params["ns"]
         pods = endpoint.pod_list(namespace)
         start = _continue_start(request.query_params.get("continue", ""), namespace)
