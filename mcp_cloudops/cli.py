@@ -22,12 +22,12 @@ from mcp_cloudops import health, metrics
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.provider_checks import Problem, provider_problems
 from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
+from mcp_cloudops.setting_values import Invalid, as_port, is_loopback
 from mcp_cloudops.settings import ConfigError, Settings, sandboxed, unknown_settings
 from mcp_cloudops.web import (
     descriptor_warning,
     host_header_name,
     http_app,
-    is_loopback,
     limited_h11,
     listening_socket,
 )
@@ -270,14 +270,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def port_number(text: str) -> int:
-    """--port: 1-65535, or 0 for any free port (the log line says which)."""
+    """--port: the settings' port rule (setting_values.as_port), worded as argparse reports a bad flag."""
     try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1-65535 (or 0 for any free one)")
-    return port
+        return as_port(text)
+    except Invalid:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1-65535 (or 0 for any free one)") from None
 
 
 def parser() -> argparse.ArgumentParser:

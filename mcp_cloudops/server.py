@@ -231,7 +231,8 @@ def announce_tool_list_changes(server: MCPServer) -> None:
 
 def discovery_tools(registry: Registry, settings: Settings, sessions: SessionToolsets) -> list[Tool]:
     """The two tools of --dynamic-toolsets (tools.yaml `discovery`): list the toolsets, enable one."""
-    listing, enabling = registry.discovery_tools().list, registry.discovery_tools().enable
+    discovery = registry.discovery_tools()
+    listing, enabling = discovery.list, discovery.enable
     toolsets = list(sessions.tools)  # registry order, as list-toolsets shows them
 
     async def list_toolsets(ctx: Context, **arguments: Any) -> CallToolResult:

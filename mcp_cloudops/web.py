@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_cloudops.setting_values import is_loopback as is_loopback  # cli imports it from here
 from mcp_cloudops.settings import ConfigError
 
 if TYPE_CHECKING:

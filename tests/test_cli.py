@@ -15,8 +15,8 @@ import yaml
 from mcp_cloudops.cli import list_tools
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.registry import default_path, load_registry
+from mcp_cloudops.setting_values import is_loopback
 from mcp_cloudops.settings import Settings
-from mcp_cloudops.web import is_loopback
 
 TOOL_COUNT = len(load_registry().tools)
 

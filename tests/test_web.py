@@ -15,8 +15,9 @@ from support import INITIALIZE, MCP_HEADERS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.server import build_server
+from mcp_cloudops.setting_values import is_loopback
 from mcp_cloudops.settings import ConfigError, Settings
-from mcp_cloudops.web import BearerToken, bind_error, http_app, is_loopback, listening_socket
+from mcp_cloudops.web import BearerToken, bind_error, http_app, listening_socket
 
 pytestmark = pytest.mark.anyio
 TOKEN = "web-test-token-0123456789abcdef"
