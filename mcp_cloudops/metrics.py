@@ -274,7 +274,7 @@ def stdio_problem(settings: Settings, transport: str) -> str | None:
 def exposed_warning(host: str) -> str | None:
     """What to say when metrics listen beyond loopback (only --metrics-host does that): they carry no
     secret, but call volumes and tool names are for the operators, and the listener asks for no token."""
-    from mcp_cloudops.web import is_loopback
+    from mcp_cloudops.setting_values import is_loopback
 
     if is_loopback(host):
         return None
