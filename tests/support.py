@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,19 @@ class HttpServer:
         server = cls(port, proc, host)
         threading.Thread(target=server._read_stderr, daemon=True).start()
         return server
+
+    @classmethod
+    @contextmanager
+    def running(
+        cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, **env: str
+    ) -> Iterator[HttpServer]:
+        """`start`, ready to answer, and stopped when the block ends, whatever happens in it."""
+        server = cls.start(*flags, host=host, max_open_files=max_open_files, **env)
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None

@@ -196,9 +196,7 @@ def test_an_unwritable_journal_stops_the_server_with_one_line(tmp_path: Path) ->
 
 async def test_over_http_the_session_and_the_tokens_hash_are_recorded_never_the_token(tmp_path: Path) -> None:
     path, token = tmp_path / "audit.jsonl", "agent-" + secrets.token_hex(16)
-    server = HttpServer.start(MCP_CLOUDOPS_HTTP_TOKEN=token, MCP_CLOUDOPS_AUDIT_LOG=str(path))
-    try:
-        server.wait_ready()
+    with HttpServer.running(MCP_CLOUDOPS_HTTP_TOKEN=token, MCP_CLOUDOPS_AUDIT_LOG=str(path)) as server:
         with anyio.fail_after(60):
             async with (
                 httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http,
@@ -206,8 +204,6 @@ async def test_over_http_the_session_and_the_tokens_hash_are_recorded_never_the_
             ):
                 arguments = {"image_id": scaleway.IMAGE_PRIVATE, "name": "over-http"}
                 assert not (await client.call_tool("update-image-2", arguments)).is_error
-    finally:
-        server.stop()
     sent, done = records(path)
     assert sent["principal"] == "sha256:" + hashlib.sha256(token.encode()).hexdigest()
     assert sent["session"] and len(sent["session"]) >= 16 and done["outcome"] == "ok"

@@ -140,9 +140,7 @@ def can_connect(host: str, port: int) -> bool:
 
 async def test_serve_with_probes_token_and_metrics() -> None:
     metrics_port = free_port()
-    server = HttpServer.start("--metrics-port", str(metrics_port), MCP_CLOUDOPS_HTTP_TOKEN=TOKEN)
-    try:
-        server.wait_ready()
+    with HttpServer.running("--metrics-port", str(metrics_port), MCP_CLOUDOPS_HTTP_TOKEN=TOKEN) as server:
         async with httpx.AsyncClient(base_url=server.base, timeout=10) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             assert (await http.get("/readyz")).json() == {"status": "ready"}
@@ -159,22 +157,16 @@ async def test_serve_with_probes_token_and_metrics() -> None:
         assert 'mcp_cloudops_upstream_responses_total{provider="exoscale",status_class="2xx"} 1.0' in scraped
         assert TOKEN not in scraped and TOKEN not in server.logs
         assert f"Prometheus metrics on http://127.0.0.1:{metrics_port}/metrics" in server.logs
-    finally:
-        server.stop()
 
 
 def test_metrics_do_not_follow_the_mcp_host() -> None:
     """The MCP server on another address (a loopback alias here, as tests listen on loopback only): the
     metrics stay on 127.0.0.1 and are not served on the MCP address."""
     metrics_port = free_port()
-    server = HttpServer.start("--metrics-port", str(metrics_port), host="127.0.0.2")
-    try:
-        server.wait_ready()
+    with HttpServer.running("--metrics-port", str(metrics_port), host="127.0.0.2") as server:
         assert can_connect("127.0.0.1", metrics_port)
         assert not can_connect("127.0.0.2", metrics_port)
         assert httpx.get(f"{server.base}/healthz", timeout=10).status_code == 200
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(

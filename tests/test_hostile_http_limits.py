@@ -45,17 +45,13 @@ SLOW_HEAD = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # a request head that 
 
 @pytest.fixture(scope="module")
 def limited() -> Iterator[HttpServer]:
-    server = HttpServer.start(
+    with HttpServer.running(
         max_open_files=OPEN_FILES,
         MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
         MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT=str(IDLE_TIMEOUT),
         MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
-    )
-    try:
-        server.wait_ready()
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def connect(server: HttpServer, first: bytes = b"") -> socket.socket:
@@ -316,12 +312,8 @@ def test_a_descriptor_limit_too_low_for_the_connection_cap_is_warned_about() -> 
 @pytest.fixture(scope="module")
 def alias() -> Iterator[HttpServer]:
     """A server bound to 127.0.0.2 (Linux routes all of 127.0.0.0/8 to lo)."""
-    server = HttpServer.start(host="127.0.0.2")
-    try:
-        server.wait_ready()
+    with HttpServer.running(host="127.0.0.2") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.anyio
@@ -354,12 +346,8 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 @pytest.fixture(scope="module")
 def two_tokens() -> Iterator[HttpServer]:
     """One token per agent: each its own principal."""
-    server = HttpServer.start(MCP_CLOUDOPS_HTTP_TOKEN=f"{ALICE}, {BOB}")
-    try:
-        server.wait_ready()
+    with HttpServer.running(MCP_CLOUDOPS_HTTP_TOKEN=f"{ALICE}, {BOB}") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -31,12 +31,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def stateless() -> Iterator[HttpServer]:
-    server = HttpServer.start("--stateless")
-    try:
-        server.wait_ready()
+    with HttpServer.running("--stateless") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def declining(asked: list[str]) -> Any:

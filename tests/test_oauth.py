@@ -130,16 +130,6 @@ def running_issuer(*args: str) -> Iterator[Issuer]:
         issuer.stop()
 
 
-@contextlib.contextmanager
-def running_server(*flags: str, **env: str) -> Iterator[HttpServer]:
-    server = HttpServer.start(*flags, **env)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[Issuer]:
     with running_issuer() as issuer:
@@ -154,7 +144,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(issuer: Issuer, journal: Path) -> Iterator[HttpServer]:
     env = {"MCP_CLOUDOPS_OAUTH_ISSUER": issuer.url, "MCP_CLOUDOPS_PUBLIC_URL": PUBLIC}
-    with running_server(**env, MCP_CLOUDOPS_AUDIT_LOG=str(journal)) as server:
+    with HttpServer.running(**env, MCP_CLOUDOPS_AUDIT_LOG=str(journal)) as server:
         yield server
 
 
@@ -331,7 +321,7 @@ async def test_rfc8414_metadata_custom_scope_names_and_read_only_on_top() -> Non
     scopes = {"MCP_CLOUDOPS_OAUTH_READ_SCOPE": "ops.read", "MCP_CLOUDOPS_OAUTH_WRITE_SCOPE": "ops.write"}
     with running_issuer("--well-known", "/.well-known/oauth-authorization-server") as issuer:
         env = {"MCP_CLOUDOPS_OAUTH_ISSUER": issuer.url, "MCP_CLOUDOPS_PUBLIC_URL": PUBLIC, **scopes}
-        with running_server("--read-only", **env) as server:
+        with HttpServer.running("--read-only", **env) as server:
             metadata = httpx.get(server.base + "/.well-known/oauth-protected-resource", timeout=TIMEOUT).json()
             assert metadata["scopes_supported"] == ["ops.read", "ops.write"]
             refused = post(server, issuer.token(scope=f"{READ} {WRITE}"))

@@ -138,22 +138,14 @@ async def test_over_stdio_a_subprocess_enables_a_toolset(mode: str) -> None:
 
 @pytest.fixture(scope="module")
 def dynamic_http() -> Iterator[HttpServer]:
-    server = HttpServer.start("--dynamic-toolsets")
-    try:
-        server.wait_ready()
+    with HttpServer.running("--dynamic-toolsets") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def default_http() -> Iterator[HttpServer]:
-    server = HttpServer.start()
-    try:
-        server.wait_ready()
+    with HttpServer.running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @asynccontextmanager
