@@ -80,13 +80,15 @@ class SessionToolsets:
             return enabled
         return (self.everything if enabled is None else enabled) - beyond
 
+    def enabled_toolsets(self, ctx: ServerRequestContext[Any, Any]) -> set[str]:
+        """The toolsets this request's session enabled, and those its header names."""
+        return (self._store(ctx) or set()) | (self.chosen(ctx) or set())
+
     def enabled_tools(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str] | None:
         """The tools of the toolsets this session enabled or its header names; None for every offered tool."""
-        chosen = self.chosen(ctx)
-        if not self.dynamic and chosen is None:
+        if not self.dynamic and _header(ctx, HEADER) is None:
             return None
-        store = self._store(ctx)
-        enabled = (chosen or set()) | (store or set())
+        enabled = self.enabled_toolsets(ctx)
         return self.discovery | frozenset(name for toolset in enabled for name in self.tools.get(toolset, ()))
 
     def out_of_scope(self, ctx: ServerRequestContext[Any, Any]) -> frozenset[str]:
@@ -106,13 +108,13 @@ class SessionToolsets:
         store = self._store(ctx)
         if store is None:
             raise LookupError("no session")
-        already = toolset in store or toolset in (self.chosen(ctx) or set())
+        already = toolset in self.enabled_toolsets(ctx)
         store.add(toolset)
         beyond = self.out_of_scope(ctx)
         return [name for name in self.tools[toolset] if name not in beyond], already
 
     def listing(self, ctx: ServerRequestContext[Any, Any], configured: Mapping[str, bool]) -> list[dict[str, Any]]:
-        enabled = (self._store(ctx) or set()) | (self.chosen(ctx) or set())
+        enabled = self.enabled_toolsets(ctx)
         beyond = self.out_of_scope(ctx)
         return [
             {
