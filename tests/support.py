@@ -154,13 +154,18 @@ class HttpServer:
         wait_until_serving(self.port, self.proc, lambda: self.logs, timeout, self.host)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Ask a process a test started to stop (SIGTERM), and kill it if it has not within `timeout`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import server_env
+from support import server_env, stop_process
 from test_hostile_settings import BAD_NUMBERS
 
 TIMEOUT = 30  # seconds any one run of the CLI may take
@@ -151,9 +151,4 @@ def test_the_serving_line_comes_once_the_port_listens() -> None:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp") and not url.endswith(":0/mcp")
         assert httpx.get(url.removesuffix("/mcp") + "/", timeout=5).status_code < 500  # listening: an answer
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

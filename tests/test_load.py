@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp import Client
-from support import free_port, server_env, wait_until_serving
+from support import free_port, server_env, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.anyio
 CLIENTS, CALLS_EACH = 10, 20  # 200 calls in flight at once
@@ -66,9 +66,4 @@ async def test_200_concurrent_calls_over_http() -> None:
         async with Client(url) as after:
             assert not (await after.call_tool("get-operations", {})).is_error
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

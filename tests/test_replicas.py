@@ -38,7 +38,7 @@ import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import ElicitResult
-from support import MCP_HEADERS, HttpServer, free_port
+from support import MCP_HEADERS, HttpServer, free_port, stop_process
 
 from mcp_cloudops.cli import parser
 from mcp_cloudops.registry import load_registry
@@ -159,13 +159,7 @@ class Balancer:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
