@@ -255,10 +255,9 @@ def metrics_socket(settings: Settings, backlog: int = MAX_CONNECTIONS) -> socket
 
     host = metrics_host(settings)
     try:
-        return listening_socket(host, port, backlog)
-    except ConfigError as exc:  # its words name --host and --port: these are the metrics ones
-        text = str(exc).replace("--port", "--metrics-port").replace("--host", "--metrics-host")
-        raise ConfigError(f"metrics: {text}") from None
+        return listening_socket(host, port, backlog, flags=("--metrics-host", "--metrics-port"))
+    except ConfigError as exc:
+        raise ConfigError(f"metrics: {exc}") from None
 
 
 def stdio_problem(settings: Settings, transport: str) -> str | None:

@@ -141,9 +141,12 @@ def http_app(
 # --- the listening socket ---------------------------------------------------------------------------------
 
 
-def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+def listening_socket(
+    host: str, port: int, backlog: int, flags: tuple[str, str] = ("--host", "--port")
+) -> socket.socket:
     """A socket bound and listening on `host`:`port`, made before anything says the server serves: a port
-    in use is one line at start (ConfigError), never a "serving on" line followed by a failure."""
+    in use is one line at start (ConfigError), never a "serving on" line followed by a failure. `flags`
+    are the options that chose the host and the port, which the line names."""
     bare = host.strip("[]")
     sock = socket.socket(socket.AF_INET6 if ":" in bare else socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -152,25 +155,27 @@ def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise ConfigError(bind_error(host, port, exc)) from None
+        raise ConfigError(bind_error(host, port, exc, flags)) from None
     except OverflowError:  # a port outside 0-65535, from a caller that did not check it
         sock.close()
-        raise ConfigError(f"--port {port} is not a port: use one from 1 to 65535") from None
+        raise ConfigError(f"{flags[1]} {port} is not a port: use one from 1 to 65535") from None
     return sock
 
 
-def bind_error(host: str, port: int, exc: OSError) -> str:
-    """Why the server cannot listen on `host`:`port`, and what to do instead, on one line."""
-    where = f"{host_header_name(host)}:{port}"
+def bind_error(host: str, port: int, exc: OSError, flags: tuple[str, str] = ("--host", "--port")) -> str:
+    """Why the server cannot listen on `host`:`port`, and what to do instead, on one line naming `flags`."""
+    where, (host_flag, port_flag) = f"{host_header_name(host)}:{port}", flags
     if isinstance(exc, socket.gaierror):
-        return f"cannot listen on {where}: --host {host} is not a known address ({exc.strerror}): use an IP address"
+        return (
+            f"cannot listen on {where}: {host_flag} {host} is not a known address ({exc.strerror}): use an IP address"
+        )
     if exc.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is in use (another server?): choose another --port, or stop it"
+        return f"cannot listen on {where}: the port is in use (another server?): choose another {port_flag}, or stop it"
     if exc.errno == errno.EACCES:
-        return f"cannot listen on {where}: permission denied: choose a --port above 1023"
+        return f"cannot listen on {where}: permission denied: choose a {port_flag} above 1023"
     if exc.errno == errno.EADDRNOTAVAIL:
-        return f"cannot listen on {where}: {host} is not an address of this machine: choose another --host"
-    return f"cannot listen on {where}: {exc.strerror or exc}: check --host and --port"
+        return f"cannot listen on {where}: {host} is not an address of this machine: choose another {host_flag}"
+    return f"cannot listen on {where}: {exc.strerror or exc}: check {host_flag} and {port_flag}"
 
 
 # --- connection limits ------------------------------------------------------------------------------------
