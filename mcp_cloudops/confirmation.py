@@ -19,8 +19,10 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from typing import Annotated, Any
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve, build_resolver_plans, find_resolved_parameters
@@ -41,7 +43,16 @@ SPENT_MAX = 10_000  # confirmations remembered as used; the oldest are forgotten
 # Unicode categories a person cannot see or that move text around: controls, format characters
 # (bidi overrides and isolates, zero-width), line and paragraph separators, private and unassigned.
 HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
-_BLANKS = re.compile(r" {3,}")
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt): rendered as nothing, whatever their
+# category (the Hangul fillers are letters, variation selectors marks).
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
+BLANK_GLYPHS = frozenset({0x2800, 0x1D159})  # visible characters whose glyph is empty: braille blank, null notehead
+_RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
 
 WORDING = {
     "destructive": ("Confirm a destructive change", "This cannot be undone."),
@@ -72,19 +83,40 @@ def can_elicit(ctx: Context) -> bool:
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
 
+def unseen(char: str) -> bool:
+    """Whether a person would not see this character as itself: it renders blank or as whitespace
+    (other than the ASCII space), not at all, or moves or breaks the text around it."""
+    if char == " ":
+        return False
+    code = ord(char)
+    return (
+        char.isspace()  # Unicode White_Space: NBSP, ideographic and em spaces...
+        or unicodedata.category(char) in HIDDEN_CATEGORIES
+        or code in BLANK_GLYPHS
+        or any(low <= code <= high for low, high in DEFAULT_IGNORABLE)
+    )
+
+
 def _escaped_char(char: str) -> str:
-    if unicodedata.category(char) not in HIDDEN_CATEGORIES:
+    if not unseen(char):
         return char
     code = ord(char)
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
+def _counted(run: re.Match[str]) -> str:
+    char, length = run.group(1), len(run.group())
+    if char == " ":
+        return f"«{length} spaces»"
+    return f"«{length} × U+{ord(char):04X}»" if unseen(char) else run.group()
+
+
 def shown(value: Any) -> str:
-    """One line a person can trust: JSON, with every invisible or line-breaking character escaped
-    and runs of blanks counted (padding must not push the rest of a command out of view)."""
-    text = json.dumps(value, ensure_ascii=False)
-    text = "".join(_escaped_char(char) for char in text)
-    return _BLANKS.sub(lambda run: f"«{len(run.group())} spaces»", text)
+    """One line a person can trust: JSON, with every character that renders blank, invisible or
+    line-breaking escaped, and runs of one such character (or of spaces) counted: padding must not
+    push the rest of a command out of view."""
+    text = _RUNS.sub(_counted, json.dumps(value, ensure_ascii=False))
+    return "".join(_escaped_char(char) for char in text)
 
 
 def _rank(spec: ToolSpec) -> dict[str, tuple[int, int]]:
@@ -148,18 +180,40 @@ def refusal(
     return f"The user did not confirm {spec.name} ({outcome.action}); nothing was changed. Do not retry unasked."
 
 
+_SEALED: ContextVar[str | None] = ContextVar("mcp_cloudops_sealed_round", default=None)
+
+
+async def remember_sealed_round(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware, outside the SDK's request-state boundary: keeps the round's sealed token as the
+    client sent it. The boundary hands handlers the unsealed state, which is the same for every round
+    of the same call; the sealed token is unique to one round (a fresh nonce each time)."""
+    params = ctx.params or {}
+    sealed = params.get("requestState") if ctx.method == "tools/call" else None
+    token = _SEALED.set(sealed if isinstance(sealed, str) else None)
+    try:
+        return await call_next(ctx)
+    finally:
+        _SEALED.reset(token)
+
+
+def sealed_round() -> str | None:
+    """The sealed token of the 2026-07-28 round being answered (None for other requests)."""
+    return _SEALED.get()
+
+
 class Spent:
     """2026-07-28 rounds whose "yes" already ran a call. The SDK seals a round's state against
-    tampering but not against replay: the same state and answer sent again would run it again."""
+    tampering but not against replay: the same sealed round and answer sent again would run it again.
+    Keyed on the sealed token, so a new round for the same call is a new question."""
 
     def __init__(self) -> None:
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def first_use(self, state: str, now: float | None = None) -> bool:
+    def first_use(self, sealed: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         while self._seen and (next(iter(self._seen.values())) < now - SPENT_TTL or len(self._seen) >= SPENT_MAX):
             self._seen.popitem(last=False)
-        key = hashlib.sha256(state.encode()).hexdigest()
+        key = hashlib.sha256(sealed.encode()).hexdigest()
         if key in self._seen:
             return False
         self._seen[key] = now
@@ -217,7 +271,8 @@ def guard(
             if journal is not None:
                 await journal.refused(spec, reason, *caller(ctx))
             return failed(reason)
-        if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(ctx.request_state):
+        sealed = sealed_round()
+        if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(sealed or ctx.request_state):
             replayed = (
                 f"This confirmation of {spec.name} was already used, and a confirmation runs one call; nothing "
                 "was changed. Call the tool again to ask the user anew."

@@ -199,6 +199,7 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
         middleware=[sessions],
         request_state_security=request_state_security(settings),
     )
+    server.middleware.insert(0, confirmation.remember_sealed_round)  # before the SDK unseals the round
     announce_tool_list_changes(server)
     install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
     confirmation.unpredictable_request_ids()
