@@ -3,7 +3,8 @@
 Two nets: every configured secret, in the forms an upstream may echo it (exact, any case, base64,
 hex, URL- or JSON-escaped), and the shapes credentials take on the wire (an Authorization header, a
 bearer token, a Portainer key, a token in a URL, a PEM private key), for secrets we were never told
-about, such as an upstream echoing a header back.
+about, such as an upstream echoing a header back. Secrets are found in the text case-folded (ſ, ß, K,
+ﬁ stand for s, ss, k, fi) and masked where they came from in the original, whose length may differ.
 
 Every scan is linear in its input (str.find and regexes that never rescan), because what is
 redacted comes from agents and upstreams: one quadratic pattern let one request stall every client.
@@ -16,7 +17,6 @@ import contextlib
 import json
 import logging
 import re
-import string
 from bisect import bisect_right
 from collections.abc import Iterable
 from pathlib import Path
@@ -61,7 +61,30 @@ _CUE = re.compile(r"[\s=:_]")
 KEYWORDS = ("exo2-hmac-sha256", "bearer", "basic", "ptr_", "x-auth-token", "x-api-key", "token=", "api_key=",
             "apikey=", "secret_key=", "signature=", "private key-----")  # fmt: skip
 _SHORTEST_SHAPE = len("?token=x")  # no shape matches fewer characters
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+# Case folding makes up to three characters of one (ß: "ss", ﬃ: "ffi"), so a span found in the folded
+# text is mapped back through a shadow of it: the characters that continue a fold are _GOES_ON.
+_MOST_FOLDED = 3  # the most characters Unicode's full case folding makes of one
+_GOES_ON = "\ufdd0"  # a noncharacter; one in the text itself is shadowed by "a"
+_TURKISH_I = ("İ", "ı")  # Turkish upper i and lower I: "i" to us, though casefold keeps them apart
+
+
+def _fold_char(char: str) -> str:
+    return "i" if char in _TURKISH_I else char.casefold()
+
+
+def _shadow_of(char: str) -> str:
+    """One character per character `char` folds to: the first any but _GOES_ON, the others _GOES_ON."""
+    size = len(_fold_char(char))
+    return "a" + _GOES_ON * (size - 1) if size > 1 or char == _GOES_ON else char
+
+
+# Every folding longer than one character lies in the Basic Multilingual Plane (~100 of them): scanning
+# it costs ~6 ms once, where all of Unicode costs ~80 ms. _origins checks, and handles one beyond.
+_SHADOW = {
+    ord(char): "a" + _GOES_ON * (len(fold) - 1)
+    for char in map(chr, range(0x10000))
+    if len(fold := char.casefold()) > 1 and char not in _TURKISH_I  # İ folds to "i" here
+} | {ord(_GOES_ON): "a"}
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
@@ -109,9 +132,44 @@ def encoded_forms(value: str) -> set[str]:
 
 
 def _fold(text: str) -> str:
-    """Lower case, one character for one, so positions in the folded text are positions in `text`."""
-    folded = text.lower()
-    return folded if len(folded) == len(text) else text.translate(_ASCII_LOWER)
+    """`text` case-folded (ſ: s, K: k, ß: ss, ﬁ: fi, ς and Σ: σ, İ and ı: i), the way every form is:
+    an upstream may echo a secret in any case. May be longer than `text`: see _origins."""
+    if text.isascii():  # most texts: one character for one
+        return text.lower()
+    if _TURKISH_I[0] in text or _TURKISH_I[1] in text:
+        text = text.replace(_TURKISH_I[0], "i").replace(_TURKISH_I[1], "i")
+    return text.casefold()
+
+
+def _origins(text: str, folded: str, positions: list[int]) -> list[int]:
+    """For each of the ascending `positions` in `folded` (= _fold(text)), the index in `text` of the
+    character it came from. One pass over the text, whatever the number of positions."""
+    if len(folded) == len(text):  # no character folded to more than one
+        return positions
+    shadow = text.translate(_SHADOW)
+    if len(shadow) != len(folded):  # a longer folding beyond the table, in a later Unicode
+        shadow = "".join(map(_shadow_of, text))
+    origins, counted, going_on = [], 0, 0  # going_on: characters that continue a fold, before `counted`
+    for position in positions:
+        going_on += shadow.count(_GOES_ON, counted, position + 1)
+        counted = position + 1
+        origins.append(position - going_on)
+    return origins
+
+
+def _unfolded(text: str, folded: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of `folded` (sorted by start) as spans of `text`: a span that begins or ends inside the
+    folding of a character (one "s" of the "ss" of a ß) takes that whole character."""
+    if len(folded) == len(text):
+        return spans
+    merged: list[tuple[int, int]] = []  # overlapping spans as one, so their ends ascend too
+    for start, end in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    origins = _origins(text, folded, [at for start, end in merged for at in (start, end - 1)])
+    return [(origins[n], origins[n + 1] + 1) for n in range(0, len(origins), 2)]
 
 
 def _find_all(text: str, needle: str) -> Iterable[tuple[int, int]]:
@@ -137,10 +195,10 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         values = {value.strip() for value in secrets if value and len(value.strip()) >= MIN_SECRET}
         self.values = sorted(values, key=len, reverse=True)
-        # Every form, folded to lower case, shortest first: a string is only searched for those that fit.
+        # Every form, case-folded, shortest first: a string is only searched for those that fit.
         forms, needles = set(), set()
         for value in self.values:
-            own = sorted({form.lower() for form in encoded_forms(value) if len(form) >= MIN_SECRET}, key=len)
+            own = sorted({_fold(form) for form in encoded_forms(value) if len(form) >= MIN_SECRET}, key=len)
             forms.update(own)
             needles.update(form for n, form in enumerate(own) if not any(shorter in form for shorter in own[:n]))
         # Forms are found through needles first: a form that holds a shorter form (the padded base64
@@ -159,15 +217,17 @@ class Redactor:
     def text(self, text: str) -> str:
         """Configured secrets in every form first (whole, even where a shape would stop inside one), then shapes."""
         size = len(text)
-        if size < self._too_short:  # many strings of a result: states, short names
-            return text
-        if self._unspaced and " " in text:  # prose: a form can only lie inside one of its words
-            size = max(map(len, text.split()))
-        folded = text.casefold()  # casefold, not lower: the regexes' IGNORECASE also takes "ſ" for "s"
+        if size < self._too_short and (text.isascii() or size * _MOST_FOLDED < self._too_short):
+            return text  # many strings of a result: states, short names (a short "ﬃ" may fold long enough)
+        # Case-folded, not lowered: the regexes' IGNORECASE also takes "ſ" for "s", and "ß" is "ss".
+        folded = _fold(text)
+        size = len(folded)
+        if self._unspaced and " " in folded:  # prose: a form can only lie inside one of its words
+            size = max(map(len, folded.split()))
         for needle in self._fitting[size] if size < self._most else self._fitting[-1]:
             if needle in folded:
-                text = self._mask_secrets(text)
-                folded = text.casefold()
+                text = self._mask_secrets(text, folded)
+                folded = _fold(text)
                 break
         if len(text) < _SHORTEST_SHAPE or not _CUE.search(text):
             return text
@@ -175,11 +235,12 @@ class Redactor:
             return text
         return _SHAPES.sub(_keep_prefix, _mask_pem(text))
 
-    def _mask_secrets(self, text: str) -> str:
-        """Every form of every secret, found in the text folded to lower case (rare: most texts hold none)."""
-        folded = _fold(text)
-        forms = self._forms[: bisect_right(self._form_sizes, len(text))]
-        return _masked(text, sorted(span for form in forms for span in _find_all(folded, form)))
+    def _mask_secrets(self, text: str, folded: str) -> str:
+        """Every form of every secret, found in `folded` (= _fold(text)) and masked where it came from in
+        `text`: masking exactly what was found (rare: most texts hold none)."""
+        forms = self._forms[: bisect_right(self._form_sizes, len(folded))]
+        spans = sorted(span for form in forms for span in _find_all(folded, form))
+        return _masked(text, _unfolded(text, folded, spans))
 
     def data(self, value: Any) -> Any:
         """The same JSON-like structure with every string redacted (keys too)."""
@@ -228,17 +289,20 @@ class Redactor:
 
     def _fragment_start(self, text: str) -> int:
         """Where the longest tail of `text` that begins a secret form (at least MIN_FRAGMENT characters)
-        starts; len(text) if none does."""
-        tail = _fold(text[-self._longest :]) if self._longest else ""
-        offset, best = len(text) - len(tail), len(tail)
+        starts; len(text) if none does. Found case-folded, like whole forms."""
+        tail = text[-self._longest :] if self._longest else ""  # a fragment folds to no fewer characters
+        folded = _fold(tail)
+        best = len(folded)
         for form in self._forms:
-            at = tail.find(form[:MIN_FRAGMENT])
+            at = folded.find(form[:MIN_FRAGMENT])
             while -1 < at < best:
-                if form.startswith(tail[at:]):
+                if form.startswith(folded[at:]):
                     best = at
                     break
-                at = tail.find(form[:MIN_FRAGMENT], at + 1)
-        return offset + best
+                at = folded.find(form[:MIN_FRAGMENT], at + 1)
+        if best == len(folded):
+            return len(text)
+        return len(text) - len(tail) + _origins(tail, folded, [best])[0]
 
 
 def configured_secrets(registry: Registry, settings: Settings) -> list[str]:

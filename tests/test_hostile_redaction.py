@@ -1,7 +1,8 @@
 """Hostile inputs aimed at redaction and the output cap: work that grows faster than the input (one
 call stalling every client), secrets cut in half by a trim, and secrets echoed in an encoded form.
 
-Each test reproduces a finding of the red-team run "Hostile agents and hostile upstreams" (2, 3, 7, 12).
+Each test reproduces a finding of the red-team run "Hostile agents and hostile upstreams" (2, 3, 7, 12),
+or finding 10 of issue 20 (a secret echoed in another case that folds to more or fewer characters).
 """
 
 from __future__ import annotations
@@ -10,13 +11,23 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, quote_plus
 
 import anyio
 import httpx
 import pytest
-from fakes import REGISTRY, UUID, Hostile, HostilePortainer, HostileScaleway, answering, denying, serving
+from fakes import (
+    REGISTRY,
+    UUID,
+    Hostile,
+    HostileExoscale,
+    HostilePortainer,
+    HostileScaleway,
+    answering,
+    denying,
+    serving,
+)
 from mcp import Client
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,7 +35,7 @@ from support import assert_nothing_leaked, text_of
 
 from mcp_cloudops import upstream, websocket
 from mcp_cloudops.redaction import MASK, Redactor
-from mcp_cloudops.sandbox import credentials
+from mcp_cloudops.sandbox import credentials, exoscale
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema
 from mcp_cloudops.server import build_server
@@ -362,3 +373,128 @@ async def test_an_upstream_echoing_base64_of_the_key_is_masked(logs: pytest.LogC
             assert value[4:-4] not in said
         assert result.structured_content["echo"]["b64"] == MASK
         assert_nothing_leaked([sim], result, logs.text)
+
+
+# --- finding 10 of issue 20: a secret echoed in another case ------------------------------------------
+
+EXO_SECRET = credentials.EXOSCALE_API_SECRET  # "sandbox-secret-" and 28 "s"
+NIRVANA_KEY = credentials.NIRVANA_LABS_API_KEY  # "nirvana-sandbox-key-000000000000"
+LIGATURE_SECRET = "office-staff-flag-0123456789"  # "ffi", "st", "ff" and "fl" each have a one-character ligature
+KELVIN = "\u212a"  # KELVIN SIGN, whose lower case is "k"
+# A secret, a name, and the secret as an upstream may echo it in another case: ſ (long s) and K (Kelvin)
+# fold to one ASCII letter, ß and the ligatures to two or three, İ and ı are Turkish upper and lower i.
+FOLDED = [
+    (EXO_SECRET, "long-s", EXO_SECRET.replace("s", "ſ")),
+    (EXO_SECRET, "one-long-s", EXO_SECRET.replace("-s", "-ſ", 1)),
+    (EXO_SECRET, "sharp-s", EXO_SECRET.replace("ss", "ß")),  # 29 characters for the secret's 43
+    (EXO_SECRET, "capital-sharp-s", EXO_SECRET.upper().replace("SS", "ẞ")),
+    (EXO_SECRET, "sharp-s-at-both-ends", "ß" + EXO_SECRET[1:-1] + "ß"),  # the secret begins and ends inside a ß
+    (NIRVANA_KEY, "kelvin", NIRVANA_KEY.replace("k", KELVIN)),
+    (NIRVANA_KEY, "turkish-upper", NIRVANA_KEY.upper().replace("I", "İ").replace("K", KELVIN)),
+    (NIRVANA_KEY, "dotless-i", NIRVANA_KEY.replace("i", "ı")),
+    (LIGATURE_SECRET, "ligatures", "oﬃce-ﬆaﬀ-ﬂag-0123456789"),
+    (LIGATURE_SECRET, "fi-ligature", "ofﬁce-staff-flag-0123456789"),
+    ("ffffffff", "ligatures-only", "ﬀﬀﬀﬀ"),  # half the secret's length
+    ("straße-geheim-0123", "sharp-s-secret", "straße-geheim-0123"),  # a secret that is not ASCII, as it is
+    ("straße-geheim-0123", "sharp-s-secret-upper", "STRASSE-GEHEIM-0123"),
+    ("μυστικός-κωδικός-42", "final-sigma", "μυστικός-κωδικός-42"),
+    ("μυστικός-κωδικός-42", "final-sigma-upper", "ΜΥΣΤΙΚΌΣ-ΚΩΔΙΚΌΣ-42"),
+    ("μυστικός-κωδικός-42", "final-sigma-as-sigma", "μυστικόσ-κωδικόσ-42"),
+]
+
+
+def folded(text: str) -> str:
+    """`text` as a reader who ignores case sees it: ſ is s, ß is ss, K is k, ﬃ is ffi, İ and ı are i."""
+    return text.replace("İ", "i").replace("ı", "i").casefold()
+
+
+@pytest.mark.parametrize(("secret", "name", "variant"), FOLDED, ids=[name for _, name, _ in FOLDED])
+def test_a_secret_in_another_case_is_masked_whole(secret: str, name: str, variant: str) -> None:
+    """Found in the case-folded text, masked in the original: the spans differ when a character folds
+    to two (ß) or three (ﬃ), and a match that begins or ends inside one masks all of it."""
+    redactor = Redactor([secret, "other-secret-value"])
+    texts = (variant, f"echo {variant} end", f"İstanbul: {variant}", f'{{"v":"{variant}"}}', f"a{variant}b")
+    for text in (*texts, f"{variant}\n{variant}", f"Straße {variant}."):
+        assert redactor.text(text) == text.replace(variant, MASK), (name, text)
+    assert redactor.data({variant: [variant, f"key {variant}"]}) == {MASK: [MASK, f"key {MASK}"]}
+
+
+CUT_FOLDED = [row for row in FOLDED if row[1] in {"long-s", "sharp-s", "sharp-s-at-both-ends", "kelvin", "ligatures"}]
+
+
+@pytest.mark.parametrize(("secret", "name", "variant"), CUT_FOLDED, ids=[name for _, name, _ in CUT_FOLDED])
+def test_a_secret_in_another_case_at_a_cut_leaks_no_piece(secret: str, name: str, variant: str) -> None:
+    redactor = Redactor([secret])
+    whole = redactor.cut(straddling(variant, 500), 500)
+    assert len(whole) <= 500 and MASK in whole, whole
+    assert_no_fragment(folded(whole), folded(secret))
+    half = "x" * 480 + variant[:20]  # its first 20 characters, 19 of them before our cut
+    assert redactor.cut(half + "y" * 100, 500) == "x" * 480 + MASK + "…"
+    assert redactor.cut(half + "…", ERROR_MAX) == "x" * 480 + MASK + "…"  # a cut the upstream made
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        EXO_SECRET.replace("ss", "ß") + " ",  # the variant, over and over: every occurrence masked
+        "ß" + EXO_SECRET[1:-1] + "ßx",
+        "ß",
+        "ﬃ",
+        "İ",
+        f"ſ{KELVIN}ßı ",
+    ],
+    ids=["sharp-s-variant", "sharp-s-at-both-ends", "sharp-s", "ffi", "dotted-i", "mixed"],
+)
+def test_redaction_of_a_mebibyte_in_other_cases_is_linear(unit: str) -> None:
+    redactor = Redactor([EXO_SECRET, NIRVANA_KEY, LIGATURE_SECRET])
+    text = unit * (MIB // len(unit))
+    masked: list[str] = []
+    assert cpu_seconds(lambda: masked.append(redactor.text(text))) < 0.5
+    assert cpu_seconds(lambda: redactor.data({"a": [text, {"b": text}]})) < 0.9
+    assert cpu_seconds(lambda: redactor.cut(text, ERROR_MAX)) < 0.05
+    for secret in (EXO_SECRET, NIRVANA_KEY, LIGATURE_SECRET):
+        assert folded(secret) not in folded(masked[0])
+
+
+async def test_an_upstream_echoing_a_secret_in_another_case_leaks_it_nowhere(
+    logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a result (values and keys), an error message (also across its cut) and a log line (the
+    traceback of a crash whose message quotes the upstream's body)."""
+    variants = {name: variant for _, name, variant in FOLDED if name in {"long-s", "sharp-s", "capital-sharp-s",
+                "sharp-s-at-both-ends", "kelvin", "turkish-upper", "ligatures"}}  # fmt: skip
+    every = " ".join(variants.values())
+    body = {"id": exoscale.INSTANCE_RUNNING, "echo": variants, "text": f"auth {every} ok", variants["sharp-s"]: 1}
+
+    async def echo(sim: Hostile, request: Request) -> Response:
+        return JSONResponse(body)
+
+    def crash(*_: Any) -> NoReturn:
+        raise RuntimeError(f"cannot shape {body}")  # a bug of ours, quoting what the upstream said
+
+    sim, nirvana = HostileExoscale(), Hostile()  # Nirvana's key and an HTTP token are configured secrets too
+    tool, arguments = "retrieve-compute-instance-details", {"id": exoscale.INSTANCE_RUNNING}
+    results = []
+    async with serving(sim, nirvana, http_token=LIGATURE_SECRET) as (_, client):
+        sim.behave = echo
+        results.append(result := await client.call_tool(tool, arguments))
+        assert not result.is_error, text_of(result)
+        assert result.structured_content["echo"] == dict.fromkeys(variants, MASK)
+        assert result.structured_content["text"] == f"auth {' '.join([MASK] * len(variants))} ok"
+        for message in (f"key {every} refused", straddling(variants["sharp-s"], 500)):
+            sim.behave = answering(json.dumps({"message": message}), 400)
+            results.append(result := await client.call_tool(tool, arguments))
+            assert result.is_error and "returned HTTP 400" in text_of(result) and MASK in text_of(result)
+        monkeypatch.setattr(upstream, "payload", crash)
+        sim.behave = echo
+        results.append(result := await client.call_tool(tool, arguments))
+        assert result.is_error and "internal error" in text_of(result)
+    assert "crashed (error id" in logs.text and "RuntimeError: cannot shape" in logs.text, logs.text
+    assert MASK in logs.text
+    for result in results:
+        said = text_of(result) + json.dumps(result.structured_content, ensure_ascii=False) + logs.text
+        for name, variant in variants.items():
+            assert variant not in said, name
+        for secret in (EXO_SECRET, NIRVANA_KEY, LIGATURE_SECRET):
+            assert_no_fragment(folded(said), folded(secret))
+        assert_nothing_leaked([sim, nirvana], result, logs.text)
