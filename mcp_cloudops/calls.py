@@ -11,9 +11,10 @@ from mcp.server.mcpserver import Context
 
 from mcp_cloudops import audit, operations, outcome, websocket
 from mcp_cloudops.audit import Journal
+from mcp_cloudops.policy import may_write
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.results import UpstreamError
-from mcp_cloudops.settings import ConfigError
+from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.upstream import Upstreams
 
 HIDDEN = "[hidden: an operation secret; the server uses it itself (see --show-operation-secrets)]"
@@ -46,9 +47,15 @@ async def dispatch(
     else:
         data = await _journaled(journal, upstreams, spec, args, ctx)
     operation = provider.operation
-    if operation is not None and operation.secrets and not upstreams.settings.show_operation_secrets:
+    if operation is not None and operation.secrets and not shows_secrets(upstreams.settings):
         return hide_secrets(data, frozenset(operation.secrets))
     return data
+
+
+def shows_secrets(settings: Settings) -> bool:
+    """Operation secrets reach only callers that may write (--show-operation-secrets asked for them): a
+    secret drives an exec or joins a cluster, which a read-only caller must not be able to."""
+    return settings.show_operation_secrets and may_write(settings)
 
 
 async def _journaled(

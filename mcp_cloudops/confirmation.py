@@ -20,7 +20,8 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from contextvars import ContextVar
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.elicitation import ElicitationResult
@@ -36,6 +37,7 @@ from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.schema import ArgumentError, tool_params
 
 Run = Callable[..., Awaitable[CallToolResult]]
+WhatRuns = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | str]]
 Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
 REVIEWABLE = 4000  # characters of a question a person can read before answering; a longer call is refused
 SPENT_TTL = 600.0  # seconds a 2026-07-28 round's state stays valid (the SDK's request-state TTL)
@@ -57,6 +59,7 @@ _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
 WORDING = {
     "destructive": ("Confirm a destructive change", "This cannot be undone."),
     "credential": ("Confirm handing out a credential", "The result is a secret that grants access."),
+    "prepared": ("Confirm what a later call will run", "The upstream does not report these settings again."),
 }
 
 
@@ -64,16 +67,32 @@ class Confirmation(BaseModel):
     confirm: StrictBool = Field(description="Yes: go ahead")
 
 
+@dataclass(frozen=True)
+class NotAsked:
+    """What the question's resolver returns when nobody is asked, and why. The SDK carries only asked
+    outcomes between rounds, so a client cannot hand one of these back."""
+
+    why: Literal["invalid", "unasked", "fallback", "refused"]
+    message: str = ""
+
+
 def needed(spec: ToolSpec) -> bool:
-    return spec.hints.destructive or spec.credential
+    return spec.hints.destructive or spec.credential or bool(spec.confirm_given)
+
+
+def kind(spec: ToolSpec) -> str:
+    return "destructive" if spec.hints.destructive else "credential" if spec.credential else "prepared"
 
 
 def asks(spec: ToolSpec, arguments: Mapping[str, Any]) -> bool:
     """Whether this call is one to ask about: every call, unless tools.yaml `confirm_only` names the
-    argument values that make it destructive (stopping an instance, not starting it)."""
-    if spec.confirm_only is None or spec.credential:
+    argument values that make it destructive (stopping an instance, not starting it), or
+    `confirm_given` the arguments whose setting must be seen (a Docker exec's environment)."""
+    if spec.credential or (spec.hints.destructive and spec.confirm_only is None):
         return True
-    return any(arguments.get(name) in values for name, values in spec.confirm_only.items())
+    if spec.confirm_only is not None:
+        return any(arguments.get(name) in values for name, values in spec.confirm_only.items())
+    return any(name in arguments for name in spec.confirm_given or ())
 
 
 def can_elicit(ctx: Context) -> bool:
@@ -135,11 +154,21 @@ def _rank(spec: ToolSpec) -> dict[str, tuple[int, int]]:
     return ranks
 
 
-def question(spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor) -> str:
-    heading, footer = WORDING["destructive" if spec.hints.destructive else "credential"]
+def question(
+    spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor, runs: Mapping[str, Any] | None = None
+) -> str:
+    """The question: what runs as the upstream reports it (`runs`, for a call naming it by id), then
+    every argument."""
+    heading, footer = WORDING[kind(spec)]
     ranks = _rank(spec)
     names = sorted(arguments, key=lambda name: ranks.get(name, (3, 0)))
     lines = [f"{heading}: {spec.title} ({spec.name}), with:"]
+    if runs is not None:
+        lines = [f"{heading}: {spec.title} ({spec.name}). It runs, as the upstream reports it:"]
+        lines += [f"- {name}: {shown(redactor.data(value))}" for name, value in runs.items()]
+        if spec.review is not None and spec.review.unreported:
+            lines.append(spec.review.unreported)
+        lines.append("With:")
     lines += [f"- {name}: {shown(redactor.data(arguments[name]))}" for name in names]
     lines.append(footer)
     return "\n".join(lines)
@@ -155,29 +184,31 @@ def too_large(spec: ToolSpec, text: str) -> str | None:
     )
 
 
-def refusal(
-    spec: ToolSpec, ctx: Context, outcome: ElicitationResult[Confirmation], fallback: str, stateless: bool
-) -> str | None:
-    """Why the call must not go ahead, or None when it may."""
-    if not can_elicit(ctx):
-        if stateless and ctx.client_capabilities is None:
-            return (
-                f"{spec.name} needs the user's confirmation, and this server runs --stateless, where a client that "
-                "connected with the initialize handshake cannot be asked; nothing was changed. Run the server "
-                "without --stateless (MCP_CLOUDOPS_STATELESS), or connect with a client speaking MCP 2026-07-28. "
-                "--confirm-fallback applies only to clients known not to support elicitation."
-            )
-        if fallback == "allow":
-            return None
+def fallback_refusal(spec: ToolSpec, ctx: Context, fallback: str, stateless: bool) -> str | None:
+    """Why a call for a client that cannot be asked must not go ahead, or None when it may."""
+    if stateless and ctx.client_capabilities is None:
         return (
-            f"{spec.name} needs the user's confirmation and this client cannot give it (no MCP elicitation), so it "
-            "was refused and nothing changed. To allow such tools for these clients, restart the server "
-            "with --confirm-fallback allow (MCP_CLOUDOPS_CONFIRM_FALLBACK=allow)."
+            f"{spec.name} needs the user's confirmation, and this server runs --stateless, where a client that "
+            "connected with the initialize handshake cannot be asked; nothing was changed. Run the server "
+            "without --stateless (MCP_CLOUDOPS_STATELESS), or connect with a client speaking MCP 2026-07-28. "
+            "--confirm-fallback applies only to clients known not to support elicitation."
         )
+    if fallback == "allow":
+        return None
+    return (
+        f"{spec.name} needs the user's confirmation and this client cannot give it (no MCP elicitation), so it "
+        "was refused and nothing changed. To allow such tools for these clients, restart the server "
+        "with --confirm-fallback allow (MCP_CLOUDOPS_CONFIRM_FALLBACK=allow)."
+    )
+
+
+def refusal(spec: ToolSpec, outcome: ElicitationResult[Confirmation]) -> str | None:
+    """Why the user's answer does not let the call go ahead, or None when it does."""
     data = getattr(outcome, "data", None)
     if outcome.action == "accept" and isinstance(data, Confirmation) and data.confirm is True:
         return None
-    return f"The user did not confirm {spec.name} ({outcome.action}); nothing was changed. Do not retry unasked."
+    answer = "answered no" if outcome.action == "accept" else outcome.action
+    return f"The user did not confirm {spec.name} ({answer}); nothing was changed. Do not retry unasked."
 
 
 _SEALED: ContextVar[str | None] = ContextVar("mcp_cloudops_sealed_round", default=None)
@@ -238,39 +269,49 @@ def guard(
     arg_names: Collection[str],
     failed: Callable[[str], CallToolResult],
     journal: Journal | None = None,
+    what_runs: WhatRuns | None = None,
 ) -> tuple[Run, dict[str, Any]]:
-    """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it."""
+    """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it. `what_runs` reads
+    what a call naming it only by id runs (tools.yaml `review`): fields, or why they cannot be read."""
     spent = Spent()
 
-    def review(arguments: Mapping[str, Any]) -> tuple[str, str | None]:
-        """The question for valid arguments and why the call cannot be asked about (None if it can)."""
+    async def ask(ctx: Context) -> Elicit[Confirmation] | NotAsked:
+        """The question, or why nobody is asked. The arguments are the client's own, as sent: a name the
+        SDK takes for itself (ctx, confirmation) must not vanish between the question and the call."""
         try:
-            checked = validate(arguments)
-        except ArgumentError:
-            return "", "invalid"  # run() reports it, with what to fix; nobody is asked about a bad call
+            checked = validate(call_arguments(ctx))
+        except ArgumentError as exc:  # nobody is asked about a bad call
+            return NotAsked("invalid", f"Invalid arguments for {spec.name}: {exc}. Fix them and call again.")
         if not asks(spec, checked):
-            return "", "unasked"
-        text = question(spec, checked, redactor)
-        return text, too_large(spec, text)
-
-    async def ask(ctx: Context) -> Elicit[Confirmation] | Confirmation:
-        text, problem = review(call_arguments(ctx))
-        if problem is not None or not can_elicit(ctx):
-            return Confirmation(confirm=False)  # unused: confirmed() reports the problem or the fallback
-        return Elicit(text, Confirmation)
+            return NotAsked("unasked")
+        if not can_elicit(ctx):
+            return NotAsked("fallback")
+        runs = None
+        if spec.review is not None and what_runs is not None:
+            runs = await what_runs(checked)
+            if isinstance(runs, str):
+                return NotAsked("refused", runs)
+        text = question(spec, checked, redactor, runs)
+        problem = too_large(spec, text)
+        return NotAsked("refused", problem) if problem else Elicit(text, Confirmation)
 
     async def confirmed(
         ctx: Context, confirmation: ElicitationResult[Confirmation], **arguments: Any
     ) -> CallToolResult:
-        _, problem = review(arguments)
-        if problem in ("invalid", "unasked"):
+        asked = getattr(confirmation, "data", None)
+        if isinstance(asked, NotAsked) and asked.why == "unasked":
             return await run(ctx, **arguments)
-        reason = problem or refusal(spec, ctx, confirmation, fallback, stateless)
+        if isinstance(asked, NotAsked) and asked.why == "invalid":
+            return failed(redactor.cut(asked.message))
+        if isinstance(asked, NotAsked):
+            reason = asked.message or fallback_refusal(spec, ctx, fallback, stateless)
+        else:
+            reason = refusal(spec, confirmation)
         if reason is not None:
-            metrics.confirmation(spec.name, "declined" if problem is None and can_elicit(ctx) else "refused")
+            metrics.confirmation(spec.name, "refused" if isinstance(asked, NotAsked) else "declined")
             if journal is not None:
                 await journal.refused(spec, reason, *caller(ctx))
-            return failed(reason)
+            return failed(redactor.cut(reason))
         sealed = sealed_round()
         if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(sealed or ctx.request_state):
             replayed = (

@@ -60,6 +60,19 @@ def check_steps(selected: tuple[ToolSpec, ...]) -> None:
                 )
 
 
+def may_write(settings: Settings) -> bool:
+    """Whether the caller of this request may change things: never under --read-only; on an OAuth endpoint,
+    only with the write scope (judged per request, like the tools it may call)."""
+    if settings.read_only:
+        return False
+    if not settings.oauth:
+        return True
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    return token is not None and settings.oauth_write_scope in token.scopes
+
+
 def read_only_refusal(
     settings: Settings, tool: ToolSpec, provider: Provider, *, method: str = "GET", runs_commands: bool = False
 ) -> str | None:

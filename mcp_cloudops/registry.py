@@ -222,6 +222,14 @@ class FollowUp(_Frozen):
     pick: dict[str, str] = Field(min_length=1)  # result key -> field of the follow-up's JSON
 
 
+class Review(FollowUp):
+    """A GET made before the user is asked, for a call that names what it runs only by id (a Docker exec,
+    an Incus exec operation): the question shows what runs as the upstream reports it (`pick`: shown
+    name -> dotted field), and says what the upstream does not report (`unreported`)."""
+
+    unreported: str | None = None
+
+
 class Step(_Frozen):
     """A call to another tool of the registry, made inside a flow: the caller's arguments the tool also
     takes, plus fixed ones (`with`); `pick` names the fields of its result the flow reports."""
@@ -256,6 +264,18 @@ class AttachAll(_Frozen):
     finish: Step  # read once the streams end: what the command came to (exit code, status)
 
 
+class OnlyReads(_Frozen):
+    """A read-only tool given one stream's secret (Incus `?public` websockets): it refuses the streams
+    whose connection could start or steer an exec (stdin, control), since connecting the last of an
+    exec's streams starts its command."""
+
+    secret: str  # the query parameter carrying the stream's secret
+    read: Step  # the operation, to find which stream the secret opens
+    fds: str  # dotted field of `read`'s result: stream name -> secret
+    refuse: tuple[str, ...] = Field(min_length=1)  # stream names never connected
+    instead: str  # the tool that runs the command, asking the user first: named in the refusal
+
+
 class Pages(_Frozen):
     """How a listing is paged, so a result cut to the output cap can say where the next call resumes.
 
@@ -285,6 +305,7 @@ class ToolSpec(_Frozen):
     demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
     after: FollowUp | None = None
     attach_all: AttachAll | None = None
+    only_reads: OnlyReads | None = None
     pages: Pages | None = None
     returns_operation: bool = False  # answers with an async operation: the server can wait for it
     wait_default: bool = False  # `wait` unless the agent says otherwise (a call whose point is its result)
@@ -292,6 +313,10 @@ class ToolSpec(_Frozen):
     # Destructive only for these argument values (e.g. action: [stop, restart]): other calls are not
     # asked about. The hint stays destructive, as MCP hints are per tool.
     confirm_only: dict[str, tuple[JsonValue, ...]] | None = None
+    # A tool that changes nothing at once asks when one of these arguments is given: what they set is
+    # never shown again before it runs (Docker does not report an exec's environment).
+    confirm_given: tuple[str, ...] | None = None
+    review: Review | None = None  # read before asking: what the call runs, when it names it only by id
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
     # tool is not offered under --read-only and asks the user first like a destructive one.
@@ -317,9 +342,12 @@ class ToolSpec(_Frozen):
 
     def steps(self) -> dict[str, Step]:
         """The other tools this tool's flow calls, by the field naming each: they must be enabled with it."""
-        if self.attach_all is None:
-            return {}
-        return {"attach_all.read": self.attach_all.read, "attach_all.finish": self.attach_all.finish}
+        steps = {}
+        if self.attach_all is not None:
+            steps |= {"attach_all.read": self.attach_all.read, "attach_all.finish": self.attach_all.finish}
+        if self.only_reads is not None:
+            steps["only_reads.read"] = self.only_reads.read
+        return steps
 
 
 class MetaTool(_Frozen):
@@ -380,6 +408,8 @@ class Registry(_Frozen):
             for field, step in tool.steps().items():
                 if step.tool not in seen:
                     problems.append(f"tool {tool.name!r} field {field!r}: no tool named {step.tool!r}")
+            if (only := tool.only_reads) is not None and only.instead not in seen:
+                problems.append(f"tool {tool.name!r} field 'only_reads.instead': no tool named {only.instead!r}")
             if tool.lookup is not None and tool.lookup not in seen:
                 problems.append(f"tool {tool.name!r} field 'lookup': no tool named {tool.lookup!r}")
             elif tool.mutating and tool.state_lookup is None:

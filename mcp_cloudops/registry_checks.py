@@ -112,6 +112,20 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
                     f"{where} field 'confirm_only.{name}': values {list(values)} must be some of {name}'s values"
                     + (f" {enum}" if enum else "")
                 )
+    if tool.confirm_given is not None:
+        if tool.hints.destructive or tool.credential:
+            problems.append(f"{where} field 'confirm_given': this tool asks on every call already")
+        if not tool.confirm_given:
+            problems.append(f"{where} field 'confirm_given': names no argument, so nothing would be asked")
+        for name in tool.confirm_given:
+            if name not in names:
+                problems.append(f"{where} field 'confirm_given': {name!r} is not a parameter")
+    if tool.review is not None:
+        if not (tool.hints.destructive or tool.credential or tool.confirm_given):
+            problems.append(f"{where} field 'review': only a tool that asks the user shows what runs")
+        for name in PLACEHOLDER.findall(tool.review.path):
+            if name not in names:
+                problems.append(f"{where} field 'review.path': placeholder {{{name}}} is not a parameter")
     if tool.long_poll is not None:
         if tool.long_poll not in {p.name for p in tool.params_in("query")}:
             problems.append(f"{where} field 'long_poll': {tool.long_poll!r} is not a query parameter")
@@ -135,6 +149,11 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
             problems.append(f"{where} field 'attach_all': only websocket tools attach to streams")
         if tool.attach_all.secret not in {p.name for p in tool.params_in("query")}:
             problems.append(f"{where} field 'attach_all.secret': {tool.attach_all.secret!r} is not a query parameter")
+    if tool.only_reads is not None:
+        if not (tool.websocket and tool.hints.readOnly):
+            problems.append(f"{where} field 'only_reads': only read-only websocket tools refuse streams")
+        if tool.only_reads.secret not in {p.name for p in tool.params_in("query")}:
+            problems.append(f"{where} field 'only_reads.secret': {tool.only_reads.secret!r} is not a query parameter")
     for name in tool.query:
         if name in names:
             problems.append(f"{where} field 'query': fixed query {name!r} clashes with a parameter")

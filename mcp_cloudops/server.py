@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -95,6 +96,16 @@ class Connections:
 
         return await dispatch(self.upstreams(), spec, args, ctx, self.journal)
 
+    async def what_runs(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any] | str:
+        """What a call naming it only by id runs, for the confirmation question; or why that cannot be
+        read, redacted (tools.yaml `review`)."""
+        from mcp_cloudops import review
+
+        try:
+            return await review.what_runs(self.upstreams(), spec, args)
+        except (UpstreamError, ConfigError) as exc:
+            return self.redactor.cut(str(exc))
+
     @asynccontextmanager
     async def session(self, _: MCPServer) -> AsyncIterator[None]:
         """The server's lifespan: pooled clients close when the last session using them ends."""
@@ -147,6 +158,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             arg_names=schema["properties"].keys(),
             failed=failed,
             journal=connections.journal,
+            what_runs=functools.partial(connections.what_runs, spec),
         )
     return Tool(
         fn=fn,

@@ -3,6 +3,7 @@ output until the peer closes, an idle gap, a deadline or a byte cap, whichever c
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, contextmanager, suppress
@@ -23,7 +24,8 @@ from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Step, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill
+from mcp_cloudops.review import picked
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams
 
 Stop = Literal["closed", "idle", "deadline", "max_bytes"]
 
@@ -253,6 +255,8 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
     if (refusal := read_only_refusal(upstreams.settings, tool, provider, runs_commands=runs_commands)) is not None:
         raise UpstreamError(refusal)
     limits = limits_from(args)
+    if tool.only_reads is not None:
+        await refuse_streams_that_start(upstreams, tool, args)
     if tool.attach_all is not None and tool.attach_all.secret not in args:
         with handshake_errors(tool, provider, request.url, upstreams.redactor):
             return await attach_all(upstreams, tool, args, limits)
@@ -270,6 +274,24 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
             )
         return transcript.as_payload()
     return transcript.as_payload() | await state_after(upstreams, tool, args, transcript, before)
+
+
+async def refuse_streams_that_start(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> None:
+    """A read-only tool never connects a stream whose connection could start or steer an exec (tools.yaml
+    `only_reads`): connecting the last stream an exec waits for starts its command."""
+    flow = tool.only_reads
+    assert flow is not None
+    op = await run_step(upstreams, flow.read, args)
+    fds = dig(op, flow.fds)
+    given = str(args.get(flow.secret, ""))
+    streams = fds.items() if isinstance(fds, dict) else ()
+    opened = [name for name, secret in streams if isinstance(secret, str) and hmac.compare_digest(secret, given)]
+    if opened and opened[0] in flow.refuse:
+        raise UpstreamError(
+            f"{tool.name} only reads: this secret opens stream {opened[0]!r} of operation {args.get('id')}, whose "
+            f"connection could start or steer its command, so nothing was connected. Read stream '1' or '2' "
+            f"here, or run the command with {flow.instead}, which asks the user first."
+        )
 
 
 def never_attached(transcript: Transcript) -> bool:
@@ -295,12 +317,8 @@ def shown(state: dict[str, Any]) -> str:
 
 async def read_after(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
     """The follow-up read (tool.after): what the stream cannot tell, e.g. Docker's exit code."""
-    after = tool.after
-    assert after is not None
-    provider = upstreams.registry.provider_of(tool)
-    request = UpstreamRequest("GET", upstreams.base_url(provider) + fill(after.path, args))
-    data = await upstreams.send(tool, provider, request)
-    return {name: data.get(field) for name, field in after.pick.items()}
+    assert tool.after is not None
+    return await picked(upstreams, tool, tool.after, args)
 
 
 async def state_before(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:

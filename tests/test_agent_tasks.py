@@ -143,9 +143,10 @@ async def test_exoscale_instance_from_listed_template_and_type_snapshotted_rever
         assert snapshot["id"] not in {s["id"] for s in left}  # snapshots go with their instance
 
     # The user was asked before each destructive step, and shown what it would act on.
-    assert len(asked) == 2
-    assert "(revert-snapshot-instance)" in asked[0] and vm["id"] in asked[0] and snapshot["id"] in asked[0]
-    assert "(delete-compute-instance)" in asked[1] and vm["id"] in asked[1]
+    assert len(asked) == 3
+    assert "(stop-compute-instance)" in asked[0] and vm["id"] in asked[0]  # it ends what runs
+    assert "(revert-snapshot-instance)" in asked[1] and vm["id"] in asked[1] and snapshot["id"] in asked[1]
+    assert "(delete-compute-instance)" in asked[2] and vm["id"] in asked[2]
 
 
 async def test_scaleway_image_made_from_a_listed_snapshot_then_deleted(

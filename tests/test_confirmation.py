@@ -76,8 +76,11 @@ async def test_non_destructive_tools_never_ask(sandbox: Sandbox) -> None:
     async with Client(server, elicitation_callback=answering("decline", asked=asked)) as client:
         assert not (await client.call_tool("list-compute-instances", {})).is_error
         assert not (
-            await client.call_tool("stop-compute-instance", {"id": "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000001"})
+            await client.call_tool("start-compute-instance", {"id": "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000002"})
         ).is_error
+        container = sandbox["portainer"].container_id
+        created = await client.call_tool("create-docker-exec", {"endpointId": 1, "id": container, "Cmd": ["ls"]})
+        assert not created.is_error  # asked only when it sets what Docker never reports again (Env, WorkingDir)
     assert asked == []
 
 

@@ -17,7 +17,7 @@ from mcp import Client
 from mcp_types import ElicitResult, InputRequiredResult
 from support import text_of
 
-from mcp_cloudops.sandbox.exoscale import INSTANCE_STOPPED
+from mcp_cloudops.sandbox.exoscale import INSTANCE_RUNNING, INSTANCE_STOPPED
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -63,7 +63,8 @@ async def test_padding_cannot_hide_the_end_of_a_command(sandbox: Sandbox, mode: 
 async def test_a_long_argument_cannot_push_the_command_out_of_view(sandbox: Sandbox) -> None:
     asked: list[str] = []
     server = build_server(Settings.from_env(sandbox.env))
-    arguments = {"endpointId": 1, "id": "a" * 64, "nodeName": "n" * 600, "stdin": "rm -rf /data\n"}
+    exec_id = sandbox["portainer"].shell_exec_id
+    arguments = {"endpointId": 1, "id": exec_id, "nodeName": "n" * 600, "stdin": "rm -rf /data\n"}
     async with Client(server, mode="legacy", elicitation_callback=recording(asked)) as client:
         result = await client.call_tool("execute-websocket", arguments)
     assert result.is_error
@@ -204,3 +205,39 @@ async def test_a_fresh_round_for_the_same_call_is_asked_again(sandbox: Sandbox, 
             )
             assert "already used" not in text_of(done)
     assert requests_to(sandbox, "exoscale", "DELETE") == 2  # the second finds it gone (404): it was sent
+
+
+# --- finding 11: what ends work or removes a safeguard asks on every provider; names the SDK takes ----------
+
+ASKING = [
+    ("stop-compute-instance", {"id": INSTANCE_RUNNING}),
+    ("reboot-compute-instance", {"id": INSTANCE_RUNNING}),
+    ("remove-instance-destruction-protection", {"id": INSTANCE_RUNNING}),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments"), ASKING, ids=[tool for tool, _ in ASKING])
+async def test_ending_work_or_removing_a_safeguard_asks(sandbox: Sandbox, tool: str, arguments: dict[str, Any]) -> None:
+    """Like an Incus stop or restart (update-instance-state asks for those)."""
+    asked: list[str] = []
+    server = build_server(Settings.from_env(sandbox.env))
+    async with Client(server, mode="legacy", elicitation_callback=recording(asked)) as client:
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error and "did not confirm" in text_of(result)
+    assert len(asked) == 1 and INSTANCE_RUNNING in asked[0]
+    assert requests_to(sandbox, "exoscale", "PUT") == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", ["confirmation", "ctx"])
+async def test_an_argument_named_like_the_servers_own_is_an_unknown_argument(
+    sandbox: Sandbox, mode: str, name: str
+) -> None:
+    asked: list[str] = []
+    server = build_server(Settings.from_env(sandbox.env))
+    async with Client(server, mode=mode, elicitation_callback=recording(asked, action="accept")) as client:
+        for tool, arguments in (DELETE, ("list-compute-instances", {})):
+            result = await client.call_tool(tool, {**arguments, name: {"confirm": True}})
+            assert result.is_error, (tool, text_of(result))
+            assert f"unknown argument '{name}'" in text_of(result) and "did not confirm" not in text_of(result)
+    assert asked == [] and requests_to(sandbox, "exoscale") == 0

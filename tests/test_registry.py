@@ -334,3 +334,40 @@ def test_wait_defaults_to_true_only_where_wait_default_says_so() -> None:
     state = input_schema(registry.by_name["update-instance-state"], incus)["properties"]["wait"]
     assert execs == {**state, "default": True}
     assert state["type"] == "boolean" and "default" not in state
+
+
+def test_confirm_given_is_for_tools_that_do_not_ask_already_and_names_parameters(raw: dict[str, Any]) -> None:
+    message = broken(raw, "delete-compute-instance", confirm_given=["id"])
+    assert "tool 'delete-compute-instance' field 'confirm_given': this tool asks on every call already" in message
+    message = broken(raw, "create-docker-exec", confirm_given=["Environment"])
+    assert "tool 'create-docker-exec' field 'confirm_given': 'Environment' is not a parameter" in message
+    message = broken(raw, "create-docker-exec", confirm_given=[])
+    assert "names no argument, so nothing would be asked" in message
+
+
+def test_review_is_for_tools_that_ask_and_fills_its_path_from_parameters(raw: dict[str, Any]) -> None:
+    review = {"path": "/api/endpoints/{endpointId}/docker/exec/{exec}/json", "pick": {"command": "Path"}}
+    message = broken(raw, "execute-websocket", review=review)
+    assert "tool 'execute-websocket' field 'review.path': placeholder {exec} is not a parameter" in message
+    message = broken(raw, "attach-websocket", review={"path": "/x", "pick": {"a": "b"}})
+    assert "tool 'attach-websocket' field 'review': only a tool that asks the user shows what runs" in message
+
+
+def test_only_reads_is_for_read_only_websockets_naming_a_tool_that_exists(raw: dict[str, Any]) -> None:
+    only = next(t for t in raw["tools"] if t["name"] == "get-websocket-stream-2")["only_reads"]
+    message = broken(raw, "get-websocket-stream-2", only_reads={**only, "instead": "run-it"})
+    assert "tool 'get-websocket-stream-2' field 'only_reads.instead': no tool named 'run-it'" in message
+    message = broken(raw, "get-websocket-stream", only_reads=only)
+    assert "tool 'get-websocket-stream' field 'only_reads': only read-only websocket tools refuse streams" in message
+
+
+def test_what_asks_and_what_it_shows_are_read_as_declared() -> None:
+    registry = load_registry()
+    exec_, stream, reader = (
+        registry.by_name[n] for n in ("execute-websocket", "get-websocket-stream", "get-websocket-stream-2")
+    )
+    assert exec_.review is not None and exec_.review.pick["arguments"] == "ProcessConfig.arguments"
+    assert stream.review is not None and stream.hints.destructive
+    assert registry.by_name["create-docker-exec"].confirm_given == ("Env", "WorkingDir")
+    assert reader.only_reads is not None and reader.only_reads.refuse == ("0", "control")
+    assert "only_reads.read" in reader.steps()
