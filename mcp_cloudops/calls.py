@@ -61,7 +61,11 @@ def shows_secrets(settings: Settings) -> bool:
 async def _journaled(
     journal: Journal, upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context
 ) -> dict[str, Any]:
-    """The call between its `sent` record (on disk before the first request) and its `outcome` record."""
+    """The call between its `sent` record (on disk before the first request) and its `outcome` record.
+
+    A `sent` record that cannot be written stops the call before anything is sent (begin raises). An
+    `outcome` record that cannot be written is logged; after a failure the agent's error stands, after
+    a success the result is held back as unknown: the write went out, so "retry" could do it twice."""
     provider = upstreams.registry.provider_of(spec)
     entry = await journal.begin(spec, provider, args, *audit.caller(ctx))
     with audit.tracking(entry):
@@ -76,7 +80,9 @@ async def _journaled(
                 await entry.end("unknown", error=f"ended by {type(exc).__name__}")
             raise
     pending = isinstance(data, dict) and data.get("done") is False
-    await entry.end("pending" if pending else "ok", operation=audit.operation_id(provider, data))
+    operation = audit.operation_id(provider, data)
+    if not await entry.end("pending" if pending else "ok", operation=operation):
+        raise entry.unrecorded(spec, operation)
     return data
 
 

@@ -23,7 +23,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation, metrics
-from mcp_cloudops.audit import Journal
+from mcp_cloudops.audit import Journal, UnsafeJournal
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
@@ -176,11 +176,14 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
 
 def open_journal(settings: Settings, redactor: Redactor) -> Journal | None:
     """The audit journal --audit-log names, opened (created 0600) at start: a path that cannot be
-    written stops the server with one line, before any call could go unrecorded."""
+    written, or is not a regular file of this user's (a symlink, a FIFO that would block start-up),
+    stops the server with one line, before any call could go unrecorded."""
     if settings.audit_log is None:
         return None
     try:
         return Journal(settings.audit_log, redactor, reads=settings.audit_reads)
+    except UnsafeJournal as exc:
+        raise ConfigError(f"MCP_CLOUDOPS_AUDIT_LOG (--audit-log) {str(settings.audit_log)!r} {exc}") from None
     except OSError as exc:
         raise ConfigError(
             f"MCP_CLOUDOPS_AUDIT_LOG (--audit-log) {str(settings.audit_log)!r} cannot be opened for appending "
@@ -196,7 +199,7 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     journal = open_journal(settings, redactor)
     connections = Connections(registry, settings, redactor, journal)
     specs = select_tools(registry, settings)
-    sessions = SessionToolsets(registry, specs, settings)
+    sessions = SessionToolsets(registry, specs, settings, journal)
     tools = [make_tool(spec, connections, redactor) for spec in specs]
     if settings.dynamic_toolsets:
         tools = discovery_tools(registry, settings, sessions) + tools
