@@ -10,8 +10,10 @@ metadata would never ask for the write scope), only at the path-suffixed URL, an
 that has neither scope.
 
 JwtVerifier is our TokenVerifier: PyJWT checks the signature against the issuer's published keys (found
-through its discovery metadata, cached by PyJWKClient), the issuer, the audience (this server's public URL),
-expiry and not-before. Which tools a token's scopes reach is decided per request in toolsets.py.
+through its discovery metadata, fetched by PyJWKClient, cached by IssuerKeys, which keeps them while the issuer
+is unreachable), the issuer, the audience (this server's public URL), expiry and not-before; the subject must
+name someone. Scopes are read as RFC 6749 3.3 spells them. Which tools they reach is decided per request in
+toolsets.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -140,75 +143,131 @@ def discover(issuer: str, timeout: float = FETCH_TIMEOUT) -> str:
 
 
 class IssuerKeys:
-    """The issuer's signing keys: its metadata is read once for `jwks_uri`; PyJWKClient then caches the key
-    set (KEYS_LIFESPAN) and fetches it again for a key id it lacks (a rotation), at most every COOLDOWN
-    seconds. After a failure nothing is fetched for COOLDOWN seconds either: tokens with made-up key ids, or
-    an unreachable issuer, cost one request to it per COOLDOWN, not one per token."""
+    """The issuer's signing keys. Its metadata is read once for `jwks_uri`; the key set is fetched then, again
+    once it is `lifespan` old, and when a token names a key id the set lacks (a rotation), at most once per
+    `cooldown` seconds whatever the outcome: made-up key ids, or an unreachable issuer, cost one request to it
+    per cooldown, not one per token. A fetch that fails keeps the keys fetched before, stale or not: while the
+    issuer is down, tokens signed with them still pass, and a forged key id cannot lock everyone out."""
 
-    def __init__(self, issuer: str, *, timeout: float = FETCH_TIMEOUT, cooldown: float = COOLDOWN) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        *,
+        timeout: float = FETCH_TIMEOUT,
+        cooldown: float = COOLDOWN,
+        lifespan: float = KEYS_LIFESPAN,
+    ) -> None:
         self.issuer = issuer
         self.timeout = timeout
         self.cooldown = cooldown
-        self._client: jwt.PyJWKClient | None = None
-        self._failed_at: float | None = None
-        self._lock = threading.Lock()  # one discovery at a time; PyJWKClient has its own lock
+        self.lifespan = lifespan
+        self._client: jwt.PyJWKClient | None = None  # fetches only: the cache is ours, so a failure evicts nothing
+        self._keys: dict[str, jwt.PyJWK] = {}  # by key id, from the last fetch that worked; replaced, never emptied
+        self._fetched_at: float | None = None  # the last fetch that worked
+        self._tried_at: float | None = None  # the last fetch tried, whatever its outcome: the cooldown counts from it
+        self._fetching = threading.Lock()  # one fetch at a time; reads of _keys need no lock (it is replaced whole)
 
     def signing_key(self, token: str) -> jwt.PyJWK:
-        """The published key the token's header names (kid); Refused when there is none."""
-        from jwt import PyJWKClientConnectionError, PyJWKClientError
+        """The published key the token's header names (kid); Refused when there is none. A token that is no
+        JWT raises PyJWT's DecodeError, before anything is fetched."""
+        import jwt
 
-        client = self.client()
+        kid = jwt.get_unverified_header(token).get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Refused("its header names no key id (kid)")
+        if kid not in self._keys:
+            with self._fetching:  # waits for a fetch under way, which may bring this key
+                if kid not in self._keys and self._may_fetch():
+                    self._fetch()
+        elif self._stale() and self._fetching.acquire(blocking=False):  # never wait: the key held serves meanwhile
+            try:
+                if self._stale() and self._may_fetch():
+                    self._fetch()
+            finally:
+                self._fetching.release()
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if self._fetched_at is None:
+            raise Refused(f"the issuer's keys could not be fetched (tried at most every {self.cooldown:g} s)")
+        raise Refused("it is signed with a key the issuer does not publish")
+
+    def _stale(self) -> bool:
+        return self._fetched_at is None or time.monotonic() - self._fetched_at >= self.lifespan
+
+    def _may_fetch(self) -> bool:
+        return self._tried_at is None or time.monotonic() - self._tried_at >= self.cooldown
+
+    def _fetch(self) -> None:
+        """Fetch the key set (after discovering where it is, the first time) and keep it; on failure keep the
+        keys held and say why, once per try, at WARNING. Called with _fetching held."""
+        import jwt
+
         try:
-            return client.get_signing_key_from_jwt(token)
-        except PyJWKClientConnectionError as exc:
-            self.failed(f"cannot fetch the issuer's keys from {client.uri} ({exc.__cause__ or exc})")
-            raise Refused(f"the issuer's keys could not be fetched from {client.uri}") from None
-        except PyJWKClientError:
-            raise Refused("it is signed with a key the issuer does not publish") from None
+            client = self._client or self._discover()
+            fetched = client.get_signing_keys(refresh=True)
+        except Refused as exc:
+            reason = str(exc)
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, ValueError) as exc:  # unreachable, no JSON, no usable key
+            reason = f"cannot fetch the issuer's keys from {self._client.uri if self._client else self.issuer} "
+            reason += f"({exc.__cause__ or exc})"
+        else:
+            self._keys = {key.key_id: key for key in fetched if key.key_id}
+            self._fetched_at = time.monotonic()
+            return
+        finally:
+            self._tried_at = time.monotonic()  # from the end of a try: a slow one is not followed by another at once
+        held = (
+            f"the {len(self._keys)} key(s) fetched before are still used"
+            if self._keys
+            else "tokens are refused until it works"
+        )
+        logger.warning("%s; %s (next try in %g s)", reason, held, self.cooldown)
 
-    def client(self) -> jwt.PyJWKClient:
+    def _discover(self) -> jwt.PyJWKClient:
         from jwt import PyJWKClient
 
         from mcp_cloudops import __version__
 
-        with self._lock:
-            if self._failed_at is not None and time.monotonic() - self._failed_at < self.cooldown:
-                raise Refused(f"the issuer's keys are unavailable (retried at most every {self.cooldown:g} s)")
-            if self._client is None:
-                try:
-                    uri = discover(self.issuer, self.timeout)
-                except Refused as exc:
-                    self.failed(str(exc))
-                    raise
-                self._client = PyJWKClient(
-                    uri,
-                    lifespan=KEYS_LIFESPAN,
-                    timeout=self.timeout,
-                    cooldown_duration=self.cooldown,
-                    headers={"User-Agent": f"mcp-cloudops/{__version__}"},
-                )
-                logger.info("the keys of %s are at %s", self.issuer, uri)
-            self._failed_at = None
-            return self._client
-
-    def failed(self, reason: str) -> None:
-        """Remember a failure (nothing is fetched for `cooldown` seconds) and say it once, at WARNING."""
-        self._failed_at = time.monotonic()
-        logger.warning("%s; tokens are refused until it works (next try in %g s)", reason, self.cooldown)
+        uri = discover(self.issuer, self.timeout)
+        self._client = PyJWKClient(
+            uri, cache_jwk_set=False, timeout=self.timeout, headers={"User-Agent": f"mcp-cloudops/{__version__}"}
+        )
+        logger.info("the keys of %s are at %s", self.issuer, uri)
+        return self._client
 
 
 # --- tokens --------------------------------------------------------------------------------------------------
 
 
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+
+
 def granted_scopes(claims: dict[str, Any]) -> list[str]:
-    """The scopes a token grants: `scope`, space-separated (RFC 9068, Keycloak), or `scp` (Entra ID, Okta)."""
+    """The scopes a token grants: `scope`, space-separated (RFC 9068, Keycloak), or `scp` (Entra ID, Okta), a
+    string or a list. Split on U+0020 only, as RFC 6749 3.3 says, and what is no scope-token is dropped:
+    str.split() would also split on U+3000 or U+0085, so `tenant:acme<U+3000>cloudops:write`, one scope the
+    authorization server granted, would read as the write scope."""
     for name in ("scope", "scp"):
         value = claims.get(name)
         if isinstance(value, str):
-            return value.split()
+            return [scope for scope in value.split(" ") if SCOPE_TOKEN.fullmatch(scope)]
         if isinstance(value, list):
-            return [scope for scope in value if isinstance(scope, str)]
+            return [scope for scope in value if isinstance(scope, str) and SCOPE_TOKEN.fullmatch(scope)]
     return []
+
+
+def principal_of(claims: dict[str, Any]) -> str:
+    """The token's subject, which sessions and the audit journal are bound to. Refused when it names nobody:
+    blank (an empty `sub` would let the journal fall back to the client id, the same for every user of one
+    client) or holding control or invisible characters (which forge or hide text where it is shown)."""
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not subject.strip() or not subject.isprintable():
+        raise Refused(
+            "its subject (sub) is blank or holds control characters (or other invisible ones): have the "
+            "authorization server put the user's id in sub"
+        )
+    return subject
 
 
 def refusal(exc: Exception, server: ResourceServer) -> str:
@@ -271,7 +330,7 @@ class JwtVerifier:
             )
         except jwt.InvalidTokenError as exc:
             raise Refused(refusal(exc, self.server)) from None
-        subject = str(claims["sub"])
+        subject = principal_of(claims)
         return AccessToken(
             token="sha256:" + hashlib.sha256(token.encode()).hexdigest(),  # the principal's id, not the credential
             client_id=str(claims.get("client_id") or claims.get("azp") or subject),

@@ -132,8 +132,13 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         except ArgumentError as exc:
             return failed(redactor.cut(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
-            # Redact before shaping: a cut must never leave half a secret behind.
-            return ok(cap(redactor.data(await connections.call(spec, args, ctx)), limit, spec, args))
+            from mcp_cloudops.shaping import off_loop  # here: the module's imports are shared with other edits
+
+            data = await connections.call(spec, args, ctx)
+            # Redact before shaping: a cut must never leave half a secret behind. Both walk the whole result,
+            # so a big one is done on a worker thread while the event loop serves other clients; the cut
+            # works on the redacted copy in place (own: no one else reads it).
+            return await off_loop(lambda result: ok(cap(redactor.data(result), limit, spec, args, own=True)), data)
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             metrics.call_failed(exc)  # a write that may have happened counts as `unknown`

@@ -11,7 +11,8 @@ hidden tool cannot be called whatever a client believes. A session is the stdio 
 In OAuth mode the caller's access token narrows this further, per request (a refreshed token with other
 scopes changes the list at once): the read scope reaches the read-only tools, the write scope every tool.
 Which tools need the write scope comes from the registry's hints: those that change things, and those whose
-result is a credential (it lets its holder write), as --read-only decides.
+result is a credential (it lets its holder write), as --read-only decides. A call beyond the token's scope is
+written to the audit journal as `refused`, with who asked, like a call the user did not confirm.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mcp.server.context import ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.registry import Registry, ToolSpec
 from mcp_cloudops.settings import Settings
 
@@ -34,9 +36,13 @@ HEADER = "x-mcp-toolsets"
 class SessionToolsets:
     """The toolsets each session has enabled, and what that lets it see."""
 
-    def __init__(self, registry: Registry, offered: Sequence[ToolSpec], settings: Settings) -> None:
+    def __init__(
+        self, registry: Registry, offered: Sequence[ToolSpec], settings: Settings, journal: Journal | None = None
+    ) -> None:
         self.registry = registry
         self.settings = settings
+        self.journal = journal
+        self.specs = {tool.name: tool for tool in offered}
         self.dynamic = settings.dynamic_toolsets
         self.tools: dict[str, list[str]] = {}  # toolset -> its offered tools, in registry order
         for tool in offered:
@@ -140,22 +146,33 @@ class SessionToolsets:
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
             if isinstance(name, str) and name in self.out_of_scope(ctx):
-                return self.beyond_scope(name)
+                reason = self.scope_refusal(name)
+                await self.journal_refusal(ctx, name, reason)
+                return CallToolResult(content=[TextContent(type="text", text=reason)], is_error=True)
             visible = self.visible(ctx)
             if visible is not None and isinstance(name, str) and name not in visible:
                 return self.hidden(name)
         return await call_next(ctx)
 
-    def beyond_scope(self, name: str) -> CallToolResult:
-        """A tool error, not an HTTP 403: the call arrives inside an MCP message whose HTTP answer is already
-        under way (and in one session with others), and the tool was not listed for this token anyway."""
+    def scope_refusal(self, name: str) -> str:
+        """Why a call beyond the token's scope is refused, as a tool error rather than an HTTP 403: the call
+        arrives inside an MCP message whose HTTP answer is already under way (and in one session with others),
+        and the tool was not listed for this token anyway."""
         needed = self.settings.oauth_write_scope if name in self.writes else self.settings.oauth_read_scope
         why = "changes things or returns a credential, so it " if name in self.writes else ""
-        text = (
+        return (
             f"{name} {why}needs the OAuth scope {needed}, which this access token does not grant: sign in again "
             f"asking for {needed} (the authorization server decides who may have it), then call {name} again."
         )
-        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+    async def journal_refusal(self, ctx: ServerRequestContext[Any, Any], name: str, reason: str) -> None:
+        """A `refused` record naming the session and the token's subject, as confirmation.py writes for a call
+        the user declined: the journal shows who tried what they may not. Only offered tools are journaled: the
+        discovery tools are beyond the scope of no token that gets this far (one with neither scope gets 403)."""
+        spec = self.specs.get(name)
+        if self.journal is None or spec is None:
+            return
+        await self.journal.refused(spec, reason, *caller(ctx))  # caller takes a middleware's context as well
 
     def hidden(self, name: str) -> CallToolResult:
         toolset = next((key for key, names in self.tools.items() if name in names), None)

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 import httpx
 import httpx2
+import jwt
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -366,9 +367,12 @@ def test_an_unreachable_issuer_is_tried_once_per_cooldown(
 
     monkeypatch.setattr(oauth, "discover", unreachable)
     keys = oauth.IssuerKeys("https://sso.example.com", cooldown=60)
+    token = jwt.encode({"sub": "alice"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"})  # only its kid is read
     for _ in range(3):
-        with pytest.raises(oauth.Refused):
-            keys.signing_key("a.b.c")
+        with pytest.raises(oauth.Refused, match="could not be fetched"):
+            keys.signing_key(token)
+    with pytest.raises(jwt.DecodeError):  # what is no JWT costs no fetch
+        keys.signing_key("a.b.c")
     assert len(tries) == 1
     [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "cannot reach the authorization server" in warning and "next try in 60 s" in warning
