@@ -277,20 +277,34 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
 
 
 async def refuse_streams_that_start(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> None:
-    """A read-only tool never connects a stream whose connection could start or steer an exec (tools.yaml
-    `only_reads`): connecting the last stream an exec waits for starts its command."""
+    """A read-only tool connects only a stream it knows cannot start or steer an exec (tools.yaml
+    `only_reads`): connecting the last stream an exec waits for starts its command. Which stream a
+    secret opens is read from the operation; when that cannot be read, nothing is connected."""
     flow = tool.only_reads
     assert flow is not None
-    op = await run_step(upstreams, flow.read, args)
-    fds = dig(op, flow.fds)
-    given = str(args.get(flow.secret, ""))
-    streams = fds.items() if isinstance(fds, dict) else ()
-    opened = [name for name, secret in streams if isinstance(secret, str) and hmac.compare_digest(secret, given)]
-    if opened and opened[0] in flow.refuse:
+    where = f"operation {args.get('id')}"
+    try:
+        op = await run_step(upstreams, flow.read, args)
+    except UpstreamError as exc:
         raise UpstreamError(
-            f"{tool.name} only reads: this secret opens stream {opened[0]!r} of operation {args.get('id')}, whose "
-            f"connection could start or steer its command, so nothing was connected. Read stream '1' or '2' "
-            f"here, or run the command with {flow.instead}, which asks the user first."
+            f"{tool.name} only reads, and could not read {where} to tell which stream this secret opens, so "
+            f"nothing was connected ({exc}). With credentials the daemon trusts, call again; to run the "
+            f"command, use {flow.instead}, which asks the user first."
+        ) from None
+    fds = dig(op, flow.fds)
+    streams = dict(fds) if isinstance(fds, dict) else {}
+    given = str(args.get(flow.secret, "")).encode()
+    opened = next(
+        (n for n, s in streams.items() if isinstance(s, str) and hmac.compare_digest(s.encode(), given)), None
+    )
+    if opened is None or opened in flow.refuse:
+        if opened is None:
+            what = f"opens none of the streams of {where} ({flow.fds}: {', '.join(map(repr, streams)) or 'none'})"
+        else:
+            what = f"opens stream {opened!r} of {where}, whose connection could start or steer its command"
+        raise UpstreamError(
+            f"{tool.name} only reads: this secret {what}, so nothing was connected. Pass the secret of an output "
+            f"stream, or run the command with {flow.instead}, which asks the user first."
         )
 
 

@@ -26,6 +26,7 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
+from mcp_types import ElicitResult
 from websockets.asyncio.client import unix_connect
 
 from mcp_cloudops.calls import HIDDEN
@@ -441,6 +442,41 @@ async def test_restart_and_a_refused_start(client: Client, container: str) -> No
         assert again.is_error and "already running" in text(again)
 
 
+async def test_attaching_asks_with_the_command_the_daemon_reports(
+    lxd: Lxd, api: httpx.AsyncClient, container: str
+) -> None:
+    """The question of get-websocket-stream shows the exec's command and environment as LXD reports them
+    (second red-team round, finding 1); declined, nothing attaches and the exec never starts."""
+    asked: list[str] = []
+
+    async def decline(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="decline")
+
+    server = build_server(Settings.from_env({"INCUS_SOCKET": lxd.socket}))
+    with anyio.fail_after(TEST_SECONDS):
+        op = await start_exec(api, container, ["sh", "-c", "echo wiped"], environment={"MODE": "wipe"})
+        async with Client(server, elicitation_callback=decline) as asking:
+            refused = await asking.call_tool("get-websocket-stream", {"id": op["id"]})
+        assert refused.is_error and "did not confirm" in text(refused)
+        (question,) = asked
+        assert '["sh", "-c", "echo wiped"]' in question and '"MODE": "wipe"' in question
+        ended = await wait_op(api, op["id"], 15)
+        assert ended["err"] == "Timed out waiting for websockets to connect"  # it never ran
+
+
+async def test_the_read_only_stream_tool_refuses_stdin_and_control(
+    client: Client, api: httpx.AsyncClient, container: str
+) -> None:
+    """Connecting the last of fds 0, 1 and 2 starts a pending exec: the read-only tool never connects 0."""
+    with anyio.fail_after(TEST_SECONDS):
+        op = await start_exec(api, container, ["echo", "hello"])
+        fds = op["metadata"]["fds"]
+        for fd in ("0", "control"):
+            refused = await client.call_tool("get-websocket-stream-2", {"id": op["id"], "secret": fds[fd]})
+            assert refused.is_error and "nothing was connected" in text(refused), text(refused)
+
+
 # ---------------------------------------------------------------- get-websocket-stream-2 (public)
 
 
@@ -451,7 +487,9 @@ async def test_public_websocket_stream_reads_one_fd(
     "Requestor mismatch" as in Incus since 2025). But a non-interactive exec starts only once fds
     0, 1 and 2 are all attached: reading fd 1 alone gets nothing (the stream goes idle) and the
     operation then fails with "Timed out waiting for websockets to connect". With the other fds
-    held by whoever started the exec, the public tool reads the command's stdout."""
+    held by whoever started the exec, the public tool reads the command's stdout, when the server's
+    credentials can read the operation to check that the secret opens an output stream (second
+    red-team round, finding 3): an untrusted server could be completing the exec's attachment."""
     crt, key = make_cert(tmp_path, "stranger")
     with anyio.fail_after(TEST_SECONDS):
         # Alone: the command never starts.
@@ -468,10 +506,10 @@ async def test_public_websocket_stream_reads_one_fd(
         # Shared: the starter holds stdin and stderr on the socket; an untrusted caller reads stdout.
         op = await start_exec(api, container, ["sh", "-c", "echo hello; echo oops >&2"])
         fds = op["metadata"]["fds"]
-        # A wrong fd secret: LXD 5.0 answers HTTP 500 "permission denied" (not 403) to the handshake.
+        # A wrong fd secret opens none of the operation's streams: refused before any connection.
         wrong = await client.call_tool("get-websocket-stream-2", {"id": op["id"], "secret": "bad"})
         assert wrong.is_error
-        assert "HTTP 500" in text(wrong) and "permission denied" in text(wrong), text(wrong)
+        assert "opens none of the streams" in text(wrong) and "nothing was connected" in text(wrong), text(wrong)
 
         def ws(fd: str) -> Any:
             return unix_connect(lxd.socket, f"ws://lxd/1.0/operations/{op['id']}/websocket?secret={fds[fd]}")
@@ -480,8 +518,12 @@ async def test_public_websocket_stream_reads_one_fd(
             stdin = await stack.enter_async_context(ws("0"))
             stderr = await stack.enter_async_context(ws("2"))
             await stdin.send("")  # EOF on stdin
+            # Untrusted, the server cannot read the operation to tell which stream a secret opens (it could
+            # be the last one the exec waits for): it connects nothing. Trusted, it reads stdout.
             stranger = await stack.enter_async_context(Client(build_server(Settings.from_env(lxd.https_env(crt, key)))))
-            read = await stranger.call_tool("get-websocket-stream-2", {"id": op["id"], "secret": fds["1"]})
+            unread = await stranger.call_tool("get-websocket-stream-2", {"id": op["id"], "secret": fds["1"]})
+            assert unread.is_error and "nothing was connected" in text(unread) and "HTTP 403" in text(unread)
+            read = await client.call_tool("get-websocket-stream-2", {"id": op["id"], "secret": fds["1"]})
             assert not read.is_error, text(read)
             assert (read.structured_content["output"], read.structured_content["stopped"]) == ("hello\n", "closed")
             assert await stderr.recv() == b"oops\n"
