@@ -143,7 +143,7 @@ async def serve_http(
     server: MCPServer, settings: Settings, host: str, sock: socket.socket, metrics_sock: socket.socket | None = None
 ) -> None:
     """Serve /mcp with uvicorn on `sock` (bound by the caller, so a port in use stops the start with one line),
-    its connections with a head deadline, an idle timeout and a cap (web.py)."""
+    its connections with head and body deadlines, an idle timeout and a cap (web.py)."""
     import resource
 
     import uvicorn
@@ -152,7 +152,7 @@ async def serve_http(
 
     oauth = ResourceServer.from_settings(settings)
     app = health.probes(http_app(server, host, settings.http_token, settings.stateless, oauth))
-    protocol = limited_h11(settings.http_header_timeout, settings.http_max_connections)
+    protocol = limited_h11(settings.http_header_timeout, settings.http_max_connections, settings.http_body_timeout)
     config = uvicorn.Config(
         app,
         http=protocol,
@@ -220,6 +220,7 @@ FLAG_ENV = {
     "public_url": "MCP_CLOUDOPS_PUBLIC_URL",
     "stateless": "MCP_CLOUDOPS_STATELESS",
     "http_header_timeout": "MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT",
+    "http_body_timeout": "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT",
     "http_idle_timeout": "MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT",
     "http_max_connections": "MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS",
     "audit_log": "MCP_CLOUDOPS_AUDIT_LOG",
@@ -322,6 +323,11 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--http-header-timeout", metavar="SECONDS", help="a request head must arrive within this (default 10)"
+    )
+    run.add_argument(
+        "--http-body-timeout",
+        metavar="SECONDS",
+        help="a request body must arrive within this of its head (default 30)",
     )
     run.add_argument(
         "--http-idle-timeout", metavar="SECONDS", help="close idle keep-alive connections after this (default 15)"

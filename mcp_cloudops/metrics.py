@@ -18,15 +18,17 @@ below. No token, secret or argument value is ever a label.
 
 The metrics are served on a listener of their own (`metrics_socket`, `exporting`), bound to loopback
 unless `--metrics-host` names another address: they can never appear on the MCP port by accident,
-and `--host 0.0.0.0` does not carry them along.
+and `--host 0.0.0.0` does not carry them along. On loopback they answer only to a loopback Host, as the
+MCP endpoint does, so DNS rebinding cannot read them (`scrape_hosts`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -199,16 +201,20 @@ class Metrics:
 
         return generate_latest(self.registry)
 
-    def asgi_app(self) -> ASGIApp:
-        """GET /metrics, and 404 for every other path: the metrics listener serves nothing else."""
+    def asgi_app(self, hosts: Collection[str] | None) -> ASGIApp:
+        """GET /metrics, and 404 for every other path: the metrics listener serves nothing else. Only to a Host
+        header naming one of `hosts` (any, if None; see scrape_hosts), else 421, whatever the path."""
         from prometheus_client import make_asgi_app
 
         exposition = make_asgi_app(self.registry)
+        refused = misdirected(hosts or ())
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
                 return  # no websocket, no lifespan (the listener runs with lifespan off)
-            if scope["path"] != PATH:
+            if hosts is not None and host_name(scope) not in hosts:
+                await answer(send, 421, refused)
+            elif scope["path"] != PATH:
                 await answer(send, 404, b'{"error":"not_found","message":"metrics are at /metrics"}')
             elif scope["method"] not in ("GET", "HEAD"):
                 await answer(send, 405, b'{"error":"method_not_allowed","message":"use GET"}', (b"allow", b"GET"))
@@ -217,6 +223,34 @@ class Metrics:
                 await exposition({**scope, "query_string": query if query.isascii() else b""}, receive, send)
 
         return app
+
+
+def scrape_hosts(bound: str) -> list[str] | None:
+    """The Host names a metrics listener bound to `bound` answers to, or None for any.
+
+    On loopback (the default), the MCP endpoint's: the loopback names and its own address. A page that DNS
+    rebinding pointed at 127.0.0.1 sends its own name as the Host, so it reads nothing. Beyond loopback, any:
+    Prometheus names a target by IP address or by a name only it knows (a container's service name), which
+    no list could foresee; the operator who moved the listener there (--metrics-host) chose to expose it,
+    and is warned at start that it asks for no token and answers any Host."""
+    from mcp_cloudops.setting_values import is_loopback
+    from mcp_cloudops.web import allowed_hosts
+
+    return allowed_hosts(bound) if is_loopback(bound) else None
+
+
+def host_name(scope: Scope) -> str:
+    """The name a request's Host header gives, without its port, in lower case ('' if it has none)."""
+    host = dict(scope.get("headers") or ()).get(b"host", b"").decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.partition(":")[0]
+
+
+def misdirected(hosts: Collection[str]) -> bytes:
+    """The 421 body for a foreign Host: which names to use instead."""
+    message = f"this listener answers only to the Host names {', '.join(hosts)}: scrape it by one of them"
+    return json.dumps({"error": "misdirected_request", "message": message}).encode()
 
 
 async def answer(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
@@ -277,7 +311,10 @@ def exposed_warning(host: str) -> str | None:
 
     if is_loopback(host):
         return None
-    return f"metrics listen on {host} without authentication (--metrics-host): keep that port behind a firewall"
+    return (
+        f"metrics listen on {host} without authentication, for any Host name (--metrics-host): keep that port "
+        "behind a firewall"
+    )
 
 
 @asynccontextmanager
@@ -285,8 +322,8 @@ async def exporting(server: MCPServer, sock: socket.socket | None, settings: Set
     """While the block runs, `server` is measured and its metrics are served on `sock`; with no socket
     (no --metrics-port) nothing happens and prometheus_client is not imported.
 
-    The listener is a second uvicorn server in the same event loop, with web.limited_h11's head deadline
-    and its own small connection cap (a flood of the MCP port does not stop scrapes); the MCP server
+    The listener is a second uvicorn server in the same event loop, with web.limited_h11's deadlines and
+    its own small connection cap (a flood of the MCP port does not stop scrapes); the MCP server
     keeps the signal handling, and this one stops when the block ends."""
     if sock is None:
         yield None
@@ -298,7 +335,8 @@ async def exporting(server: MCPServer, sock: socket.socket | None, settings: Set
     metrics = await instrument(server)
     host, port = sock.getsockname()[:2]
     where = f"http://{host_header_name(host)}:{port}{PATH}"
-    listener = quiet_server(metrics.asgi_app(), settings, lambda: logger.info("Prometheus metrics on %s", where))
+    app = metrics.asgi_app(scrape_hosts(host))
+    listener = quiet_server(app, settings, lambda: logger.info("Prometheus metrics on %s", where))
     warning = exposed_warning(host)
     if warning:
         logger.warning("%s", warning)
@@ -330,7 +368,7 @@ def quiet_server(app: ASGIApp, settings: Settings, announce: Callable[[], None])
 
     config = uvicorn.Config(
         app,
-        http=limited_h11(settings.http_header_timeout, MAX_CONNECTIONS),
+        http=limited_h11(settings.http_header_timeout, MAX_CONNECTIONS, settings.http_body_timeout),
         lifespan="off",
         log_config=None,
         log_level="warning",

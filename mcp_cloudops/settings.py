@@ -192,6 +192,7 @@ class Settings:
     stateless: bool = False
     state_keys: SecretStr | None = None  # shared requestState keys for replicas (server.request_state_security)
     http_header_timeout: float = 10.0  # a whole request head within this, from connect (slow-header attacks)
+    http_body_timeout: float = 30.0  # a whole request body within this, from its head (slow-body attacks)
     http_idle_timeout: float = 15.0  # an idle keep-alive connection closes after this: above clients' own 5 s
     http_max_connections: int = 256  # open connections at most; beyond it the longest-waiting idle one goes
     metrics_port: int | None = None  # Prometheus metrics on a listener of their own (metrics.py); None: off
@@ -235,6 +236,7 @@ class Settings:
             stateless=r.read("MCP_CLOUDOPS_STATELESS", False, as_boolean),
             state_keys=r.read("MCP_CLOUDOPS_STATE_KEYS", None, state_keys, secret=True),
             http_header_timeout=r.read("MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT", d.http_header_timeout, SECONDS),
+            http_body_timeout=r.read("MCP_CLOUDOPS_HTTP_BODY_TIMEOUT", d.http_body_timeout, SECONDS),
             http_idle_timeout=r.read("MCP_CLOUDOPS_HTTP_IDLE_TIMEOUT", d.http_idle_timeout, SECONDS),
             http_max_connections=r.read("MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS", d.http_max_connections, POSITIVE),
             metrics_port=r.read("MCP_CLOUDOPS_METRICS_PORT", None, as_port),
@@ -442,9 +444,9 @@ KNOWN_SETTINGS = (
     *(f"{PREFIX}{name}" for name in (
         "CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_WAIT", "READ_ONLY", "TOOLSETS", "TOOLS", "EXCLUDE_TOOLS",
         "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
-        "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_IDLE_TIMEOUT",
-        "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS", "SANDBOX",
-        "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
+        "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
+        "HTTP_IDLE_TIMEOUT", "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
+        "SANDBOX", "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
         "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE",
     )),
     *OTHER_SETTINGS,

@@ -22,9 +22,9 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mcp_cloudops.settings import ConfigError
+from mcp_cloudops.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
     import asyncio
@@ -205,12 +205,20 @@ class OneWritePerTurn:
     """A transport whose writes made in one event-loop turn leave as one write. uvicorn writes a response's
     head and its body separately: a replica killed between the two has sent a head, and a load balancer
     that already passed it on cannot retry the request elsewhere. Joined, the answer is sent whole or not
-    at all. Everything else is the wrapped transport's."""
+    at all. Everything else is the wrapped transport's.
+
+    It also closes gently when told to (`linger`): a connection answered before its request was all in (a 401
+    to a request whose body still comes) would, closed at once with input unread, be reset by the kernel,
+    and the client could lose the answer. So the answer goes out whole, then a FIN, and what the client still
+    sends is read and dropped for `linger` seconds, or until it closes too (Apache's lingering close)."""
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self.linger = 0.0  # seconds close() goes on reading (and dropping) input; 0: close at once
+        self.lingering = False  # closed with `linger`: answered, the FIN sent, the socket not yet closed
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
@@ -219,66 +227,157 @@ class OneWritePerTurn:
 
     def _flush(self) -> None:
         data, self._pending = b"".join(self._pending), []
-        if data and not self._transport.is_closing():
+        if data and not self.is_closing():
             self._transport.write(data)
 
     def close(self) -> None:
-        self._flush()  # what was written before close() still goes out first
+        """Close, what was written before still going out first; with `linger`, gently (see the class). Closing
+        again, or a socket that cannot half-close (TLS), closes at once."""
+        self._flush()
+        if self.lingering or not self.linger or self.closed or not self._transport.can_write_eof():
+            self.release()
+            return
+        self.lingering = True
+        self._transport.write_eof()
+        self._transport.resume_reading()  # what the client sends must be read, or closing resets it anyway
+        self._linger_timer = self._loop.call_later(self.linger, self.release)
+
+    def release(self) -> None:
+        """Close the socket now, lingering or not."""
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._transport.close()
+
+    def is_closing(self) -> bool:
+        """Closing as uvicorn means it: nothing more is written, no keep-alive timer is armed."""
+        return self.lingering or self._transport.is_closing()
+
+    @property
+    def closed(self) -> bool:
+        """The socket itself is closing or closed: the connection no longer holds a descriptor."""
+        return self._transport.is_closing()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
-def limited_h11(header_timeout: float, max_connections: int) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol (pass it as `http=`) with a request-head deadline and a cap on open connections.
+def holds_a_slot(connection: Any) -> bool:
+    """Whether an open HTTP connection (uvicorn's protocol) counts against the cap: it holds a descriptor,
+    lingering ones included."""
+    transport = connection.transport
+    return not (transport.closed if isinstance(transport, OneWritePerTurn) else transport.is_closing())
+
+
+LINGER = 2.0  # seconds a connection answered before its request was all in reads on before it closes
+CLOSE = (b"connection", b"close")  # uvicorn's own spelling: it adds none beside it
+
+
+def limited_h11(
+    header_timeout: float, max_connections: int, body_timeout: float = Settings.http_body_timeout
+) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol (pass it as `http=`) with deadlines for a request's head and body, and a cap on
+    open connections.
 
     uvicorn 0.54 has neither: it arms its keep-alive timer only once a response is sent, so a connection
     that sends part of a request head, or nothing, stays open forever; and `limit_concurrency` answers 503
     only once a head arrived, which such a connection never sends. Enough of them exhausted the descriptors
     and a legitimate client could not even connect. Here a head must arrive within `header_timeout` seconds
-    of connecting (or of its first byte, on a kept-alive connection), else 408 and close; and beyond
-    `max_connections` a new connection closes the one that has waited longest without sending a whole
-    head (idle keep-alive ones included): a legitimate client, whose head arrives at once, still gets in
-    while slow ones are dropped. Only when every connection is busy with a request is the new one refused (503).
+    of connecting (or of its first byte, on a kept-alive connection), else 408 and close.
+
+    Nor does uvicorn bound a body: a client could send a whole head announcing 1 MB, get its 401 at once (no
+    token) and keep the connection by trickling the body, a byte at a time; five such held five slots, and
+    a client with a valid token got 503 (red-team finding 4). Here an answer sent before the request's body
+    is all in says `Connection: close` and the connection closes after it (lingering: see OneWritePerTurn);
+    and a body must arrive within `body_timeout` seconds of its head, else 408 and close.
+
+    Beyond `max_connections`, a new connection makes room: first by closing one already answered and
+    lingering (it holds a slot only to close cleanly), else the one that has waited longest without sending
+    a whole head (idle keep-alive ones included): a legitimate client, whose head arrives at once, still gets
+    in while refused and slow ones are dropped. Only when every connection is busy with a request is the new
+    one refused (503).
     """
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     late = refusal(408, f"the request head did not arrive within {header_timeout:g} s: send it at once, then retry")
+    slow = refusal(
+        408, f"the request body did not arrive within {body_timeout:g} s of its head: send it whole, at once"
+    )
     busy = refusal(503, f"the server is at its {max_connections} connections: retry shortly", "retry-after: 1")
 
     class LimitedH11(H11Protocol):
         head_timer: asyncio.TimerHandle | None = None
+        body_timer: asyncio.TimerHandle | None = None
         waiting_since = 0.0  # loop time since when this connection has had no request in progress
+        transport: OneWritePerTurn  # type: ignore[assignment]
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.app = self.closing_early(self.app)
 
         def waiting(self) -> bool:
             """No request in progress: a head not (wholly) received yet, on a fresh or kept-alive connection."""
             return self.conn.their_state is h11.IDLE and not self.transport.is_closing()
 
+        def answered(self) -> bool:
+            """Answered, and closing gently: it holds a slot only until the client has read its answer."""
+            return self.transport.lingering and not self.transport.closed
+
+        def receiving_body(self) -> bool:
+            return self.conn.their_state is h11.SEND_BODY
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(OneWritePerTurn(transport, self.loop))  # type: ignore[arg-type]
             self.waiting_since = self.loop.time()
             self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
-            if sum(not c.transport.is_closing() for c in self.connections) > max_connections:
+            if sum(holds_a_slot(c) for c in self.connections) > max_connections:
                 self.make_room()
 
         def data_received(self, data: bytes) -> None:
+            if self.transport.lingering:
+                return  # the rest of a request already answered: read only so that closing resets nothing
             if self.head_timer is None and self.waiting():  # the next request on a kept-alive connection
                 self.head_timer = self.loop.call_later(header_timeout, self.head_timed_out)
             super().data_received(data)
             if self.head_timer is not None and not self.waiting():
                 self.head_timer.cancel()
                 self.head_timer = None
+            self.watch_body()
+
+        def watch_body(self) -> None:
+            """Start the body's deadline once a head announcing a body is in; stop it once the body is."""
+            if self.receiving_body() and self.body_timer is None:
+                self.body_timer = self.loop.call_later(body_timeout, self.body_timed_out)
+            elif not self.receiving_body() and self.body_timer is not None:
+                self.body_timer.cancel()
+                self.body_timer = None
+
+        def closing_early(self, app: ASGIApp) -> ASGIApp:
+            """`app`, whose answer to a request whose body is not all in says `Connection: close`, and closes
+            gently: nobody will read the rest of that body, and its client must not hold the connection."""
+
+            async def closing(scope: Scope, receive: Receive, send: Send) -> None:
+                async def sending(message: Message) -> None:
+                    if message["type"] == "http.response.start" and self.receiving_body():
+                        message = {**message, "headers": [*message.get("headers", ()), CLOSE]}
+                        self.transport.linger = LINGER
+                    await send(message)
+
+                await app(scope, receive, sending)
+
+            return closing
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self.waiting_since = self.loop.time()
+            self.watch_body()  # a pipelined request may have started
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.head_timer is not None:
-                self.head_timer.cancel()
-                self.head_timer = None
+            for timer in (self.head_timer, self.body_timer):
+                if timer is not None:
+                    timer.cancel()
+            self.head_timer = self.body_timer = None
             super().connection_lost(exc)
 
         def head_timed_out(self) -> None:
@@ -286,9 +385,27 @@ def limited_h11(header_timeout: float, max_connections: int) -> type[asyncio.Pro
             if self.waiting():
                 self.drop(late)
 
+        def body_timed_out(self) -> None:
+            """408 and close, gently; the app still reading the body hears that the client is gone."""
+            self.body_timer = None
+            if not self.receiving_body() or self.transport.is_closing():
+                return
+            cycle = self.cycle
+            if cycle is not None:
+                cycle.disconnected = True  # it answers no one: the 408 is the answer
+                cycle.message_event.set()
+            if cycle is None or not cycle.response_started:
+                self.transport.write(slow)
+            self.transport.linger = LINGER
+            self.transport.close()
+
         def make_room(self) -> None:
-            waiting = [c for c in self.connections if c is not self and isinstance(c, LimitedH11) and c.waiting()]
-            if waiting:
+            """Close another connection for this new one: one answered and lingering, else the one that has
+            waited longest for a head; if every other one is busy with a request, refuse this one."""
+            others = [c for c in self.connections if c is not self and isinstance(c, LimitedH11)]
+            if answered := [c for c in others if c.answered()]:
+                min(answered, key=lambda c: c.waiting_since).transport.release()
+            elif waiting := [c for c in others if c.waiting()]:
                 min(waiting, key=lambda c: c.waiting_since).drop(busy)
             else:
                 self.drop(busy, always=True)

@@ -167,3 +167,20 @@ def test_oauth_lets_the_server_bind_beyond_loopback() -> None:
         result.stderr.strip() == "cannot listen on 192.0.2.1:8000: 192.0.2.1 is not an address of this machine: "
         "choose another --host"
     )
+
+
+def test_the_body_timeout_flag_is_its_variable_and_a_bad_one_stops_the_start_with_one_line() -> None:
+    from mcp_cloudops.cli import flags_as_env, parser
+
+    given = parser().parse_args(["serve", "--http-body-timeout", "12.5"])
+    assert flags_as_env(given) == {"MCP_CLOUDOPS_HTTP_BODY_TIMEOUT": "12.5"}
+    result = cli("serve", "--transport", "http", "--port", "0", "--http-body-timeout", "soon")
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT='soon' (from --http-body-timeout) is not a number of seconds > 0: set one, "
+        "or leave the flag out for the default (30)"
+    ]
+    result = cli("check", env={"MCP_CLOUDOPS_HTTP_BODY_TIMEOUT": "-1"})
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT='-1' is not a number of seconds > 0: set one, or unset it for the default (30)"
+    ]

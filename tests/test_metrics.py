@@ -43,7 +43,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 def listener(**overrides: Any) -> Any:
     """The settings the metrics listener reads (stands in for Settings' metrics_* fields)."""
-    values = {"metrics_port": 0, "metrics_host": None, "http_header_timeout": 10.0, "http_idle_timeout": 15.0}
+    values = {"metrics_port": 0, "metrics_host": None, "http_idle_timeout": 15.0}
+    values |= {"http_header_timeout": 10.0, "http_body_timeout": 30.0}
     return SimpleNamespace(**(values | overrides))
 
 

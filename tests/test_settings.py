@@ -156,3 +156,18 @@ def test_state_keys_are_shared_secrets_of_32_bytes_or_more() -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({"MCP_CLOUDOPS_STATE_KEYS": "short"})
     assert "MCP_CLOUDOPS_STATE_KEYS" in str(refused.value) and "short" not in str(refused.value)
+
+
+BODY_TIMEOUT = "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT"
+
+
+def test_the_body_timeout_is_read_and_checked_like_the_header_timeout() -> None:
+    """A request body must arrive within it (red-team finding 4); a value that is no positive number of seconds
+    stops the start with one line, as MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT does."""
+    assert Settings.from_env({}).http_body_timeout == 30
+    assert Settings.from_env({BODY_TIMEOUT: " 2.5 "}).http_body_timeout == 2.5
+    assert unknown_settings({BODY_TIMEOUT: "5"}, REGISTRY) == []
+    for bad in ("soon", "30s", "0", "-1", "inf", "nan"):
+        assert refusal({BODY_TIMEOUT: bad}) == [
+            f"{BODY_TIMEOUT}={bad!r} is not a number of seconds > 0: set one, or unset it for the default (30)"
+        ]
