@@ -252,8 +252,12 @@ class Spent:
 
 
 def call_arguments(ctx: Context) -> Mapping[str, Any]:
-    """The arguments of the tools/call being confirmed, as the client sent them."""
-    params = ctx.request_context.params or {}
+    """The arguments of the tools/call being served, as the client sent them (the SDK keeps names it
+    takes for itself, such as `ctx`, from the tool function); empty outside a request."""
+    try:
+        params = ctx.request_context.params or {}
+    except ValueError:  # no request: MCPServer.call_tool called directly
+        return {}
     arguments = params.get("arguments")
     return arguments if isinstance(arguments, Mapping) else {}
 

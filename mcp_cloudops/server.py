@@ -31,7 +31,7 @@ from mcp_cloudops.registry import MetaTool, Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
 from mcp_cloudops.settings import ConfigError, Settings, sandboxed
-from mcp_cloudops.shaping import cap, dumps
+from mcp_cloudops.shaping import cap, dumps, off_loop
 from mcp_cloudops.toolsets import SessionToolsets
 
 if TYPE_CHECKING:
@@ -127,13 +127,11 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
     limit = settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
-        try:
-            args = validator.validate(arguments)
+        try:  # as the client sent them: an argument named `ctx` is the SDK's, dropped unless named here
+            args = validator.validate({**confirmation.call_arguments(ctx), **arguments})
         except ArgumentError as exc:
             return failed(redactor.cut(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
-            from mcp_cloudops.shaping import off_loop  # here: the module's imports are shared with other edits
-
             data = await connections.call(spec, args, ctx)
             # Redact before shaping: a cut must never leave half a secret behind. Both walk the whole result,
             # so a big one is done on a worker thread while the event loop serves other clients; the cut

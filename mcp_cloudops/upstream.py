@@ -26,14 +26,24 @@ from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.registry_checks import PLACEHOLDER
-from mcp_cloudops.results import UpstreamError, error_text, parse_body, payload, retry_after
+from mcp_cloudops.results import (
+    UpstreamError,
+    error_text,
+    parse_body,
+    payload,
+    retry_after,
+    too_many_values,
+    values_allowed,
+)
 from mcp_cloudops.settings import INCUS_SOCKET_HOST, ConfigError, Settings
+from mcp_cloudops.shaping import narrowing_hint
 
 logger = logging.getLogger("mcp_cloudops.upstream")
 
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 ERROR_BODY_MAX = 65536  # bytes of an error body read to quote it
+OFF_LOOP_BYTES = 65536  # a body this big is counted and parsed on a worker thread, while the loop serves others
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,23 @@ class Response:
     status_code: int
     headers: dict[str, str]
     content: bytes
+    max_values: int | None = None  # a body holding more JSON values is never parsed (results.values_allowed)
+
+    @cached_property
+    def too_many(self) -> bool:
+        """Whether the body holds more than max_values JSON values: then it reads as no JSON at all."""
+        return self.max_values is not None and too_many_values(self.content, self.max_values)
 
     @cached_property
     def body(self) -> Any:
         """The body as JSON, or None; parsed once, however many readers (retry wait, result) ask."""
-        return parse_body(self.content)
+        return None if self.too_many else parse_body(self.content)
+
+    def read(self) -> Response:
+        """This response with its body counted and parsed: on a worker thread for a big one, so that later
+        readers, on the event loop, find it done."""
+        _ = self.body
+        return self
 
 
 def backoff(attempt: int) -> float:
@@ -203,15 +225,17 @@ class Upstreams:
                     await anyio.sleep(backoff(attempt))
                     continue
                 raise transport_failure(tool, provider, request.url, exc, self.redactor, attempt) from None
-            wait = retry_wait(provider, response, attempt, self.settings.retry_after_cap)
-            if attempt < attempts and response.status_code in RETRY_STATUSES and wait is not None:
-                await anyio.sleep(wait)
-                continue
+            if attempt < attempts and response.status_code in RETRY_STATUSES:
+                wait = retry_wait(provider, response, attempt, self.settings.retry_after_cap)
+                if wait is not None:
+                    await anyio.sleep(wait)
+                    continue
             return self._result(tool, provider, response)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(self, tool: ToolSpec, provider: Provider, request: UpstreamRequest) -> Response:
-        """One HTTP exchange, reading at most max_response_bytes of the body."""
+        """One HTTP exchange, reading at most max_response_bytes of the body; a big body is counted (at most
+        results.values_allowed JSON values are parsed) and parsed on a worker thread."""
         client = self.client(provider)
         cap = self.settings.max_response_bytes
         started = time.perf_counter()
@@ -229,7 +253,8 @@ class Upstreams:
         saw_status(response.status_code)
         metrics.upstream(provider.key, response.status_code)
         headers = {k.lower(): v for k, v in response.headers.items()}
-        return Response(response.status_code, headers, bytes(body))
+        answer = Response(response.status_code, headers, bytes(body), values_allowed(cap))
+        return await anyio.to_thread.run_sync(answer.read) if len(body) >= OFF_LOOP_BYTES else answer
 
     async def download(
         self, tool: ToolSpec, provider: Provider, request: UpstreamRequest, limit: int
@@ -258,7 +283,6 @@ class Upstreams:
             raise transport_failure(tool, provider, request.url, exc, self.redactor) from None
 
     def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:
-        body = response.body
         if 300 <= response.status_code < 400:
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with a redirect (HTTP {response.status_code}), which is not "
@@ -267,9 +291,21 @@ class Upstreams:
         if response.status_code >= 400:
             text = response.content.decode("utf-8", errors="replace")
             raise UpstreamError(
-                error_text(tool, provider, response.status_code, body, text, response.headers, self.redactor),
+                error_text(tool, provider, response.status_code, response.body, text, response.headers, self.redactor),
                 unknown=tool.mutating and response.status_code >= 500,
             )
+        if response.too_many:
+            then = (
+                f"It answered HTTP {response.status_code}: the change was made, do not repeat it; read the state "
+                f"with {tool.state_lookup}."
+                if tool.mutating
+                else f"To get less, {narrowing_hint(tool)}."
+            )
+            raise UpstreamError(
+                f"{provider.title} answered {tool.name} with more than {response.max_values} JSON values (items "
+                f"and their fields); mcp-cloudops did not parse it. {then}"
+            )
+        body = response.body
         if body is None and response.content.strip():
             raise UpstreamError(
                 f"{provider.title} answered {tool.name} with HTTP {response.status_code} but a body that is not "

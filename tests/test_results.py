@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import random
+from typing import Any
+
+import pytest
+
+from mcp_cloudops import results
 from mcp_cloudops.redaction import MASK, Redactor
 from mcp_cloudops.registry import Envelope, ErrorWords, Paging, load_registry
-from mcp_cloudops.results import MESSAGE_MAX, error_text, one_line, payload, retry_after, upstream_message
+from mcp_cloudops.results import (
+    MESSAGE_MAX,
+    count_values,
+    error_text,
+    one_line,
+    payload,
+    retry_after,
+    too_many_values,
+    upstream_message,
+    values_allowed,
+)
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -187,3 +204,81 @@ def test_not_found_names_each_id_with_its_lister_and_only_the_scope_the_tool_has
     portainer = not_found(registry.by_name["attach-websocket"])
     assert "list-docker-containers" in portainer and "zone" not in portainer and "project" not in portainer
     assert "from an earlier result" in not_found(registry.by_name["get-exoscale-operation"])
+
+
+# --- the bound on an answer's JSON values ---------------------------------------------------------------
+
+
+def values_in(data: Any) -> int:
+    """What count_values counts, from the parsed value: itself, and everything inside it."""
+    if isinstance(data, dict):
+        return 1 + sum(map(values_in, data.values()))
+    if isinstance(data, list):
+        return 1 + sum(map(values_in, data))
+    return 1
+
+
+AWKWARD = [
+    {},
+    [],
+    "",
+    0,
+    {"a": []},
+    [[], {}, [[]], [{}], ""],
+    {"k,[{": "v,]}", "": [1, 2.5e3, True, False, None]},
+    ["\\", '"', '\\"', '\\\\"x', '",[{', "\u2028 é 😀", "a\nb\tc"],  # escapes around quotes
+    {"nested": [{"deep": [[[{"x": ["y", {"z": [0]}]}]]]}]},
+]
+
+
+@pytest.mark.parametrize("data", AWKWARD, ids=range(len(AWKWARD)))
+@pytest.mark.parametrize("indent", [None, 2])
+def test_count_values_is_exact_for_awkward_json(data: Any, indent: int | None) -> None:
+    text = json.dumps(data, indent=indent, ensure_ascii=False).encode()
+    assert count_values(text) == values_in(data)
+    assert count_values(b" \r\n\t" + text + b"\n") == values_in(data)  # blanks around it too
+
+
+def random_json(rng: random.Random, depth: int = 0) -> Any:
+    pick = rng.randrange(7 if depth < 4 else 3)
+    if pick == 0:
+        return rng.choice([0, -1.5, True, None, 10**20])
+    if pick in (1, 2):
+        return "".join(rng.choice('ab,[]{}:"\\ \n') for _ in range(rng.randrange(8)))
+    if pick in (3, 4):
+        return [random_json(rng, depth + 1) for _ in range(rng.randrange(5))]
+    return {
+        random_json(rng, 4) if rng.random() < 0.5 else "k": random_json(rng, depth + 1) for _ in range(rng.randrange(5))
+    }
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 256 * 1024])
+def test_count_values_is_exact_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Counted in steps that may end anywhere: inside a string, an escape, between `[` and `]`."""
+    monkeypatch.setattr(results, "SCAN_CHUNK", chunk)
+    rng = random.Random(chunk)
+    for _ in range(200):
+        data = random_json(rng)
+        text = json.dumps(data, indent=rng.choice([None, 1]), ensure_ascii=rng.random() < 0.5).encode()
+        assert count_values(text) == values_in(data), text
+
+
+def test_the_value_bound_follows_the_byte_cap() -> None:
+    assert values_allowed(10 * 2**20) == 655_360  # the default cap: one value per 16 bytes
+    assert values_allowed(320_000) == 20_000
+    assert values_allowed(1000) == 10_000  # a small cap allows what costs milliseconds anyway
+
+
+def test_too_many_values_counts_only_what_it_must(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[bytes] = []
+    real = results._count
+    monkeypatch.setattr(results, "_count", lambda text: counted.append(text) or real(text))
+    items = b'{"items":[' + b"{}," * 99 + b"{}]}"  # 102 values: the answer, its list, 100 items
+    assert too_many_values(items, 101) and not too_many_values(items, 102)
+    assert len(counted) == 2  # 201 commas and brackets: more than either bound, so counted
+    assert not too_many_values(items, len(items))  # a value takes a byte at least
+    assert not too_many_values(json.dumps({"log": "a" * 500}).encode(), 100)  # no comma, no bracket inside
+    strings = json.dumps(["x"] * 101).encode()  # 102 values, at least one per two strings
+    assert too_many_values(strings, 50) and too_many_values(strings, 101) and not too_many_values(strings, 102)
+    assert len(counted) == 3  # only 101: 50 is refused by the strings alone, 102 allowed by the commas
+    assert not too_many_values(json.dumps(["a,b,c,[d],{e}"] * 10).encode(), 20)  # 11 values: commas in strings

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from mcp_cloudops.registry import load_registry, parse_registry
+from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.upstream import Response, Upstreams, build_request, encode_segment, fill
 
@@ -157,3 +158,64 @@ def test_a_retry_waits_what_the_body_asks_only_where_the_provider_declares_the_f
     assert upstream.retry_wait(REGISTRY.providers["exoscale"], response, 1, 10) == 2.0
     assert upstream.retry_wait(REGISTRY.providers["scaleway"], response, 1, 10) == upstream.backoff(1)
     assert upstream.retry_wait(REGISTRY.providers["exoscale"], response, 1, 1) is None  # longer than the cap
+
+
+# --- issue 20, finding 6: an answer's JSON values are bounded, and a big one is read off the event loop -----
+
+
+def test_a_body_of_too_many_values_is_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_cloudops.upstream as upstream
+
+    parsed: list[bytes] = []
+    real = upstream.parse_body
+    monkeypatch.setattr(upstream, "parse_body", lambda content: parsed.append(content) or real(content))
+    content = b"[" + b"0," * 10_000 + b"0]"  # 10,002 values
+    assert Response(200, {}, content).body == [0] * 10_001  # no bound: parsed
+    assert Response(200, {}, content, max_values=10_002).body == [0] * 10_001
+    assert Response(200, {}, content, max_values=10_001).too_many
+    assert Response(429, {}, content, max_values=10_001).body is None  # a retry reads no field from it
+    assert len(parsed) == 2
+
+
+def nirvana_upstreams(handler: Any, **env: str) -> tuple[Upstreams, Any]:
+    """Upstreams whose Nirvana client answers through `handler`, and the tool list-nirvana-projects."""
+    upstreams = Upstreams(REGISTRY, Settings.from_env({"NIRVANA_LABS_API_KEY": "k" * 20, **env}))
+    upstreams._clients["nirvana"] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return upstreams, REGISTRY.by_name["list-nirvana-projects"]
+
+
+@pytest.mark.anyio
+async def test_too_many_values_is_an_error_naming_the_narrowing_arguments() -> None:
+    answers = {"sent": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answers["sent"] += 1
+        return httpx.Response(200, content=b'{"items":[' + b"{}," * 20_000 + b"{}]}")
+
+    upstreams, tool = nirvana_upstreams(handler, MCP_CLOUDOPS_MAX_RESPONSE_BYTES="320000")
+    with pytest.raises(UpstreamError) as raised:
+        await upstreams.call(tool, {})
+    assert str(raised.value) == (
+        "Nirvana Labs answered list-nirvana-projects with more than 20000 JSON values (items and their fields); "
+        "mcp-cloudops did not parse it. To get less, narrow the call with cursor, limit."
+    )
+    assert answers["sent"] == 1  # not retried
+    await upstreams.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_big_body_is_counted_and_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import mcp_cloudops.upstream as upstream
+
+    where: list[str] = []
+    real = upstream.parse_body
+    monkeypatch.setattr(upstream, "parse_body", lambda c: where.append(threading.current_thread().name) or real(c))
+    big = {"items": [{"id": str(n)} for n in range(5000)]}  # over OFF_LOOP_BYTES
+    bodies = iter([{"items": []}, big])
+    upstreams, tool = nirvana_upstreams(lambda request: httpx.Response(200, json=next(bodies)))
+    assert await upstreams.call(tool, {}) == {"items": []}
+    assert await upstreams.call(tool, {}) == big
+    assert where[0] == threading.current_thread().name and where[1] != where[0]
+    await upstreams.aclose()
