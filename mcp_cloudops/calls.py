@@ -15,6 +15,7 @@ from mcp_cloudops.policy import may_write
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.settings import ConfigError, Settings
+from mcp_cloudops.shaping import off_loop
 from mcp_cloudops.upstream import Upstreams
 
 HIDDEN = "[hidden: an operation secret; the server uses it itself (see --show-operation-secrets)]"
@@ -48,7 +49,8 @@ async def dispatch(
         data = await _journaled(journal, upstreams, spec, args, ctx)
     operation = provider.operation
     if operation is not None and operation.secrets and not shows_secrets(upstreams.settings):
-        return hide_secrets(data, frozenset(operation.secrets))
+        keys = frozenset(operation.secrets)
+        return await off_loop(lambda result: hide_secrets(result, keys), data)  # a big listing: off the loop
     return data
 
 
