@@ -243,7 +243,14 @@ class Journal:
         return None
 
     async def begin(
-        self, tool: ToolSpec, provider: Provider, args: dict[str, Any], session: str | None, principal: str | None
+        self,
+        tool: ToolSpec,
+        provider: Provider,
+        args: dict[str, Any],
+        session: str | None,
+        principal: str | None,
+        *,
+        account: str | None = None,
     ) -> Entry:
         """Journal a call before its first request; later upstream statuses are noted on the entry."""
         entry = Entry(self, secrets.token_hex(8), tool.name)
@@ -258,6 +265,7 @@ class Journal:
             "arguments": self.redactor.data(args),
             "session": session,
             "principal": principal,
+            "account": account,  # the provider's account the call acts in
         }
         lost = await self.try_write(record, sync=True)
         if lost is None:

@@ -14,8 +14,9 @@ from urllib.parse import parse_qsl
 import httpx
 from pydantic import SecretStr
 
+from mcp_cloudops.accounts import INCUS_ENV, Account, IncusEndpoint
 from mcp_cloudops.registry import Provider
-from mcp_cloudops.settings import INCUS_ENV, ConfigError, IncusEndpoint, Settings
+from mcp_cloudops.settings import ConfigError
 
 EXO2_LIFETIME = 600  # seconds a signature stays valid, as Exoscale's own clients use
 
@@ -141,18 +142,18 @@ def why(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
 
-def credential(provider: Provider, settings: Settings) -> httpx.Auth | None:
-    """How a request to `provider` proves who we are: the one place an auth scheme becomes a
-    credential, for HTTP and websocket handshakes alike. None for Incus without a token: its TLS
-    client certificate or unix socket does. ConfigError names the variable that is not set."""
+def credential(provider: Provider, account: Account) -> httpx.Auth | None:
+    """How a request to `provider` through `account` proves who we are: the one place an auth scheme
+    becomes a credential, for HTTP and websocket handshakes alike. None for Incus without a token: its
+    TLS client certificate or unix socket does. ConfigError names the variable that is not set, and where."""
     auth = provider.auth
     if auth.scheme == "exoscale-v2":
-        return ExoscaleV2Auth(settings.secret(auth.key_env or ""), settings.secret(auth.secret_env or ""))
+        return ExoscaleV2Auth(account.secret(auth.key_env or ""), account.secret(auth.secret_env or ""))
     if auth.scheme == "bearer":
-        return bearer(settings.secret(auth.secret_env or ""))
+        return bearer(account.secret(auth.secret_env or ""))
     if auth.scheme == "header":
-        return HeaderAuth(auth.header or "", settings.secret(auth.secret_env or ""))
-    token = settings.incus_token(provider)  # over the socket, none: its file permissions are the credential
+        return HeaderAuth(auth.header or "", account.secret(auth.secret_env or ""))
+    token = account.incus_token(provider)  # over the socket, none: its file permissions are the credential
     return bearer(token) if token is not None else None
 
 

@@ -69,7 +69,8 @@ async def _journaled(
     `outcome` record that cannot be written is logged; after a failure the agent's error stands, after
     a success the result is held back as unknown: the write went out, so "retry" could do it twice."""
     provider = upstreams.registry.provider_of(spec)
-    entry = await journal.begin(spec, provider, args, *audit.caller(ctx))
+    account = upstreams.account(provider).name
+    entry = await journal.begin(spec, provider, args, *audit.caller(ctx), account=account)
     with audit.tracking(entry):
         try:
             data = await _call(upstreams, spec, args, ctx)

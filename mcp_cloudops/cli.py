@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import anyio
 
 from mcp_cloudops import health, metrics
+from mcp_cloudops.accounts import DEFAULT, ENVIRONMENT, Account, sandboxed
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.provider_checks import Problem, provider_problems
 from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
 from mcp_cloudops.setting_values import Invalid, as_port, is_loopback
-from mcp_cloudops.settings import ConfigError, Settings, sandboxed, unknown_settings
+from mcp_cloudops.settings import ConfigError, Settings, unknown_settings
 from mcp_cloudops.web import (
     descriptor_warning,
     host_header_name,
@@ -82,15 +83,22 @@ def check(registry: Registry, settings: Settings, selected: Sequence[ToolSpec]) 
     lines = [f"tools.yaml: OK ({size}); {policy(settings, len(selected))}"]
     ready: list[str] = []
     unusable: list[str] = []
+    accounts = settings.accounts_for(registry)
     for provider in registry.providers.values():
         count = offered[provider.key]
-        problems = provider_problems(settings, provider) if count else []
-        state = provider_state(settings, provider, count, problems)
-        detail = ", ".join(
-            f"{name} {'set' if ok else 'MISSING'}" for name, ok in settings.credential_status(provider).items()
-        )
-        lines.append(f"{provider.key:<9} {state:<9} {count:>2} tools  {detail}")
-        lines += [f"  {problem.text}" for problem in problems]
+        own = accounts.of(provider.key)
+        states = {name: account_state(account, provider, count) for name, account in own.items()}
+        state = provider_state([state for state, _ in states.values()])
+        if list(own) == [DEFAULT] and own[DEFAULT].source == ENVIRONMENT:  # one account: as it always read
+            lines.append(f"{provider.key:<9} {state:<9} {count:>2} tools  {status(own[DEFAULT], provider)}")
+            lines += [f"  {problem.text}" for problem in states[DEFAULT][1]]
+        else:
+            lines.append(f"{provider.key:<9} {state:<9} {count:>2} tools  {len(own)} accounts")
+            for name, account in own.items():
+                default = " (default)" if name == accounts.defaults.get(provider.key) else ""
+                state_of, source = states[name][0], account.source
+                lines.append(f"  {name}{default}: {state_of}, from {source}; {status(account, provider)}")
+                lines += [f"    {problem.text}" for problem in states[name][1]]
         if state in ("ready", "unusable"):
             (ready if state == "ready" else unusable).append(provider.key)
     if unusable:
@@ -109,21 +117,39 @@ def policy(settings: Settings, offered: int) -> str:
     return f"this policy offers {offered} tools" + (f" ({', '.join(filters)})" if filters else "")
 
 
-def provider_state(settings: Settings, provider: Provider, offered: int, problems: Sequence[Problem]) -> str:
-    """off (no tool offered), unusable (configured, but something is wrong or missing), ready, or not set."""
+def account_state(account: Account, provider: Provider, offered: int) -> tuple[str, list[Problem]]:
+    """off (no tool offered), unusable (configured, but something is wrong or missing), ready, or not set;
+    and what is wrong."""
     if not offered:
-        return "off"
+        return "off", []
+    problems = provider_problems(account, provider)
     if problems:
-        return "unusable"
-    return "ready" if settings.configured(provider) else "not set"
+        return "unusable", problems
+    return ("ready" if account.configured(provider) else "not set"), []
+
+
+def provider_state(states: Sequence[str]) -> str:
+    """A provider's state from its accounts': unusable if one is, else ready if one is."""
+    return next((state for state in ("off", "unusable", "ready") if state in states), "not set")
+
+
+def status(account: Account, provider: Provider) -> str:
+    """Which of an account's variables are set (never their values)."""
+    return ", ".join(f"{name} {'set' if ok else 'MISSING'}" for name, ok in account.credential_status(provider).items())
 
 
 def offered_problems(settings: Settings, registry: Registry, selected: Sequence[ToolSpec]) -> list[Problem]:
-    """What is wrong with the providers whose tools are offered (one left out by the policy cannot fail a
-    call). Not under --sandbox: the simulators' addresses replace the providers' settings."""
+    """What is wrong with the accounts of the providers whose tools are offered (one left out by the policy
+    cannot fail a call). Not under --sandbox: the simulators' addresses replace the providers' settings."""
     keys = {tool.provider for tool in selected}
-    offered = [provider for provider in registry.providers.values() if provider.key in keys]
-    return [problem for provider in offered for problem in provider_problems(settings, provider)]
+    accounts = settings.accounts_for(registry)
+    return [
+        problem
+        for provider in registry.providers.values()
+        if provider.key in keys
+        for account in accounts.of(provider.key).values()
+        for problem in provider_problems(account, provider)
+    ]
 
 
 def announcing(config: uvicorn.Config, announce: Callable[[], None]) -> uvicorn.Server:
@@ -229,6 +255,7 @@ FLAG_ENV = {
     "sandbox": "MCP_CLOUDOPS_SANDBOX",
     "metrics_port": "MCP_CLOUDOPS_METRICS_PORT",
     "metrics_host": "MCP_CLOUDOPS_METRICS_HOST",
+    "accounts": "MCP_CLOUDOPS_ACCOUNTS",
 }
 
 
@@ -289,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     policy.add_argument("--toolsets", metavar="LIST", help="providers to offer, e.g. incus,exoscale")
     policy.add_argument("--tools", metavar="LIST", help="only these tools (comma-separated names)")
     policy.add_argument("--exclude-tools", metavar="LIST", help="never these tools")
+    policy.add_argument(
+        "--accounts", metavar="FILE", help="more accounts per provider, beside the environment's (README, Accounts)"
+    )
     policy.add_argument(
         "--confirm-fallback",
         choices=("allow", "refuse"),
@@ -389,6 +419,11 @@ def start(args: argparse.Namespace) -> tuple[Settings, Registry, tuple[ToolSpec,
         problems = str(exc).splitlines()
     registry = load_registry()
     problems += unknown_settings(os.environ, registry)
+    if settings is not None and not problems:
+        try:
+            settings = settings.with_accounts(registry)
+        except ConfigError as exc:
+            problems += str(exc).splitlines()
     if settings is None or problems:
         raise ConfigError("\n".join(problems))
     return settings, registry, select_tools(registry, settings)

@@ -161,7 +161,7 @@ def question(
     every argument."""
     heading, footer = WORDING[kind(spec)]
     ranks = _rank(spec)
-    names = sorted(arguments, key=lambda name: ranks.get(name, (3, 0)))
+    names = sorted(arguments, key=lambda name: ranks.get(name, (0, -1)))  # the server's own (account) first
     lines = [f"{heading}: {spec.title} ({spec.name}), with:"]
     if runs is not None:
         lines = [f"{heading}: {spec.title} ({spec.name}). It runs, as the upstream reports it:"]

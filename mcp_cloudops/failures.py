@@ -13,10 +13,10 @@ import ssl
 
 import httpx
 
+from mcp_cloudops.accounts import INCUS_ENV, INCUS_SOCKET_HOST
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, one_line
-from mcp_cloudops.settings import INCUS_ENV, INCUS_SOCKET_HOST
 
 # httpx failures raised before any byte of the request left this machine.
 _NOT_SENT_HTTP = (

@@ -24,9 +24,11 @@ def operations(provider: Provider, offered: set[str]) -> str:
 def zones(registry: Registry, settings: Settings, providers: set[str]) -> str:
     """Each zoned provider's zones, the default first: listed here once, not in every tool's schema."""
     lists = []
+    accounts = settings.accounts_for(registry)
     for key, provider in registry.providers.items():
         if key in providers:
-            default = settings.default_zone(provider)
+            account = accounts.default(key)
+            default = account.default_zone(provider) if account is not None else provider.default_zone
             lists.append(f"{provider.title} {', '.join(sorted(provider.zones, key=lambda zone: zone != default))}")
     return f"Zones (argument zone; omitted: the first): {'; '.join(lists)}." if lists else ""
 

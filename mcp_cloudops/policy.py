@@ -6,6 +6,7 @@ is filtered out is not registered, so no client can call it whatever it believes
 
 from __future__ import annotations
 
+from mcp_cloudops.accounts import Account
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.settings import Settings
 
@@ -74,15 +75,28 @@ def may_write(settings: Settings) -> bool:
 
 
 def read_only_refusal(
-    settings: Settings, tool: ToolSpec, provider: Provider, *, method: str = "GET", runs_commands: bool = False
+    settings: Settings,
+    tool: ToolSpec,
+    provider: Provider,
+    *,
+    method: str = "GET",
+    runs_commands: bool = False,
+    account: Account | None = None,
 ) -> str | None:
-    """Why read-only mode refuses to send this, or None. Checked where requests leave the server, behind
-    the filter above: a tool registered by mistake still cannot write (any method but GET) or open a
-    session that can run a command."""
-    if not settings.read_only or (method == "GET" and not runs_commands):
+    """Why read-only mode, or a read-only account, refuses to send this, or None. Checked where requests
+    leave the server, behind the filter above: a tool registered by mistake still cannot write (any method
+    but GET) or open a session that can run a command."""
+    if method == "GET" and not runs_commands:
         return None
     what = f"{tool.name}'s websocket, which can run commands" if runs_commands else f"{method} for {tool.name}"
-    return (
-        f"Read-only mode: mcp-cloudops refuses to send {what} to {provider.title}. "
-        "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
-    )
+    if settings.read_only:
+        return (
+            f"Read-only mode: mcp-cloudops refuses to send {what} to {provider.title}. "
+            "Restart the server without --read-only (MCP_CLOUDOPS_READ_ONLY) to allow changes."
+        )
+    if account is not None and account.read_only:
+        return (
+            f"Account {account.name!r} of {provider.title} is read-only ({account.source}): mcp-cloudops refuses "
+            f"to send {what}. Nothing was changed. Use an account that may write, if the user has one."
+        )
+    return None

@@ -13,18 +13,17 @@ redacted comes from agents and upstreams: one quadratic pattern let one request 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from mcp_cloudops.accounts import secret_values
 from mcp_cloudops.registry import Registry
-from mcp_cloudops.settings import INCUS_ENV, Settings
+from mcp_cloudops.settings import Settings
 
 MASK = "[REDACTED]"
 CUT = "…"  # ends a trimmed text
@@ -306,17 +305,12 @@ class Redactor:
 
 
 def configured_secrets(registry: Registry, settings: Settings) -> list[str]:
-    """Every secret value this server holds: provider keys, the Incus token and key, the HTTP tokens, the
-    requestState keys."""
-    names = {name for provider in registry.providers.values() for name in provider.auth.env_names}
-    values = [settings.value(name) or "" for name in sorted(names | {INCUS_ENV["token"]})]
+    """Every secret value this server holds: every account's keys, Incus tokens and client keys, the HTTP
+    tokens, the requestState keys."""
+    values = secret_values(settings.accounts_for(registry), registry)
     for listed in (settings.http_token, settings.state_keys):  # comma-separated: each one a secret
         if listed is not None:
             values += [value.strip() for value in listed.get_secret_value().split(",")]
-    key_path = settings.value(INCUS_ENV["key"])
-    if key_path:
-        with contextlib.suppress(OSError):  # an unreadable key file fails later, with its own error
-            values.extend(line for line in Path(key_path).read_text().splitlines() if "-----" not in line)
     return values
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from mcp_cloudops.accounts import ACCOUNT
 from mcp_cloudops.registry import Param, Provider, ToolSpec
 from mcp_cloudops.settings import Settings
 
@@ -77,14 +78,30 @@ def wait_params(max_wait: float = MAX_WAIT, default: bool = False) -> tuple[Para
     )  # fmt: skip
 
 
+def account_param(accounts: Mapping[str, str | None], default: str | None) -> Param:
+    """The server's own `account` option, for a provider with several accounts: their names, with each
+    description, and the default when there is one (else every call names one)."""
+    listed = "; ".join(f"{name} ({words})" if words else name for name, words in accounts.items())
+    schema: dict[str, Any] = {"type": "string", "enum": list(accounts)}
+    if default is not None:
+        schema["default"] = default
+    return Param.model_validate({
+        "name": ACCOUNT, "in": "option", "required": default is None, "schema": schema,
+        "description": f"Account to act in: {listed}.",
+    })  # fmt: skip
+
+
 def tool_params(tool: ToolSpec, max_wait: float = MAX_WAIT) -> tuple[Param, ...]:
     """The registry's params, plus the server's own `wait` options for tools that return an operation."""
     return tool.params + wait_params(max_wait, tool.wait_default) if tool.returns_operation else tool.params
 
 
-def input_schema(tool: ToolSpec, provider: Provider, max_wait: float = MAX_WAIT) -> dict[str, Any]:
-    """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused)."""
-    params = tool_params(tool, max_wait)
+def input_schema(
+    tool: ToolSpec, provider: Provider, max_wait: float = MAX_WAIT, extra: tuple[Param, ...] = ()
+) -> dict[str, Any]:
+    """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused); `extra`: the
+    server's own options beyond the registry's (an `account` choice)."""
+    params = tool_params(tool, max_wait) + extra
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {p.name: param_schema(p, provider, max_wait) for p in params},

@@ -23,14 +23,15 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation, metrics
+from mcp_cloudops.accounts import ACCOUNT, Accounts, sandboxed
 from mcp_cloudops.audit import Journal, UnsafeJournal
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
-from mcp_cloudops.registry import MetaTool, Registry, ToolSpec, load_registry
+from mcp_cloudops.registry import MetaTool, Param, Provider, Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
-from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
-from mcp_cloudops.settings import ConfigError, Settings, sandboxed
+from mcp_cloudops.schema import ArgumentError, ArgumentValidator, account_param, input_schema, listed_schema
+from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import cap, dumps, off_loop
 from mcp_cloudops.toolsets import SessionToolsets
 
@@ -81,6 +82,7 @@ class Connections:
         self.settings = settings
         self.redactor = redactor
         self.journal = journal
+        self.accounts = settings.accounts_for(registry)
         self._upstreams: Upstreams | None = None
         self._sessions = 0
 
@@ -88,13 +90,20 @@ class Connections:
         if self._upstreams is None:
             from mcp_cloudops.upstream import Upstreams
 
-            self._upstreams = Upstreams(self.registry, self.settings, self.redactor)
+            self._upstreams = Upstreams(self.registry, self.settings, self.redactor, self.accounts)
         return self._upstreams
+
+    def for_call(self, spec: ToolSpec, args: dict[str, Any]) -> Upstreams:
+        """The upstreams of one call, in the account it names (or its provider's default): resolved once,
+        kept for everything the call does (polls, waits, steps, read-backs)."""
+        provider = self.registry.provider_of(spec)
+        account = self.accounts.resolve(provider, args.get(ACCOUNT))
+        return self.upstreams().using(account)
 
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from mcp_cloudops.calls import dispatch
 
-        return await dispatch(self.upstreams(), spec, args, ctx, self.journal)
+        return await dispatch(self.for_call(spec, args), spec, args, ctx, self.journal)
 
     async def what_runs(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any] | str:
         """What a call naming it only by id runs, for the confirmation question; or why that cannot be
@@ -102,7 +111,7 @@ class Connections:
         from mcp_cloudops import review
 
         try:
-            return await review.what_runs(self.upstreams(), spec, args)
+            return await review.what_runs(self.for_call(spec, args), spec, args)
         except (UpstreamError, ConfigError) as exc:
             return self.redactor.cut(str(exc))
 
@@ -122,7 +131,7 @@ class Connections:
 def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
     settings = connections.settings
     provider = connections.registry.provider_of(spec)
-    schema = input_schema(spec, provider, settings.max_wait)
+    schema = input_schema(spec, provider, settings.max_wait, account_choice(connections.accounts, provider))
     validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap
 
@@ -177,6 +186,19 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
     )
 
 
+def account_choice(accounts: Accounts, provider: Provider) -> tuple[Param, ...]:
+    """The `account` option of a provider's tools when it has several accounts; none with one, so that a
+    server with one account per provider lists exactly what it always did."""
+    own = accounts.of(provider.key)
+    if len(own) < 2:
+        return ()
+    return (
+        account_param(
+            {name: account.description for name, account in own.items()}, accounts.defaults.get(provider.key)
+        ),
+    )
+
+
 def open_journal(settings: Settings, redactor: Redactor) -> Journal | None:
     """The audit journal --audit-log names, opened (created 0600) at start: a path that cannot be
     written, or is not a regular file of this user's (a symlink, a FIFO that would block start-up),
@@ -198,6 +220,8 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     """The MCP server for a registry (default: tools.yaml) and settings (default: the environment)."""
     registry = registry or load_registry()
     settings = settings or Settings.from_env()
+    if settings.accounts is None:
+        settings = settings.with_accounts(registry)
     redactor = Redactor(configured_secrets(registry, settings))
     journal = open_journal(settings, redactor)
     connections = Connections(registry, settings, redactor, journal)
@@ -257,7 +281,11 @@ def discovery_tools(registry: Registry, settings: Settings, sessions: SessionToo
     async def list_toolsets(ctx: Context, **arguments: Any) -> CallToolResult:
         if arguments:
             return failed(f"{listing.name} takes no arguments (got {', '.join(sorted(arguments))[:200]}).")
-        configured = {key: settings.configured(registry.providers[key]) for key in toolsets}
+        accounts = settings.accounts_for(registry)
+        configured = {
+            key: any(account.configured(registry.providers[key]) for account in accounts.of(key).values())
+            for key in toolsets
+        }
         return ok({"toolsets": sessions.listing(ctx.request_context, configured)})
 
     async def enable_toolset(ctx: Context, **arguments: Any) -> CallToolResult:

@@ -28,6 +28,10 @@ Value = TypeVar("Value")
 Number = TypeVar("Number", int, float)
 
 
+class ConfigError(RuntimeError):
+    """Configuration is missing or wrong; the message names the environment variable to set or fix."""
+
+
 class Invalid(ValueError):
     """A value of the wrong kind or range: what it should be and, unless the default says it, how to fix it."""
 

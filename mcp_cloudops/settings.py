@@ -1,4 +1,5 @@
-"""Runtime settings: where each provider lives and which credentials it has, read from the environment.
+"""Runtime settings: how the server runs (transports, limits, policy, OAuth), read from the environment.
+Where each provider lives and how to sign in to it are its accounts' (accounts.py).
 
 Secrets are held as SecretStr so that no repr, log line or traceback can print them. Every value is
 checked once, at start: a value that is set but wrong stops the server with one line naming the
@@ -10,22 +11,22 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from mcp_cloudops.accounts import Accounts, load_accounts
 from mcp_cloudops.registry import Provider
 from mcp_cloudops.setting_values import (
     COUNT,
     OUTPUT_CAP,
     POSITIVE,
     SECONDS,
-    USERINFO,
     WAIT_CAP,
+    ConfigError,
     Number,
     Reader,
     Value,
@@ -46,15 +47,6 @@ if TYPE_CHECKING:
     from mcp_cloudops.registry import Registry
 
 PREFIX = "MCP_CLOUDOPS_"
-INCUS_SOCKET_HOST = "http://incus"  # placeholder authority for requests sent over the unix socket
-INCUS_ENV = {
-    "socket": "INCUS_SOCKET",
-    "cert": "INCUS_CLIENT_CERT",
-    "key": "INCUS_CLIENT_KEY",
-    "server_cert": "INCUS_SERVER_CERT",
-    "token": "INCUS_TOKEN",
-    "conf": "INCUS_CONF",
-}
 # Read elsewhere, before or without Settings: known, so that they are not refused as misspellings.
 OTHER_SETTINGS = ("MCP_CLOUDOPS_REGISTRY",)
 PROVIDER_TIMEOUT = re.compile(r"MCP_CLOUDOPS_(\w+?)_(CONNECT|READ)_TIMEOUT")
@@ -62,22 +54,6 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ISSUER_ENV, PUBLIC_URL_ENV = "MCP_CLOUDOPS_OAUTH_ISSUER", "MCP_CLOUDOPS_PUBLIC_URL"
 ISSUER_EXAMPLE = "https://sso.example.com/realms/REALM"
 PUBLIC_URL_EXAMPLE = "https://mcp.example.com/mcp"
-
-
-class ConfigError(RuntimeError):
-    """Configuration is missing or wrong; the message names the environment variable to set or fix."""
-
-
-@dataclass(frozen=True)
-class IncusEndpoint:
-    """How to reach Incus: a unix socket path, or an HTTPS URL with a client certificate."""
-
-    socket: str | None = None
-    url: str | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    server_cert: Path | None = None
-    token: SecretStr | None = None
 
 
 ISSUER_URL = as_secure_url("the authorization server's issuer URL", ISSUER_EXAMPLE)
@@ -133,40 +109,6 @@ def read_one(name: str, raw: str, parse: Callable[[str], Value]) -> Value:
     return value
 
 
-# --- provider addresses -----------------------------------------------------------------------------------
-
-
-def setting(name: str, url: str) -> str:
-    """NAME='url' for a message, any password in the URL masked: start errors are not redacted later."""
-    return f"{name}={USERINFO.sub('//***@', url)!r}"
-
-
-def url_problem(name: str, url: str, schemes: Iterable[str] = ("http", "https")) -> str | None:
-    """Why `url` (the value of `name`) cannot be an API's address, or None: a scheme we speak, a host, a port
-    that is a number, no query or fragment (a tool's path is appended to it)."""
-    allowed = tuple(schemes)
-    spelled = " or ".join(f"{scheme}://" for scheme in allowed)
-    fix = f"set {name} to the API's address, e.g. {allowed[-1]}://HOST[:PORT][/PATH]"
-    subject = setting(name, url)
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError as exc:
-        return f"{subject} is not a URL ({exc}): {fix}"
-    if parts.scheme.lower() not in allowed:
-        return f"{subject} does not start with {spelled}: {fix}"
-    if not parts.hostname:
-        return f"{subject} names no host: {fix}"
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        return f"{subject} has a query or fragment, which a tool's path would follow: {fix}"
-    return None
-
-
-def exists(path: str) -> bool:
-    """Whether `path` exists; False too when a directory on the way may not be searched (no traceback)."""
-    return os.path.exists(path)
-
-
 @dataclass(frozen=True)
 class Settings:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
@@ -206,6 +148,9 @@ class Settings:
     # The audit journal (audit.py): opened at start by server.open_journal, which says when it cannot be.
     audit_log: Path | None = None
     audit_reads: bool = False  # journal reads too, not only changes and credentials
+    # Accounts (accounts.py): the environment's, plus those of this file; read by accounts.with_accounts.
+    accounts_file: Path | None = None
+    accounts: Accounts | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, flags: Mapping[str, str] | None = None) -> Settings:
@@ -248,6 +193,7 @@ class Settings:
             log_level=r.read("MCP_CLOUDOPS_LOG_LEVEL", d.log_level, as_choice(*LOG_LEVELS, kind="a log level")).upper(),
             audit_log=r.read("MCP_CLOUDOPS_AUDIT_LOG", None, as_path),
             audit_reads=r.read("MCP_CLOUDOPS_AUDIT_READS", False, as_boolean),
+            accounts_file=r.read("MCP_CLOUDOPS_ACCOUNTS", None, as_path),
         )  # fmt: skip
         r.read("MCP_CLOUDOPS_REGISTRY", None, as_registry)
         r.problems += oauth_conflicts(r, settings)
@@ -257,6 +203,15 @@ class Settings:
         if r.problems:
             raise ConfigError("\n".join(r.problems))
         return settings
+
+    def with_accounts(self, registry: Registry) -> Settings:
+        """These settings holding every account, read and checked now (ConfigError lists each problem)."""
+        return replace(self, accounts=load_accounts(self, registry))
+
+    def accounts_for(self, registry: Registry) -> Accounts:
+        """The accounts these settings hold, or (settings built by hand, in tests) the environment's and the
+        accounts file's, read now."""
+        return self.accounts if self.accounts is not None else load_accounts(self, registry)
 
     @property
     def oauth(self) -> bool:
@@ -276,138 +231,6 @@ class Settings:
     def value(self, name: str) -> str | None:
         value = self.env.get(name, "").strip()
         return value or None
-
-    def secret(self, name: str) -> SecretStr:
-        """The secret in env var `name`, or ConfigError telling the agent which variable to set."""
-        value = self.value(name)
-        if value is None:
-            raise ConfigError(f"{name} is not set: set it in the MCP server's environment and restart the server")
-        return SecretStr(value)
-
-    def base_url(self, provider: Provider) -> str:
-        url = self.value(provider.url_env) or provider.base_url
-        if not url:
-            raise ConfigError(f"{provider.title} has no URL: set {provider.url_env} in the MCP server's environment")
-        return url.rstrip("/")
-
-    def default_zone(self, provider: Provider) -> str | None:
-        return (self.value(provider.zone_env) if provider.zone_env else None) or provider.default_zone
-
-    # --- Incus ------------------------------------------------------------------------------------------------
-
-    def incus(self, provider: Provider) -> IncusEndpoint:
-        """Incus is reached over $INCUS_URL (https, client cert) or a unix socket, like the incus CLI."""
-        url = self.value(provider.url_env)
-        if url and url.startswith("https://"):
-            return self.incus_https(url)
-        return IncusEndpoint(socket=self.incus_socket(provider))
-
-    def incus_https(self, url: str) -> IncusEndpoint:
-        """A remote Incus at `url`: our client certificate, the pinned server certificate, an OIDC token."""
-        cert, key = self.incus_client_files()
-        server = self.value(INCUS_ENV["server_cert"])
-        token = self.value(INCUS_ENV["token"])
-        return IncusEndpoint(
-            url=url.rstrip("/"),
-            cert=cert,
-            key=key,
-            server_cert=Path(server).expanduser() if server else None,
-            token=SecretStr(token) if token else None,
-        )
-
-    def incus_token(self, provider: Provider) -> SecretStr | None:
-        """The OIDC bearer token for a remote Incus; none over the socket, whose permissions are the credential."""
-        url, token = self.value(provider.url_env), self.value(INCUS_ENV["token"])
-        return SecretStr(token) if token and url and url.startswith("https://") else None
-
-    def incus_conf(self) -> Path:
-        """Where the incus CLI keeps its client certificate: $INCUS_CONF, else ~/.config/incus."""
-        return Path(self.value(INCUS_ENV["conf"]) or Path.home() / ".config" / "incus").expanduser()
-
-    def incus_client_files(self) -> tuple[Path | None, Path | None]:
-        """The client certificate and key for a remote Incus: INCUS_CLIENT_CERT / INCUS_CLIENT_KEY, else the
-        incus CLI's own. With INCUS_TOKEN (OIDC) and no certificate anywhere, none: the token signs in."""
-        cert, key = self.value(INCUS_ENV["cert"]), self.value(INCUS_ENV["key"])
-        conf = self.incus_conf()
-        paths = (
-            Path(cert).expanduser() if cert else conf / "client.crt",
-            Path(key).expanduser() if key else conf / "client.key",
-        )
-        if self.value(INCUS_ENV["token"]) and not cert and not key and not any(os.path.isfile(p) for p in paths):
-            return None, None
-        return paths
-
-    def incus_socket(self, provider: Provider) -> str:
-        """INCUS_SOCKET (or INCUS_URL=unix://PATH), else the first socket tools.yaml declares that exists; else
-        ConfigError naming both variables and the paths tried."""
-        url = self.value(provider.url_env)
-        if url and not url.startswith("unix://"):
-            raise ConfigError(incus_url_problem(provider.url_env, url) or f"{provider.url_env}={url!r} is not usable")
-        if url:
-            return url.removeprefix("unix://")
-        socket = self.value(INCUS_ENV["socket"])
-        if socket:
-            return socket
-        found = next((path for path in provider.sockets if exists(path)), None)
-        if found is None:
-            raise ConfigError(no_incus(provider))
-        return found
-
-    # --- what `check` reports and `serve` refuses -------------------------------------------------------------
-
-    def configured(self, provider: Provider) -> bool:
-        """Whether the user meant to use `provider`: something of it is set (or, for Incus, a socket exists).
-        One that is not is no error: its tools answer with what to set."""
-        if provider.auth.scheme == "incus":
-            found = any(exists(path) for path in provider.sockets)
-            return found or any(self.value(name) for name in (provider.url_env, INCUS_ENV["socket"]))
-        return any(self.value(name) for name in (provider.url_env, *provider.auth.env_names))
-
-    def credential_status(self, provider: Provider) -> dict[str, bool]:
-        """Which variables are set (never their values), or for Incus which socket or files exist: what
-        `check` shows beside each provider."""
-        if provider.auth.scheme != "incus":
-            status = {name: self.value(name) is not None for name in provider.auth.env_names}
-            return (
-                {provider.url_env: self.value(provider.url_env) is not None, **status}
-                if not provider.base_url
-                else status
-            )
-        url = self.value(provider.url_env)
-        if url and not url.startswith("unix://"):
-            endpoint = self.incus_https(url)
-            files = {INCUS_ENV["cert"]: endpoint.cert, INCUS_ENV["key"]: endpoint.key}
-            status = {name: path is not None and os.path.isfile(path) for name, path in files.items() if path}
-            return status | {INCUS_ENV["token"]: True} if endpoint.token else status
-        given = url.removeprefix("unix://") if url else self.value(INCUS_ENV["socket"])
-        return {f"socket {path}": exists(path) for path in ([given] if given else provider.sockets)}
-
-
-def incus_url_problem(name: str, url: str) -> str | None:
-    """Why INCUS_URL cannot be used, or None: https:// (a remote Incus) or unix:// (a socket) only."""
-    if url.startswith("unix://"):
-        return None
-    if not url.startswith("https://"):
-        return (
-            f"{setting(name, url)} is not an Incus address: use https://HOST:8443 (with a client certificate) "
-            "or unix:///PATH/TO/unix.socket"
-        )
-    return url_problem(name, url, ("https",))
-
-
-def provider_variables(registry: Registry) -> frozenset[str]:
-    """Every variable that says where a provider is or how to sign in to it."""
-    names = set(INCUS_ENV.values())
-    for provider in registry.providers.values():
-        names |= {provider.url_env, *provider.auth.env_names, *([provider.zone_env] if provider.zone_env else [])}
-    return frozenset(names)
-
-
-def sandboxed(env: Mapping[str, str], registry: Registry, simulators: Mapping[str, str]) -> dict[str, str]:
-    """`env` pointed at the simulators only: every provider's own settings dropped first, so that a real
-    endpoint or key set beside the sandbox switch is never reached (INCUS_URL would beat the socket)."""
-    real = provider_variables(registry)
-    return {**{k: v for k, v in env.items() if k not in real}, **simulators}
 
 
 def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
@@ -430,16 +253,6 @@ def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
     return problems
 
 
-def no_incus(provider: Provider) -> str:
-    """The error when no Incus is configured and none listens where tools.yaml says to look."""
-    tried = f"no unix socket at {' or '.join(provider.sockets)}" if provider.sockets else "no socket to try"
-    return (
-        f"{provider.title} is not reachable: {tried} (is it installed and running?). Set "
-        f"{INCUS_ENV['socket']} to its unix socket (LXD: /var/lib/lxd/unix.socket), or {provider.url_env}="
-        f"https://HOST:8443 with {INCUS_ENV['cert']} and {INCUS_ENV['key']}, in the MCP server's environment"
-    )
-
-
 KNOWN_SETTINGS = (
     *(f"{PREFIX}{name}" for name in (
         "CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_WAIT", "READ_ONLY", "TOOLSETS", "TOOLS", "EXCLUDE_TOOLS",
@@ -447,7 +260,7 @@ KNOWN_SETTINGS = (
         "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
         "HTTP_IDLE_TIMEOUT", "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
         "SANDBOX", "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
-        "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE",
+        "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE", "ACCOUNTS",
     )),
     *OTHER_SETTINGS,
 )  # fmt: skip

@@ -1,11 +1,12 @@
 """Registry tool + validated arguments -> one upstream HTTP request -> payload or UpstreamError.
 
 Request building is pure (`build_request`); sending goes through one pooled httpx.AsyncClient per
-provider, created on first use so a provider without credentials costs nothing until called.
+provider account, created on first use so an account without credentials costs nothing until called.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ import anyio
 import httpx
 
 from mcp_cloudops import metrics
+from mcp_cloudops.accounts import INCUS_SOCKET_HOST, Account, Accounts
 from mcp_cloudops.audit import saw_status
 from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
 from mcp_cloudops.failures import transport_failure
@@ -35,7 +37,7 @@ from mcp_cloudops.results import (
     too_many_values,
     values_allowed,
 )
-from mcp_cloudops.settings import INCUS_SOCKET_HOST, ConfigError, Settings
+from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import narrowing_hint
 
 logger = logging.getLogger("mcp_cloudops.upstream")
@@ -108,14 +110,14 @@ def query_value(value: Any) -> str:
     return str(value)
 
 
-def resolve_zone(tool: ToolSpec, provider: Provider, args: dict[str, Any], settings: Settings) -> str | None:
+def resolve_zone(tool: ToolSpec, provider: Provider, args: dict[str, Any], account: Account) -> str | None:
     zone_params = tool.params_in("zone")
     if not zone_params:
         return None
-    zone = args.get(zone_params[0].name) or settings.default_zone(provider)
+    zone = args.get(zone_params[0].name) or account.default_zone(provider)
     if zone not in provider.zones:
         raise ConfigError(
-            f"{provider.zone_env} is set to {zone!r}, which is not a {provider.title} zone; "
+            f"{provider.zone_env} is set to {zone!r} in {account.where}, which is not a {provider.title} zone; "
             f"use one of {', '.join(provider.zones)}"
         )
     return zone
@@ -132,16 +134,16 @@ def fill(template: str, values: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(value, template)
 
 
-def zone_values(tool: ToolSpec, provider: Provider, args: dict[str, Any], settings: Settings) -> dict[str, str]:
-    zone = resolve_zone(tool, provider, args, settings)
+def zone_values(tool: ToolSpec, provider: Provider, args: dict[str, Any], account: Account) -> dict[str, str]:
+    zone = resolve_zone(tool, provider, args, account)
     return {"zone": zone} if zone is not None else {}
 
 
 def build_request(
-    tool: ToolSpec, provider: Provider, args: dict[str, Any], base_url: str, settings: Settings
+    tool: ToolSpec, provider: Provider, args: dict[str, Any], base_url: str, account: Account
 ) -> UpstreamRequest:
     """The request for one call. Pure: the same inputs always give the same request."""
-    zone = zone_values(tool, provider, args, settings)
+    zone = zone_values(tool, provider, args, account)
     values = {p.name: args[p.name] for p in tool.params_in("path")} | zone
     url = fill(base_url, zone) + fill(tool.path, values)
     params = list(tool.query.items())
@@ -152,33 +154,49 @@ def build_request(
 
 
 class Upstreams:
-    """One pooled client per provider, shared by every tool call of a server."""
+    """One pooled client per provider account, shared by every tool call of a server. A call sees them
+    through `using(account)`: every request it makes (polls, waits, steps, read-backs) then goes to the
+    account it named, and other providers' to their defaults."""
 
-    def __init__(self, registry: Registry, settings: Settings, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, registry: Registry, settings: Settings, redactor: Redactor | None = None, accounts: Accounts | None = None
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.redactor = redactor or Redactor()  # masks upstream words before they are cut to length
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self.accounts = accounts if accounts is not None else settings.accounts_for(registry)
+        self.chosen: Mapping[str, Account] = {}  # provider key -> the account this call uses
+        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+
+    def using(self, account: Account) -> Upstreams:
+        """These upstreams for a call that uses `account` of its provider (the pooled clients are shared)."""
+        view = copy.copy(self)
+        view.chosen = {**self.chosen, account.provider: account}
+        return view
+
+    def account(self, provider: Provider) -> Account:
+        """The account a request to `provider` uses: the call's, else the provider's default."""
+        return self.chosen.get(provider.key) or self.accounts.resolve(provider, None)
 
     def base_url(self, provider: Provider) -> str:
+        account = self.account(provider)
         if provider.auth.scheme == "incus":
-            endpoint = self.settings.incus(provider)
-            return endpoint.url or INCUS_SOCKET_HOST
-        return self.settings.base_url(provider)
+            return account.incus(provider).url or INCUS_SOCKET_HOST
+        return account.base_url(provider)
 
     def base_for(self, tool: ToolSpec, args: dict[str, Any]) -> str:
         """The provider's base URL for this call, its zone filled in from the arguments."""
         provider = self.registry.provider_of(tool)
-        return fill(self.base_url(provider), zone_values(tool, provider, args, self.settings))
+        return fill(self.base_url(provider), zone_values(tool, provider, args, self.account(provider)))
 
-    def _new_client(self, provider: Provider) -> httpx.AsyncClient:
+    def _new_client(self, provider: Provider, account: Account) -> httpx.AsyncClient:
         connect, read = self.settings.timeouts(provider)
         timeout = httpx.Timeout(read, connect=connect)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         headers = {"User-Agent": "mcp-cloudops", "Accept": "application/json"}
-        auth = credential(provider, self.settings)
+        auth = credential(provider, account)
         if provider.auth.scheme == "incus":
-            endpoint = self.settings.incus(provider)
+            endpoint = account.incus(provider)
             if endpoint.socket is not None:  # the socket's file permissions are the credential
                 transport = httpx.AsyncHTTPTransport(uds=endpoint.socket, limits=limits)
                 return httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers)
@@ -188,17 +206,20 @@ class Upstreams:
         return httpx.AsyncClient(auth=auth, timeout=timeout, limits=limits, headers=headers)
 
     def client(self, provider: Provider) -> httpx.AsyncClient:
-        if provider.key not in self._clients:
-            self._clients[provider.key] = self._new_client(provider)
-        return self._clients[provider.key]
+        account = self.account(provider)
+        key = (provider.key, account.name)
+        if key not in self._clients:
+            self._clients[key] = self._new_client(provider, account)
+        return self._clients[key]
 
     def header_auth(self, provider: Provider) -> dict[str, str]:
         """Auth headers for a websocket handshake (which httpx does not carry)."""
-        return handshake_headers(credential(provider, self.settings))
+        return handshake_headers(credential(provider, self.account(provider)))
 
     def request_for(self, tool: ToolSpec, args: dict[str, Any]) -> tuple[Provider, UpstreamRequest]:
         provider = self.registry.provider_of(tool)
-        return provider, build_request(tool, provider, args, self.base_url(provider), self.settings)
+        account = self.account(provider)
+        return provider, build_request(tool, provider, args, self.base_url(provider), account)
 
     async def call(self, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:
         """Send the tool's request and return its payload; UpstreamError/ConfigError say what failed."""
@@ -212,7 +233,8 @@ class Upstreams:
         number of times, honouring Retry-After up to a cap. A write is never resent: its outcome
         after a timeout is unknown, and the error says how to check.
         """
-        if (refusal := read_only_refusal(self.settings, tool, provider, method=request.method)) is not None:
+        account = self.account(provider)
+        if refusal := read_only_refusal(self.settings, tool, provider, method=request.method, account=account):
             raise UpstreamError(refusal)
         retryable = tool.hints.readOnly and request.method == "GET"
         attempts = 1 + (self.settings.retries if retryable else 0)

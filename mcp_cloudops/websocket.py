@@ -206,7 +206,7 @@ def _open(
     }
     url = ws_url(request)
     if provider.auth.scheme == "incus":
-        endpoint = upstreams.settings.incus(provider)
+        endpoint = upstreams.account(provider).incus(provider)
         if endpoint.socket is not None:
             return unix_connect(endpoint.socket, url, **common)
         return connect(url, ssl=incus_ssl_context(endpoint), **common)
@@ -252,7 +252,8 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
     the upgrade and only then find the id unknown (see `never_attached`)."""
     provider, request = upstreams.request_for(tool, args)
     runs_commands = tool.mutating or bool(args.get("stdin"))
-    if (refusal := read_only_refusal(upstreams.settings, tool, provider, runs_commands=runs_commands)) is not None:
+    account = upstreams.account(provider)
+    if refusal := read_only_refusal(upstreams.settings, tool, provider, runs_commands=runs_commands, account=account):
         raise UpstreamError(refusal)
     limits = limits_from(args)
     if tool.only_reads is not None:

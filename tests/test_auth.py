@@ -12,6 +12,7 @@ import requests
 from exoscale_auth import ExoscaleV2Auth as ReferenceAuth
 from pydantic import SecretStr
 
+from mcp_cloudops.accounts import IncusEndpoint, environment_account
 from mcp_cloudops.auth import (
     ExoscaleV2Auth,
     HeaderAuth,
@@ -22,7 +23,7 @@ from mcp_cloudops.auth import (
     incus_ssl_context,
 )
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.settings import ConfigError, IncusEndpoint, Settings
+from mcp_cloudops.settings import ConfigError
 
 KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
 SECRET = "X" * 43
@@ -124,7 +125,8 @@ def test_secrets_stay_out_of_reprs() -> None:
 def test_one_place_maps_each_scheme_to_its_credential(
     provider: str, env: dict[str, str], kind: type, headers: dict[str, str]
 ) -> None:
-    auth = credential(load_registry().providers[provider], Settings.from_env(env))
+    spec = load_registry().providers[provider]
+    auth = credential(spec, environment_account(spec, env))
     assert isinstance(auth, kind)
     assert handshake_headers(auth) == headers
 
@@ -132,7 +134,8 @@ def test_one_place_maps_each_scheme_to_its_credential(
 def test_incus_over_the_socket_needs_no_credential_lookup() -> None:
     """Over the socket there is no token: credential() must not look for a socket (that is the caller's)."""
     incus = load_registry().providers["incus"]
-    assert credential(incus, Settings.from_env({"INCUS_SOCKET": "/nonexistent.socket", "INCUS_TOKEN": "t"})) is None
+    env = {"INCUS_SOCKET": "/nonexistent.socket", "INCUS_TOKEN": "t"}
+    assert credential(incus, environment_account(incus, env)) is None
 
 
 def test_certificate_files_that_do_not_load_are_config_errors_naming_them(tmp_path: Path) -> None:

@@ -38,8 +38,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 from support import server_env
 
+from mcp_cloudops.accounts import INCUS_ENV
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.settings import INCUS_ENV, Settings, unknown_settings
+from mcp_cloudops.settings import Settings, unknown_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundle"

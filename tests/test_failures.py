@@ -145,10 +145,10 @@ async def test_websockets_are_classified_the_same_way() -> None:
 
 
 def test_an_unreachable_incus_socket_names_both_ways_to_reach_incus() -> None:
+    from mcp_cloudops.accounts import INCUS_SOCKET_HOST
     from mcp_cloudops.failures import cannot_reach
     from mcp_cloudops.redaction import Redactor
     from mcp_cloudops.registry import load_registry
-    from mcp_cloudops.settings import INCUS_SOCKET_HOST
 
     incus = load_registry().providers["incus"]
     text = str(

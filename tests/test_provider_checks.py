@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mcp_cloudops.accounts import environment_account
 from mcp_cloudops.provider_checks import provider_problems
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.settings import Settings
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -19,13 +19,14 @@ INCUS = REGISTRY.providers["incus"]
 
 def test_an_oidc_token_needs_no_client_certificate(tmp_path: Path) -> None:
     env = {"INCUS_URL": "https://h:8443", "INCUS_TOKEN": "oidc", "INCUS_CONF": str(tmp_path)}
-    endpoint = Settings.from_env(env).incus(INCUS)
+    endpoint = environment_account(INCUS, env).incus(INCUS)
     assert endpoint.cert is None and endpoint.key is None and endpoint.token is not None
-    assert provider_problems(Settings.from_env(env), INCUS) == []
+    assert provider_problems(environment_account(INCUS, env), INCUS) == []
 
 
 def problems(env: dict[str, str], key: str) -> list[tuple[str, bool]]:
-    return [(p.text, p.fatal) for p in provider_problems(Settings.from_env(env), REGISTRY.providers[key])]
+    provider = REGISTRY.providers[key]
+    return [(p.text, p.fatal) for p in provider_problems(environment_account(provider, env), provider)]
 
 
 def test_a_provider_not_configured_is_no_problem() -> None:

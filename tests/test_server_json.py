@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from mcp_cloudops.settings import INCUS_ENV
+from mcp_cloudops.accounts import INCUS_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-09-29/server.schema.json"

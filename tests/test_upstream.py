@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mcp_cloudops.accounts import Account
 from mcp_cloudops.registry import load_registry, parse_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.settings import ConfigError, Settings
@@ -15,6 +16,8 @@ from mcp_cloudops.upstream import Response, Upstreams, build_request, encode_seg
 REGISTRY = load_registry()
 UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 HOSTILE = ["../x", "a/b", "x?y=1", "%2e%2e", ".", "..", "x#frag", "a b", "ü/../..", "x:reboot"]
+
+BASE, ACCOUNT = "http://127.0.0.1:9/api", Account("p", "default", {})  # a free-form provider's
 
 
 def request(name: str, args: dict[str, Any], env: dict[str, str] | None = None):
@@ -76,7 +79,7 @@ def free_form_registry():
 def test_free_form_path_values_cannot_escape(value: str) -> None:
     registry = free_form_registry()
     tool = registry.tools[0]
-    built = build_request(tool, registry.providers["p"], {"name": value}, "http://127.0.0.1:9/api", Settings({}))
+    built = build_request(tool, registry.providers["p"], {"name": value}, BASE, ACCOUNT)
     raw = httpx.Request("GET", built.url, params=built.params).url.raw_path.decode()
     path = raw.split("?")[0]
     assert path.startswith("/api/things/") and path.endswith(":show") and path.count("/") == 3
@@ -122,7 +125,7 @@ def test_fixed_body_fields_are_sent_with_the_agents() -> None:
     assert built.body == {"AttachStdout": True, "AttachStderr": True, "Cmd": ["ls"], "Tty": False}
     registry = free_form_registry()  # a tool with fixed fields and no body parameter sends just those
     tool = registry.tools[0].model_copy(update={"method": "POST", "body": {"confirm": True}})
-    built = build_request(tool, registry.providers["p"], {"name": "x"}, "http://127.0.0.1:9/api", Settings({}))
+    built = build_request(tool, registry.providers["p"], {"name": "x"}, BASE, ACCOUNT)
     assert built.body == {"confirm": True}
 
 
@@ -180,7 +183,7 @@ def test_a_body_of_too_many_values_is_never_parsed(monkeypatch: pytest.MonkeyPat
 def nirvana_upstreams(handler: Any, **env: str) -> tuple[Upstreams, Any]:
     """Upstreams whose Nirvana client answers through `handler`, and the tool list-nirvana-projects."""
     upstreams = Upstreams(REGISTRY, Settings.from_env({"NIRVANA_LABS_API_KEY": "k" * 20, **env}))
-    upstreams._clients["nirvana"] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    upstreams._clients["nirvana", "default"] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return upstreams, REGISTRY.by_name["list-nirvana-projects"]
 
 
