@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_cloudops.accounts import Account, environment_account, provider_variables, sandboxed
+from mcp_cloudops.accounts import Account, Accounts, environment_account, provider_variables, sandboxed
 from mcp_cloudops.registry import load_registry
-from mcp_cloudops.settings import ConfigError
+from mcp_cloudops.settings import ConfigError, Settings
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -60,3 +60,133 @@ def test_the_sandbox_never_reaches_a_real_provider() -> None:
     assert {"INCUS_URL", "INCUS_CLIENT_CERT", "EXOSCALE_API_SECRET", "PORTAINER_URL", "SCW_DEFAULT_ZONE"} <= (
         provider_variables(registry)
     )
+
+
+# --- the accounts file -------------------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def loaded(path: Path, env: dict[str, str] | None = None, **settings: str) -> Accounts:
+    return Settings.from_env({"MCP_CLOUDOPS_ACCOUNTS": str(path), **(env or {}), **settings}).with_accounts(
+        REGISTRY
+    ).accounts or Accounts({}, {})
+
+
+def refused(path: Path, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        loaded(path, env)
+    return str(caught.value)
+
+
+FILE = """
+accounts:
+  exoscale:
+    prod:
+      description: Production
+      variables:
+        EXOSCALE_API_KEY: EXOprodkey000000000000000
+        EXOSCALE_API_SECRET: {file: SECRET_FILE}
+        EXOSCALE_ZONE: de-fra-1
+      read_only: true
+    staging:
+      variables:
+        EXOSCALE_API_KEY: {env: STAGING_KEY}
+        EXOSCALE_API_SECRET: {env: STAGING_SECRET}
+default_accounts: {exoscale: staging}
+"""
+
+
+def test_accounts_are_read_with_their_values_from_env_and_files(tmp_path: Path) -> None:
+    secret = tmp_path / "exo-prod"
+    secret.write_text("prod-secret-value-0123456789\n")
+    path = write(tmp_path, FILE.replace("SECRET_FILE", str(secret)))
+    accounts = loaded(path, {"STAGING_KEY": "EXOstagingkey00000000000", "STAGING_SECRET": "staging-secret-0123"})
+    exoscale = REGISTRY.providers["exoscale"]
+    assert list(accounts.of("exoscale")) == ["prod", "staging"]  # the environment sets nothing for it
+    prod, staging = accounts.of("exoscale").values()
+    assert prod.secret("EXOSCALE_API_SECRET").get_secret_value() == "prod-secret-value-0123456789"
+    assert (prod.description, prod.read_only, prod.default_zone(exoscale)) == ("Production", True, "de-fra-1")
+    assert staging.secret("EXOSCALE_API_KEY").get_secret_value() == "EXOstagingkey00000000000"
+    assert accounts.default("exoscale") is staging and accounts.resolve(exoscale, "prod") is prod
+    assert "prod-secret-value" not in repr(prod) and "EXOprodkey" not in repr(accounts)
+    assert list(accounts.of("scaleway")) == ["default"]  # untouched providers keep the environment's
+
+
+def test_the_environment_stays_default_beside_the_files_accounts(tmp_path: Path) -> None:
+    path = write(tmp_path, "accounts:\n  scaleway:\n    team:\n      variables: {SCW_SECRET_KEY: {env: TEAM}}\n")
+    accounts = loaded(path, {"SCW_SECRET_KEY": "mine-0000000000000000", "TEAM": "theirs-000000000000000"})
+    assert list(accounts.of("scaleway")) == ["default", "team"] and accounts.defaults["scaleway"] == "default"
+    scaleway = REGISTRY.providers["scaleway"]
+    with pytest.raises(ConfigError, match=r"no account 'prod' for scaleway: use one of default, team"):
+        accounts.resolve(scaleway, "prod")
+
+
+def test_two_accounts_and_no_default_make_calls_name_one(tmp_path: Path) -> None:
+    text = "accounts:\n  nirvana:\n    a: {variables: {NIRVANA_LABS_API_KEY: x}}\n"
+    text += "    b: {variables: {NIRVANA_LABS_API_KEY: y}}\n"
+    accounts = loaded(write(tmp_path, text))
+    assert accounts.defaults["nirvana"] is None
+    with pytest.raises(ConfigError, match="has several accounts and no default: pass account, one of a, b"):
+        accounts.resolve(REGISTRY.providers["nirvana"], None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("accounts:\n  aws:\n    x: {}\n", "accounts.aws: no provider 'aws'"),
+        ("accounts:\n  nirvana:\n    Prod: {}\n", "accounts.nirvana.Prod: an account name is [a-z0-9]"),
+        (
+            "accounts:\n  nirvana:\n    p: {variables: {SCW_SECRET_KEY: x}}\n",
+            "variables.SCW_SECRET_KEY: not a nirvana variable",
+        ),
+        ("accounts:\n  nirvana:\n    p: {variables: {NIRVANA_LABS_API_KEY: {env: UNSET_X}}}\n", "UNSET_X is not set"),
+        (
+            "accounts:\n  nirvana:\n    p: {variables: {NIRVANA_LABS_API_KEY: {file: /nonexistent/k}}}\n",
+            "cannot be read",
+        ),
+        ("accounts:\n  nirvana:\n    p: {users: [alice]}\n", "users: only an OAuth endpoint"),
+        ("accounts: {}\ndefault_accounts: {nirvana: p}\n", "default_accounts.nirvana: no account 'p'"),
+        ("accounts:\n  nirvana:\n    p: {colour: blue}\n", "accounts.nirvana.p.colour: Extra inputs are not permitted"),
+        ("accounts: [\n", "is not YAML at line"),
+    ],
+)
+def test_every_mistake_in_the_file_is_one_line_naming_where(tmp_path: Path, text: str, expected: str) -> None:
+    message = refused(write(tmp_path, text))
+    assert expected in message and "MCP_CLOUDOPS_ACCOUNTS (--accounts)" in message
+
+
+def test_a_literal_secret_in_a_file_others_may_read_stops_the_start(tmp_path: Path) -> None:
+    text = "accounts:\n  nirvana:\n    p: {variables: {NIRVANA_LABS_API_KEY: literal-secret-000000}}\n"
+    path = write(tmp_path, text, mode=0o644)
+    message = refused(path)
+    assert f"chmod 600 {path}" in message and "literal-secret" not in message
+    path.chmod(0o600)
+    assert "p" in loaded(path).of("nirvana")
+    ref = write(tmp_path, "accounts:\n  nirvana:\n    p: {variables: {NIRVANA_LABS_API_KEY: {env: K}}}\n", 0o644)
+    assert "p" in loaded(ref, {"K": "from-env-000000000"}).of("nirvana")  # no secret in it: any mode
+
+
+def test_a_files_default_cannot_shadow_the_environments(tmp_path: Path) -> None:
+    path = write(tmp_path, "accounts:\n  nirvana:\n    default: {variables: {NIRVANA_LABS_API_KEY: {env: K}}}\n")
+    assert "account 'default' of nirvana is also what the environment sets" in refused(
+        path, {"K": "x" * 20, "NIRVANA_LABS_API_KEY": "y" * 20}
+    )
+
+
+def test_an_unset_value_says_which_account_and_file_to_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, "accounts:\n  nirvana:\n    team: {description: Team}\n")
+    account = loaded(path).of("nirvana")["team"]
+    with pytest.raises(ConfigError) as caught:
+        account.secret("NIRVANA_LABS_API_KEY")
+    assert f"set it in account 'team' of nirvana in {path}" in str(caught.value)
+
+
+def test_the_sandbox_ignores_an_accounts_file() -> None:
+    env = sandboxed({"MCP_CLOUDOPS_ACCOUNTS": "/etc/accounts.yaml"}, REGISTRY, {"INCUS_SOCKET": "/tmp/s"})
+    assert "MCP_CLOUDOPS_ACCOUNTS" not in env

@@ -1,0 +1,135 @@
+"""Calls in an account (issue 21): two sandboxes stand for two accounts of every provider, `default` (the
+environment's) and `team` (an accounts file's). A call names its account, or gets the default; every
+request it makes, polls and log reads included, reaches that account's upstream only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from support import text_of
+
+from mcp_cloudops.redaction import configured_secrets
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.sandbox.exoscale import INSTANCE_STOPPED
+from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
+
+pytestmark = pytest.mark.anyio
+REGISTRY = load_registry()
+
+
+@pytest.fixture
+async def team() -> AsyncIterator[Sandbox]:
+    async with run_sandbox() as running:
+        yield running
+
+
+def accounts_file(tmp_path: Path, team: Sandbox, **options: Any) -> Path:
+    """Every provider's `team` account: the second sandbox's addresses and keys."""
+    accounts = {
+        key: {"team": {"description": f"Team {key}", "variables": variables, **options}}
+        for key in REGISTRY.providers
+        if (variables := {name: value for name, value in team.env.items() if name in team_variables(key)})
+    }
+    path = tmp_path / "accounts.yaml"
+    path.write_text(json.dumps({"accounts": accounts}))  # JSON is YAML
+    path.chmod(0o600)
+    return path
+
+
+def team_variables(key: str) -> set[str]:
+    from mcp_cloudops.accounts import variables_of
+
+    return set(variables_of(REGISTRY.providers[key]))
+
+
+def settings(sandbox: Sandbox, path: Path) -> Settings:
+    return Settings.from_env({**sandbox.env, "MCP_CLOUDOPS_ACCOUNTS": str(path)})
+
+
+async def test_a_call_reaches_the_account_it_names_and_the_default_otherwise(
+    sandbox: Sandbox, team: Sandbox, tmp_path: Path
+) -> None:
+    async with Client(build_server(settings(sandbox, accounts_file(tmp_path, team)))) as client:
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        choice = listed["list-compute-instances"].input_schema["properties"]["account"]
+        assert choice["enum"] == ["default", "team"] and choice["default"] == "default"
+        assert "team (Team exoscale)" in choice["description"]
+        mine = await client.call_tool("list-compute-instances", {})
+        theirs = await client.call_tool("list-compute-instances", {"account": "team"})
+    assert not mine.is_error and not theirs.is_error, (text_of(mine), text_of(theirs))
+    assert len(sandbox["exoscale"].requests) == 1 and len(team["exoscale"].requests) == 1
+
+
+async def test_an_unknown_account_is_refused_before_anything_is_sent(
+    sandbox: Sandbox, team: Sandbox, tmp_path: Path
+) -> None:
+    async with Client(build_server(settings(sandbox, accounts_file(tmp_path, team)))) as client:
+        result = await client.call_tool("list-compute-instances", {"account": "prod"})
+    assert result.is_error and "account" in text_of(result) and "default, team" in text_of(result)
+    assert not sandbox["exoscale"].requests and not team["exoscale"].requests
+
+
+async def test_an_exec_that_waits_polls_and_reads_logs_in_its_account_only(
+    sandbox: Sandbox, team: Sandbox, tmp_path: Path
+) -> None:
+    arguments = {"name": "c1", "command": ["echo", "from team"], "account": "team"}
+    async with Client(build_server(settings(sandbox, accounts_file(tmp_path, team)))) as client:
+        result = await client.call_tool("exec-instance", arguments)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content["stdout"] == "from team\n"
+    assert sandbox["incus"].requests == []  # no poll, wait, log read or delete went to the default account
+    paths = [request.path for request in team["incus"].requests]
+    assert any(path.endswith("/wait") for path in paths) and any("/logs/" in path for path in paths)
+
+
+async def test_a_read_only_account_refuses_writes_and_says_which(
+    sandbox: Sandbox, team: Sandbox, tmp_path: Path
+) -> None:
+    path = accounts_file(tmp_path, team, read_only=True)
+    async with Client(build_server(settings(sandbox, path))) as client:
+        refused = await client.call_tool("start-compute-instance", {"id": INSTANCE_STOPPED, "account": "team"})
+        allowed = await client.call_tool("list-compute-instances", {"account": "team"})
+    assert refused.is_error and "Account 'team' of Exoscale is read-only" in text_of(refused)
+    assert not allowed.is_error
+    assert [r.method for r in team["exoscale"].requests] == ["GET"]
+
+
+async def test_the_question_names_the_account_first(sandbox: Sandbox, team: Sandbox, tmp_path: Path) -> None:
+    from mcp_types import ElicitResult
+
+    asked: list[str] = []
+
+    async def decline(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="decline")
+
+    server = build_server(settings(sandbox, accounts_file(tmp_path, team)))
+    async with Client(server, elicitation_callback=decline) as client:
+        await client.call_tool("delete-compute-instance", {"id": INSTANCE_STOPPED})
+    (question,) = asked
+    assert question.splitlines()[1] == '- account: "default"'
+
+
+async def test_every_accounts_secret_is_redacted(sandbox: Sandbox, team: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "accounts.yaml"
+    path.write_text("accounts:\n  nirvana:\n    team: {variables: {NIRVANA_LABS_API_KEY: team-only-secret-0123456}}\n")
+    path.chmod(0o600)
+    secrets = configured_secrets(REGISTRY, settings(sandbox, path).with_accounts(REGISTRY))
+    assert "team-only-secret-0123456" in secrets and sandbox.env["NIRVANA_LABS_API_KEY"] in secrets
+
+
+async def test_one_account_per_provider_lists_what_it_always_did(sandbox: Sandbox) -> None:
+    from mcp_cloudops.schema import input_schema
+    from mcp_cloudops.server import account_choice
+
+    accounts = Settings.from_env(sandbox.env).accounts_for(REGISTRY)
+    for tool in REGISTRY.tools:
+        assert account_choice(accounts, REGISTRY.provider_of(tool)) == ()
+        assert "account" not in input_schema(tool, REGISTRY.provider_of(tool))["properties"]
