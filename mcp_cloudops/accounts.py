@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from mcp_cloudops.registry import Provider
+from mcp_cloudops.registry import Provider, ToolSpec
 from mcp_cloudops.setting_values import USERINFO, ConfigError
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Configured(Protocol):
 
     env: Mapping[str, str]
     accounts_file: Path | None
+    cli_accounts: bool
 
     @property
     def oauth(self) -> bool: ...
@@ -74,6 +75,8 @@ class IncusEndpoint:
 def variables_of(provider: Provider) -> tuple[str, ...]:
     """The variables that say where `provider` is and how to sign in to it (README Configuration)."""
     names = [provider.url_env, *provider.auth.env_names, *([provider.zone_env] if provider.zone_env else [])]
+    if provider.default_project is not None:
+        names.append(provider.default_project.env)
     if provider.auth.scheme == "incus":
         names += INCUS_ENV.values()
     return tuple(dict.fromkeys(names))
@@ -93,7 +96,7 @@ def sandboxed(env: Mapping[str, str], registry: Registry, simulators: Mapping[st
     """`env` pointed at the simulators only: every provider's own settings dropped first, so that a real
     endpoint or key set beside the sandbox switch is never reached (INCUS_URL would beat the socket); an
     accounts file is ignored too."""
-    real = provider_variables(registry) | {ACCOUNTS_ENV}
+    real = provider_variables(registry) | {ACCOUNTS_ENV, "MCP_CLOUDOPS_CLI_ACCOUNTS"}
     return {**{k: v for k, v in env.items() if k not in real}, **simulators}
 
 
@@ -185,6 +188,18 @@ class Account:
 
     def default_zone(self, provider: Provider) -> str | None:
         return (self.value(provider.zone_env) if provider.zone_env else None) or provider.default_zone
+
+    def project_for(self, tool: ToolSpec, provider: Provider, args: Mapping[str, Any]) -> dict[str, str]:
+        """The default project this account fills into a call that names none (tools.yaml default_project)."""
+        rule = provider.default_project
+        if rule is None or (rule.methods and tool.method not in rule.methods):
+            return {}
+        if not any(param.name == rule.param for param in tool.params):
+            return {}
+        if rule.param in args or any(args.get(name) not in (None, False) for name in rule.unless):
+            return {}
+        project = self.value(rule.env)
+        return {rule.param: project} if project else {}
 
     def secrets(self, provider: Provider) -> list[str]:
         """Every secret value this account holds, for redaction: its keys and tokens, and the lines of its
@@ -310,6 +325,7 @@ class Accounts:
 
     by_provider: Mapping[str, Mapping[str, Account]]
     defaults: Mapping[str, str | None]
+    skipped: tuple[str, ...] = ()  # CLI accounts that cannot be used, one line each, for `check`
 
     def of(self, provider: str) -> Mapping[str, Account]:
         return self.by_provider.get(provider, {})
@@ -335,29 +351,58 @@ class Accounts:
 
 
 def load_accounts(settings: Configured, registry: Registry) -> Accounts:
-    """The environment's account of every provider, and those of the accounts file (MCP_CLOUDOPS_ACCOUNTS),
-    every value read and checked now: ConfigError lists each problem on its own line."""
+    """The environment's account of every provider, those of the accounts file (MCP_CLOUDOPS_ACCOUNTS) and,
+    with --cli-accounts, the providers' own CLIs', every value read and checked now: ConfigError lists each
+    problem on its own line. The environment's `default` beats a CLI's, a file's account a CLI's of its name."""
     found: dict[str, dict[str, Account]] = {key: {} for key in registry.providers}
     defaults: dict[str, str] = {}
+    skipped: list[str] = []
+    if settings.cli_accounts:
+        for account in cli_accounts(settings, registry, skipped):
+            found[account.provider][account.name] = account
     if settings.accounts_file is not None:
         listed, defaults = read_accounts_file(settings.accounts_file, settings, registry)
         for account in listed:
+            if (shadowed := found[account.provider].get(account.name)) is not None:
+                skipped.append(f"{shadowed.source}: not used, the accounts file has an account {account.name!r}")
             found[account.provider][account.name] = account
     by_provider: dict[str, dict[str, Account]] = {}
     problems = []
     for key, provider in registry.providers.items():
         own = environment_account(provider, settings.env)
         listed = found[key]
-        if DEFAULT in listed and own.configured(provider):
+        keep_environment = own.configured(provider) or not listed
+        theirs = listed.get(DEFAULT)
+        if keep_environment and theirs is not None and theirs.source == settings_file(settings):
             problems.append(
                 f"{ACCOUNTS_ENV} {settings.accounts_file}: account {DEFAULT!r} of {key} is also what the environment "
                 f"sets ({', '.join(n for n in variables_of(provider) if own.value(n))}): rename one, or unset those"
             )
-        keep_environment = own.configured(provider) or not listed
+        elif keep_environment and theirs is not None:  # a CLI's `default`: the environment's wins
+            skipped.append(f"{listed.pop(DEFAULT).source}: not used, the environment's account is {DEFAULT!r}")
         by_provider[key] = {DEFAULT: own, **listed} if keep_environment and DEFAULT not in listed else listed
     if problems:
         raise ConfigError("\n".join(problems))
-    return Accounts(by_provider, {key: default_name(key, accounts, defaults) for key, accounts in by_provider.items()})
+    chosen = {key: default_name(key, accounts, defaults) for key, accounts in by_provider.items()}
+    return Accounts(by_provider, chosen, tuple(skipped))
+
+
+def settings_file(settings: Configured) -> str | None:
+    return str(settings.accounts_file) if settings.accounts_file is not None else None
+
+
+def cli_accounts(settings: Configured, registry: Registry, skipped: list[str]) -> list[Account]:
+    """The accounts the providers' own CLIs keep (cli_accounts.py); those that cannot be used are listed in
+    `skipped`, with why."""
+    from mcp_cloudops.cli_accounts import read_cli_accounts
+
+    found, unusable = read_cli_accounts(settings.env)
+    skipped += [f"{entry.source}: {entry.name!r} skipped: {entry.reason}" for entry in unusable]
+    return [
+        Account(entry.provider, entry.name, dict(entry.variables), entry.source, entry.description)
+        for entry in found
+        if entry.provider in registry.providers
+    ]
 
 
 def default_name(provider: str, accounts: Mapping[str, Account], chosen: Mapping[str, str]) -> str | None:

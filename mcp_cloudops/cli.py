@@ -101,6 +101,7 @@ def check(registry: Registry, settings: Settings, selected: Sequence[ToolSpec]) 
                 lines += [f"    {problem.text}" for problem in states[name][1]]
         if state in ("ready", "unusable"):
             (ready if state == "ready" else unusable).append(provider.key)
+    lines += [f"skipped: {line}" for line in accounts.skipped]
     if unusable:
         lines.append(f"not ready: {', '.join(unusable)} configured but not usable: fix the lines above")
     elif not ready:
@@ -256,6 +257,7 @@ FLAG_ENV = {
     "metrics_port": "MCP_CLOUDOPS_METRICS_PORT",
     "metrics_host": "MCP_CLOUDOPS_METRICS_HOST",
     "accounts": "MCP_CLOUDOPS_ACCOUNTS",
+    "cli_accounts": "MCP_CLOUDOPS_CLI_ACCOUNTS",
 }
 
 
@@ -318,6 +320,12 @@ def parser() -> argparse.ArgumentParser:
     policy.add_argument("--exclude-tools", metavar="LIST", help="never these tools")
     policy.add_argument(
         "--accounts", metavar="FILE", help="more accounts per provider, beside the environment's (README, Accounts)"
+    )
+    policy.add_argument(
+        "--cli-accounts",
+        action="store_true",
+        default=None,
+        help="also the accounts of the scw, incus and exo CLIs' own configuration files",
     )
     policy.add_argument(
         "--confirm-fallback",

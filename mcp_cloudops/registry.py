@@ -123,6 +123,17 @@ class Paging(_Frozen):
         return self
 
 
+class DefaultProject(_Frozen):
+    """An account's default project (a variable of its), filled in where a call names none, as the
+    provider's own CLI does: into parameter `param` of the tools that have it, unless the call gives one of
+    `unless`; only for `methods` when listed (creating calls: a listing filter would hide public things)."""
+
+    env: str
+    param: str
+    unless: tuple[str, ...] = ()
+    methods: tuple[Method, ...] = ()
+
+
 class Provider(_Frozen):
     key: str = ""
     title: str
@@ -139,6 +150,7 @@ class Provider(_Frozen):
     errors: ErrorWords = Field(default_factory=ErrorWords)
     paging: Paging | None = None  # only a provider that declares paging headers has them read
     retry_after_field: str | None = Field(default=None, min_length=1)  # error-body field: seconds to wait
+    default_project: DefaultProject | None = None
     params: dict[str, Param] = Field(default_factory=dict)  # definitions the provider's tools name by key
 
     @model_validator(mode="after")
@@ -435,6 +447,12 @@ class Registry(_Frozen):
             for field, name in named.items():
                 if name and name not in seen:
                     problems.append(f"provider {provider.key!r} field {field!r}: no tool named {name!r}")
+            rule = provider.default_project
+            own = [tool for tool in self.tools if tool.provider == provider.key]
+            if rule is not None and not any(param.name == rule.param for tool in own for param in tool.params):
+                problems.append(
+                    f"provider {provider.key!r} field 'default_project.param': none of its tools has {rule.param!r}"
+                )
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -150,6 +150,7 @@ class Settings:
     audit_reads: bool = False  # journal reads too, not only changes and credentials
     # Accounts (accounts.py): the environment's, plus those of this file; read by accounts.with_accounts.
     accounts_file: Path | None = None
+    cli_accounts: bool = False  # also the accounts the providers' own CLIs keep (cli_accounts.py)
     accounts: Accounts | None = field(default=None, repr=False)
 
     @classmethod
@@ -194,6 +195,7 @@ class Settings:
             audit_log=r.read("MCP_CLOUDOPS_AUDIT_LOG", None, as_path),
             audit_reads=r.read("MCP_CLOUDOPS_AUDIT_READS", False, as_boolean),
             accounts_file=r.read("MCP_CLOUDOPS_ACCOUNTS", None, as_path),
+            cli_accounts=r.read("MCP_CLOUDOPS_CLI_ACCOUNTS", False, as_boolean),
         )  # fmt: skip
         r.read("MCP_CLOUDOPS_REGISTRY", None, as_registry)
         r.problems += oauth_conflicts(r, settings)
@@ -261,6 +263,7 @@ KNOWN_SETTINGS = (
         "HTTP_IDLE_TIMEOUT", "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
         "SANDBOX", "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
         "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE", "ACCOUNTS",
+        "CLI_ACCOUNTS",
     )),
     *OTHER_SETTINGS,
 )  # fmt: skip

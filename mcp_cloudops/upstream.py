@@ -143,6 +143,7 @@ def build_request(
     tool: ToolSpec, provider: Provider, args: dict[str, Any], base_url: str, account: Account
 ) -> UpstreamRequest:
     """The request for one call. Pure: the same inputs always give the same request."""
+    args = {**args, **account.project_for(tool, provider, args)}
     zone = zone_values(tool, provider, args, account)
     values = {p.name: args[p.name] for p in tool.params_in("path")} | zone
     url = fill(base_url, zone) + fill(tool.path, values)

@@ -190,3 +190,39 @@ def test_an_unset_value_says_which_account_and_file_to_fix(tmp_path: Path) -> No
 def test_the_sandbox_ignores_an_accounts_file() -> None:
     env = sandboxed({"MCP_CLOUDOPS_ACCOUNTS": "/etc/accounts.yaml"}, REGISTRY, {"INCUS_SOCKET": "/tmp/s"})
     assert "MCP_CLOUDOPS_ACCOUNTS" not in env
+
+
+# --- the providers' own CLIs' accounts (--cli-accounts) ---------------------------------------------------------
+
+
+def test_cli_accounts_join_the_environments_and_lose_to_it_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no real ~/.config of the machine running the tests
+    scw = tmp_path / "scw.yaml"
+    scw.write_text(
+        "secret_key: 11111111-1111-4111-8111-111111111111\n"
+        "default_zone: nl-ams-1\n"
+        "profiles:\n"
+        "  team:\n    secret_key: 22222222-2222-4222-8222-222222222222\n"
+        "  ops:\n    secret_key: 33333333-3333-4333-8333-333333333333\n"
+        "  Bad_Name:\n    secret_key: 44444444-4444-4444-8444-444444444444\n"
+    )
+    path = write(tmp_path, "accounts:\n  scaleway:\n    ops: {variables: {SCW_SECRET_KEY: {env: OPS}}}\n")
+    env = {
+        "SCW_CONFIG_PATH": str(scw),
+        "SCW_SECRET_KEY": "env-secret-0000000000",
+        "OPS": "file-secret-00000000000",
+        "MCP_CLOUDOPS_CLI_ACCOUNTS": "1",
+    }
+    accounts = loaded(path, env)
+    scaleway = accounts.of("scaleway")
+    assert list(scaleway) == ["default", "team", "ops"]
+    assert scaleway["default"].source == "the environment"  # the environment's default beats the CLI's
+    assert scaleway["team"].secret("SCW_SECRET_KEY").get_secret_value().startswith("2222")
+    assert scaleway["team"].default_zone(REGISTRY.providers["scaleway"]) == "nl-ams-1"  # inherited, as the SDK
+    assert scaleway["ops"].source == str(path)  # the file's beats the CLI's
+    skipped = "\n".join(accounts.skipped)
+    assert "Bad_Name" in skipped and "the environment's account is 'default'" in skipped
+    assert "an account 'ops'" in skipped
+    assert not any(secret in skipped for secret in ("1111", "2222", "3333", "4444", "env-secret", "file-secret"))

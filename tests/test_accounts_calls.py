@@ -133,3 +133,32 @@ async def test_one_account_per_provider_lists_what_it_always_did(sandbox: Sandbo
     for tool in REGISTRY.tools:
         assert account_choice(accounts, REGISTRY.provider_of(tool)) == ()
         assert "account" not in input_schema(tool, REGISTRY.provider_of(tool))["properties"]
+
+
+async def test_an_incus_accounts_project_applies_where_a_call_names_none(sandbox: Sandbox) -> None:
+    """As `incus remote add --project`: a certificate restricted to one project is refused elsewhere."""
+    env = {**sandbox.env, "INCUS_PROJECT": "team-project"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        await client.call_tool("list-instances", {})
+        await client.call_tool("list-instances", {"project": "other"})
+        await client.call_tool("list-instances", {"all-projects": True})
+    projects = [request.query.get("project") for request in sandbox["incus"].requests]
+    assert projects == [["team-project"], ["other"], None]
+
+
+async def test_a_scaleway_accounts_project_fills_only_creating_calls(sandbox: Sandbox) -> None:
+    from mcp_cloudops.sandbox.scaleway import SANDBOX_PROJECT, SANDBOX_PROJECT_2, SNAPSHOT_FR_PAR_1
+
+    env = {**sandbox.env, "SCW_DEFAULT_PROJECT_ID": SANDBOX_PROJECT}
+    snapshot = SNAPSHOT_FR_PAR_1
+    async with Client(build_server(Settings.from_env(env))) as client:
+        await client.call_tool("list-instance-images", {})
+        await client.call_tool("create-instance-image", {"name": "n", "root_volume": snapshot, "arch": "x86_64"})
+        await client.call_tool(
+            "create-instance-image",
+            {"name": "n", "root_volume": snapshot, "arch": "x86_64", "organization": SANDBOX_PROJECT_2},
+        )
+    listing, created, with_organization = sandbox["scaleway"].requests
+    assert "project" not in listing.query  # a filter would hide public images
+    assert created.json()["project"] == SANDBOX_PROJECT
+    assert "project" not in with_organization.json()

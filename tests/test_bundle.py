@@ -57,7 +57,11 @@ BIN_DIR = Path(sys.executable).parent  # the venv's bin, where the test extras p
 
 # What the archive may hold at its top: the manifest and the project uv installs.
 TOP_LEVEL = {"manifest.json", "pyproject.toml", "README.md", "mcp_cloudops"}
-SWITCHES = {"sandbox": "MCP_CLOUDOPS_SANDBOX", "read_only": "MCP_CLOUDOPS_READ_ONLY"}
+SWITCHES = {
+    "sandbox": "MCP_CLOUDOPS_SANDBOX",
+    "read_only": "MCP_CLOUDOPS_READ_ONLY",
+    "cli_accounts": "MCP_CLOUDOPS_CLI_ACCOUNTS",
+}
 # Paths picked in Claude Desktop's file and folder choosers. INCUS_SOCKET stays a text field: a unix socket
 # is no regular file, and choosers do not offer one.
 PICKED = {
@@ -102,6 +106,8 @@ def provider_variables() -> dict[str, bool]:
         found[provider.url_env] = False
         if provider.zone_env:
             found[provider.zone_env] = False
+        if provider.default_project:
+            found[provider.default_project.env] = False
         for name in (provider.auth.key_env, provider.auth.secret_env):
             if name:
                 found[name] = True

@@ -184,3 +184,22 @@ def test_the_body_timeout_flag_is_its_variable_and_a_bad_one_stops_the_start_wit
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT='-1' is not a number of seconds > 0: set one, or unset it for the default (30)"
     ]
+
+
+def test_check_lists_every_account_and_what_was_skipped(tmp_path: Path) -> None:
+    scw = tmp_path / "scw.yaml"
+    scw.write_text(
+        "profiles:\n  team:\n    secret_key: 22222222-2222-4222-8222-222222222222\n  Bad:\n    secret_key: x\n"
+    )
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text("accounts:\n  scaleway:\n    prod:\n      description: Production\n      variables: {}\n")
+    accounts.chmod(0o600)
+    env = {"SCW_SECRET_KEY": "env-secret-value-0000", "SCW_CONFIG_PATH": str(scw), "HOME": str(tmp_path)}
+    result = cli("check", "--accounts", str(accounts), "--cli-accounts", env=env)
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("scaleway  ready") and line.endswith("3 accounts") for line in lines), result.stdout
+    assert "  default (default): ready, from the environment; SCW_SECRET_KEY set" in lines
+    assert any(line.startswith("  team: ready, from scw config") for line in lines)
+    assert f"  prod: not set, from {accounts}; SCW_SECRET_KEY MISSING" in lines
+    assert any(line.startswith("skipped: scw config") and "'Bad'" in line for line in lines)
+    assert "2222" not in result.stdout + result.stderr and "env-secret" not in result.stdout + result.stderr

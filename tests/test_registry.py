@@ -371,3 +371,11 @@ def test_what_asks_and_what_it_shows_are_read_as_declared() -> None:
     assert registry.by_name["create-docker-exec"].confirm_given == ("Env", "WorkingDir")
     assert reader.only_reads is not None and reader.only_reads.refuse == ("0", "control")
     assert "only_reads.read" in reader.steps()
+
+
+def test_a_default_project_must_fill_a_parameter_some_tool_has(raw: dict[str, Any]) -> None:
+    data = copy.deepcopy(raw)
+    data["providers"]["scaleway"]["default_project"]["param"] = "project_id"
+    with pytest.raises(RegistryError) as caught:
+        parse_registry(data)
+    assert "provider 'scaleway' field 'default_project.param': none of its tools has 'project_id'" in str(caught.value)

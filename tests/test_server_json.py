@@ -33,6 +33,8 @@ def provider_variables() -> dict[str, bool]:
         for key in ("url_env", "zone_env"):
             if provider.get(key):
                 found[provider[key]] = False
+        if provider.get("default_project"):
+            found[provider["default_project"]["env"]] = False
         if auth.get("key_env"):
             found[auth["key_env"]] = True  # an API key names the account: handled as a secret too
         if auth.get("secret_env"):
