@@ -111,6 +111,7 @@ class Entry:
     journal: Journal
     call: str
     tool: str
+    account: str | None = None
     started: float = field(default_factory=time.monotonic)
     status: int | None = None
     lost: str | None = None  # why the outcome record could not be written, if it could not
@@ -123,6 +124,7 @@ class Entry:
             "event": "outcome",
             "call": self.call,
             "tool": self.tool,
+            "account": self.account,
             "outcome": outcome,  # ok | error | unknown (may or may not have happened) | pending
             "status": self.status,
             "operation": operation,
@@ -253,7 +255,7 @@ class Journal:
         account: str | None = None,
     ) -> Entry:
         """Journal a call before its first request; later upstream statuses are noted on the entry."""
-        entry = Entry(self, secrets.token_hex(8), tool.name)
+        entry = Entry(self, secrets.token_hex(8), tool.name, account)
         record = {
             "time": now(),
             "event": "sent",

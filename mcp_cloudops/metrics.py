@@ -66,6 +66,7 @@ class Call:
     tool: str
     started: float
     outcome: str | None = None  # refused | unknown, noted by a hook; else read from the result
+    account: str = ""  # the account the call acts in, once resolved (a configured name, never a client's)
 
     def ended(self, result: Any) -> str | None:
         """The outcome of a finished call from its result, or None for a 2026-07-28 round that only asked
@@ -85,12 +86,19 @@ _CALL: ContextVar[Call | None] = ContextVar("mcp_cloudops_metrics_call", default
 # --- the hooks: one line each at the place they observe, nothing when no call is measured ----------------------
 
 
-def upstream(provider: str, status: int | None) -> None:
+def upstream(provider: str, status: int | None, account: str = "") -> None:
     """An upstream HTTP answer with `status`, or None when none came (connect failure, timeout, dropped
-    connection). Called by upstream.py once per exchange, retries included."""
+    connection), from `account` of `provider`. Called by upstream.py once per exchange, retries included."""
     call = _CALL.get()
     if call is not None:
-        call.metrics.observe_upstream(provider, status)
+        call.metrics.observe_upstream(provider, status, account)
+
+
+def account(name: str) -> None:
+    """The account the call acts in, once resolved (a name from configuration: never what a client sent)."""
+    call = _CALL.get()
+    if call is not None:
+        call.account = name
 
 
 def confirmation(tool: str, outcome: str) -> None:
@@ -136,17 +144,18 @@ class Metrics:
         self.tools = frozenset(tools)
         self.registry: CollectorRegistry = CollectorRegistry()
         self.calls = Counter(
-            "mcp_cloudops_tool_calls", "Tool calls, by tool and outcome (ok, error, refused, unknown).",
-            ["tool", "outcome"], registry=self.registry,
+            "mcp_cloudops_tool_calls", "Tool calls, by tool, account and outcome (ok, error, refused, unknown).",
+            ["tool", "account", "outcome"], registry=self.registry,
         )  # fmt: skip
         self.latency = Histogram(
             "mcp_cloudops_tool_call_seconds", "Time to answer a tool call, from the request (or the user's yes).",
-            ["tool"], buckets=BUCKETS, registry=self.registry,
+            ["tool", "account"], buckets=BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.in_flight = Gauge("mcp_cloudops_tool_calls_in_flight", "Tool calls under way.", registry=self.registry)
         self.upstreams = Counter(
-            "mcp_cloudops_upstream_responses", "Upstream HTTP answers, by provider and status class (or transport).",
-            ["provider", "status_class"], registry=self.registry,
+            "mcp_cloudops_upstream_responses",
+            "Upstream HTTP answers, by provider, account and status class (or transport).",
+            ["provider", "account", "status_class"], registry=self.registry,
         )  # fmt: skip
         self.confirmations = Counter(
             "mcp_cloudops_confirmations", "Confirmations of destructive or credential tools, by how they ended.",
@@ -159,13 +168,13 @@ class Metrics:
         """`name` if the server offers such a tool, else `unknown`: the name a client sends is never a label."""
         return name if isinstance(name, str) and name in self.tools else UNKNOWN
 
-    def observe_call(self, tool: str, outcome: str, seconds: float) -> None:
+    def observe_call(self, tool: str, account: str, outcome: str, seconds: float) -> None:
         label = self.tool_label(tool)
-        self.calls.labels(label, outcome if outcome in OUTCOMES else "error").inc()
-        self.latency.labels(label).observe(seconds)
+        self.calls.labels(label, account, outcome if outcome in OUTCOMES else "error").inc()
+        self.latency.labels(label, account).observe(seconds)
 
-    def observe_upstream(self, provider: str, status: int | None) -> None:
-        self.upstreams.labels(provider, status_class(status)).inc()
+    def observe_upstream(self, provider: str, status: int | None, account: str = "") -> None:
+        self.upstreams.labels(provider, account, status_class(status)).inc()
 
     def observe_confirmation(self, tool: str, outcome: str) -> None:
         self.confirmations.labels(self.tool_label(tool), outcome if outcome in CONFIRMATIONS else "refused").inc()
@@ -193,7 +202,7 @@ class Metrics:
             self.in_flight.dec()
             _CALL.reset(token)
             if outcome is not None:
-                self.observe_call(call.tool, outcome, time.perf_counter() - call.started)
+                self.observe_call(call.tool, call.account, outcome, time.perf_counter() - call.started)
 
     def scrape(self) -> bytes:
         """The Prometheus text exposition of these metrics."""

@@ -98,6 +98,7 @@ class Connections:
         kept for everything the call does (polls, waits, steps, read-backs)."""
         provider = self.registry.provider_of(spec)
         account = self.accounts.resolve(provider, args.get(ACCOUNT))
+        metrics.account(account.name)
         return self.upstreams().using(account)
 
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:

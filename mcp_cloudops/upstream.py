@@ -243,7 +243,7 @@ class Upstreams:
             try:
                 response = await self._exchange(tool, provider, request)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                metrics.upstream(provider.key, None)
+                metrics.upstream(provider.key, None, self.account(provider).name)
                 if attempt < attempts:
                     await anyio.sleep(backoff(attempt))
                     continue
@@ -274,7 +274,7 @@ class Upstreams:
         elapsed = (time.perf_counter() - started) * 1000
         logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
         saw_status(response.status_code)
-        metrics.upstream(provider.key, response.status_code)
+        metrics.upstream(provider.key, response.status_code, self.account(provider).name)
         headers = {k.lower(): v for k, v in response.headers.items()}
         answer = Response(response.status_code, headers, bytes(body), values_allowed(cap))
         return await anyio.to_thread.run_sync(answer.read) if len(body) >= OFF_LOOP_BYTES else answer
@@ -286,7 +286,7 @@ class Upstreams:
         there was more. Never parsed: the bytes are the answer. Not retried: a read is cheap to ask again."""
         try:
             async with self.client(provider).stream(request.method, request.url, params=request.params) as response:
-                metrics.upstream(provider.key, response.status_code)
+                metrics.upstream(provider.key, response.status_code, self.account(provider).name)
                 if response.status_code >= 300:
                     content = bytearray()
                     async for chunk in response.aiter_bytes():
@@ -302,7 +302,7 @@ class Upstreams:
                         return bytes(data[:limit]), True
                 return bytes(data), False
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            metrics.upstream(provider.key, None)
+            metrics.upstream(provider.key, None, self.account(provider).name)
             raise transport_failure(tool, provider, request.url, exc, self.redactor) from None
 
     def _result(self, tool: ToolSpec, provider: Provider, response: Response) -> dict[str, Any]:

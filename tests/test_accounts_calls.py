@@ -162,3 +162,34 @@ async def test_a_scaleway_accounts_project_fills_only_creating_calls(sandbox: Sa
     assert "project" not in listing.query  # a filter would hide public images
     assert created.json()["project"] == SANDBOX_PROJECT
     assert "project" not in with_organization.json()
+
+
+async def test_metrics_name_the_account_and_never_one_a_client_made_up(
+    sandbox: Sandbox, team: Sandbox, tmp_path: Path
+) -> None:
+    from mcp_cloudops import metrics
+
+    server = build_server(settings(sandbox, accounts_file(tmp_path, team)))
+    meters = await metrics.instrument(server)
+    async with Client(server) as client:
+        await client.call_tool("list-compute-instances", {"account": "team"})
+        await client.call_tool("list-compute-instances", {"account": "made-up-by-a-client"})
+    text = meters.scrape().decode()
+    assert 'mcp_cloudops_tool_calls_total{account="team",outcome="ok",tool="list-compute-instances"} 1.0' in text
+    assert 'mcp_cloudops_upstream_responses_total{account="team",provider="exoscale",status_class="2xx"} 1.0' in text
+    assert 'account="",outcome="error",tool="list-compute-instances"} 1.0' in text
+    assert "made-up" not in text
+
+
+async def test_the_journal_names_the_account_on_both_records(sandbox: Sandbox, team: Sandbox, tmp_path: Path) -> None:
+    journal = tmp_path / "audit.jsonl"
+    env = {
+        **sandbox.env,
+        "MCP_CLOUDOPS_ACCOUNTS": str(accounts_file(tmp_path, team)),
+        "MCP_CLOUDOPS_AUDIT_LOG": str(journal),
+    }
+    async with Client(build_server(Settings.from_env(env))) as client:
+        result = await client.call_tool("start-compute-instance", {"id": INSTANCE_STOPPED, "account": "team"})
+    assert not result.is_error, text_of(result)
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [(r["event"], r["account"]) for r in records] == [("sent", "team"), ("outcome", "team")]

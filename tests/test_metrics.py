@@ -74,7 +74,9 @@ async def scrape(url: str) -> tuple[str, Samples]:
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    """The sum of the samples of `name` that carry `labels` (any account, unless one is named)."""
+    wanted = set(labels.items())
+    return sum(count for (sample, carried), count in samples.items() if sample == name and wanted <= carried)
 
 
 def label_values(samples: Samples, label: str) -> set[str]:
@@ -177,7 +179,8 @@ async def test_two_servers_count_apart(sandbox: Sandbox) -> None:
     one, two = await metrics.instrument(first), await metrics.instrument(second)
     async with Client(first) as client:
         await client.call_tool("list-compute-instances", {})
-    assert b'mcp_cloudops_tool_calls_total{outcome="ok",tool="list-compute-instances"} 1.0' in one.scrape()
+    calls = b'mcp_cloudops_tool_calls_total{account="default",outcome="ok",tool="list-compute-instances"} 1.0'
+    assert calls in one.scrape()
     assert b"mcp_cloudops_tool_calls_total{" not in two.scrape()
 
 
@@ -186,10 +189,10 @@ def test_labels_come_from_fixed_sets() -> None:
     assert meters.tool_label("list-compute-instances") == "list-compute-instances"
     for made_up in ("nope", "", credentials.SCW_SECRET_KEY, None, 7, ["list-compute-instances"]):
         assert meters.tool_label(made_up) == "unknown"
-    meters.observe_call("x" * 10_000, "weird", 0.1)
+    meters.observe_call("x" * 10_000, "", "weird", 0.1)
     meters.observe_confirmation("list-compute-instances", "maybe")
     text = meters.scrape().decode()
-    assert 'mcp_cloudops_tool_calls_total{outcome="error",tool="unknown"} 1.0' in text
+    assert 'mcp_cloudops_tool_calls_total{account="",outcome="error",tool="unknown"} 1.0' in text
     assert 'mcp_cloudops_confirmations_total{outcome="refused",tool="list-compute-instances"} 1.0' in text
     assert "x" * 100 not in text and "weird" not in text and "maybe" not in text
 
