@@ -150,6 +150,16 @@ def exists(path: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who calls, as far as accounts care: on an OAuth endpoint, the token's subject and groups; anywhere
+    else (stdio, a static token) everyone, who may use every account."""
+
+    subject: str | None = None
+    groups: frozenset[str] = frozenset()
+    everyone: bool = True
+
+
+@dataclass(frozen=True)
 class Account:
     """One provider's connection. `variables` holds its values, secrets included: never printed (repr
     leaves it out), only read through value() and secret()."""
@@ -161,6 +171,13 @@ class Account:
     description: str | None = None
     read_only: bool = False  # its write tools are refused, as under --read-only
     users: frozenset[str] | None = None  # OAuth subjects and `group:` values allowed; None: everyone
+
+    def allows(self, caller: Caller) -> bool:
+        """Whether `caller` may use this account: no `users`, or the caller's subject or one of its groups
+        (`group:NAME`) is listed."""
+        if self.users is None or caller.everyone:
+            return True
+        return caller.subject in self.users or any(f"group:{group}" in self.users for group in caller.groups)
 
     @property
     def where(self) -> str:
@@ -337,17 +354,41 @@ class Accounts:
     def __iter__(self) -> Iterator[Account]:
         return (account for accounts in self.by_provider.values() for account in accounts.values())
 
-    def resolve(self, provider: Provider, name: str | None) -> Account:
-        """The account a call uses: the one it names, else the provider's default; ConfigError saying which
-        names exist when it names none that does (or names none and there is no default)."""
-        accounts = self.of(provider.key)
-        chosen = accounts.get(name) if name is not None else self.default(provider.key)
-        if chosen is not None:
-            return chosen
-        names = ", ".join(accounts) or "none"
+    def usable(self, provider: str, caller: Caller = Caller(), *, writing: bool = False) -> dict[str, Account]:
+        """The accounts of `provider` that `caller` may use; for a tool that writes, not the read-only ones."""
+        return {
+            name: account
+            for name, account in self.of(provider).items()
+            if account.allows(caller) and not (writing and account.read_only)
+        }
+
+    def default_for(self, provider: str, usable: Mapping[str, Account]) -> str | None:
+        """What a call naming no account uses: the default if the caller may use it, else its only one."""
+        default = self.defaults.get(provider)
+        if default in usable:
+            return default
+        return next(iter(usable)) if len(usable) == 1 else None
+
+    def resolve(self, provider: Provider, name: str | None, caller: Caller = Caller()) -> Account:
+        """The account a call uses: the one it names, else the default (see default_for). An account the caller
+        may not use reads exactly as one that does not exist: AccountRefused, naming those it may use."""
+        usable = self.usable(provider.key, caller)
+        chosen = name if name is not None else self.default_for(provider.key, usable)
+        if chosen is not None and chosen in usable:
+            return usable[chosen]
+        names = ", ".join(usable) or "none"
         if name is None:
-            raise ConfigError(f"{provider.title} has several accounts and no default: pass account, one of {names}")
-        raise ConfigError(f"no account {name!r} for {provider.key}: use one of {names}")
+            raise AccountRefused(f"{provider.title} has several accounts: pass account, one of {names}", None)
+        raise AccountRefused(f"no account {name!r} for {provider.key}: use one of {names}", name)
+
+
+class AccountRefused(ConfigError):
+    """A call names an account that does not exist or that its caller may not use (the same words for both),
+    or names none where it must: nothing is sent."""
+
+    def __init__(self, message: str, name: str | None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def load_accounts(settings: Configured, registry: Registry) -> Accounts:

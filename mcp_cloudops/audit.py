@@ -284,7 +284,9 @@ class Journal:
             "then retry."
         )
 
-    async def refused(self, tool: ToolSpec, reason: str, session: str | None, principal: str | None) -> None:
+    async def refused(
+        self, tool: ToolSpec, reason: str, session: str | None, principal: str | None, *, account: str | None = None
+    ) -> None:
         """A call the user did not confirm (or could not be asked about): nothing was sent."""
         record = {
             "time": now(),
@@ -294,6 +296,7 @@ class Journal:
             "reason": self.redactor.cut(reason, 500),
             "session": session,
             "principal": principal,
+            "account": account,
         }
         lost = await self.try_write(record)
         if lost is not None:  # the call is refused all the same: nothing was sent

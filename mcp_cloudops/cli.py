@@ -245,6 +245,7 @@ FLAG_ENV = {
     "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
     "oauth_issuer": "MCP_CLOUDOPS_OAUTH_ISSUER",
     "public_url": "MCP_CLOUDOPS_PUBLIC_URL",
+    "oauth_groups_claim": "MCP_CLOUDOPS_OAUTH_GROUPS_CLAIM",
     "stateless": "MCP_CLOUDOPS_STATELESS",
     "http_header_timeout": "MCP_CLOUDOPS_HTTP_HEADER_TIMEOUT",
     "http_body_timeout": "MCP_CLOUDOPS_HTTP_BODY_TIMEOUT",
@@ -355,6 +356,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="with --oauth-issuer: this server's MCP URL as clients reach it, e.g. https://mcp.example.com/mcp "
         "(the tokens' audience)",
+    )
+    run.add_argument(
+        "--oauth-groups-claim",
+        metavar="CLAIM",
+        help="with --oauth-issuer: the token claim listing the user's groups (default groups)",
     )
     run.add_argument(
         "--stateless", action="store_true", default=None, help="no session state, for replicas behind a load balancer"

@@ -31,10 +31,12 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, Field, StrictBool
 
 from mcp_cloudops import metrics
+from mcp_cloudops.accounts import ACCOUNT
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry import ToolSpec
 from mcp_cloudops.schema import ArgumentError, tool_params
+from mcp_cloudops.settings import ConfigError
 
 Run = Callable[..., Awaitable[CallToolResult]]
 WhatRuns = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | str]]
@@ -274,9 +276,11 @@ def guard(
     failed: Callable[[str], CallToolResult],
     journal: Journal | None = None,
     what_runs: WhatRuns | None = None,
+    account_of: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> tuple[Run, dict[str, Any]]:
     """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it. `what_runs` reads
-    what a call naming it only by id runs (tools.yaml `review`): fields, or why they cannot be read."""
+    what a call naming it only by id runs (tools.yaml `review`): fields, or why they cannot be read;
+    `account_of` names the account the call acts in, when its provider has several (the question shows it)."""
     spent = Spent()
 
     async def ask(ctx: Context) -> Elicit[Confirmation] | NotAsked:
@@ -290,6 +294,12 @@ def guard(
             return NotAsked("unasked")
         if not can_elicit(ctx):
             return NotAsked("fallback")
+        if account_of is not None:
+            try:
+                acting = account_of(checked)
+            except ConfigError:
+                return NotAsked("unasked")  # not this caller's account: the call is refused before it sends
+            checked = checked if acting is None else {**checked, ACCOUNT: acting}
         runs = None
         if spec.review is not None and what_runs is not None:
             runs = await what_runs(checked)

@@ -64,12 +64,19 @@ class ResourceServer:
     resource: str  # this server's MCP URL as clients reach it: the tokens' audience, and the RFC 8707 resource
     read_scope: str
     write_scope: str
+    groups_claim: str = "groups"  # the claim listing the user's groups, for accounts' `group:` users
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourceServer | None:
         if settings.oauth_issuer is None or settings.public_url is None:
             return None
-        return cls(settings.oauth_issuer, settings.public_url, settings.oauth_read_scope, settings.oauth_write_scope)
+        return cls(
+            settings.oauth_issuer,
+            settings.public_url,
+            settings.oauth_read_scope,
+            settings.oauth_write_scope,
+            settings.oauth_groups_claim,
+        )
 
     @property
     def scopes(self) -> list[str]:
@@ -257,6 +264,13 @@ def granted_scopes(claims: dict[str, Any]) -> list[str]:
     return []
 
 
+def groups_of(value: Any) -> list[str]:
+    """The groups a token's groups claim names: a list of strings (Keycloak, Entra ID, Okta) or one string;
+    anything else names none. Blank or control-character entries are dropped: they could never name a group."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return [item for item in items if isinstance(item, str) and item.strip() and item.isprintable()]
+
+
 def principal_of(claims: dict[str, Any]) -> str:
     """The token's subject, which sessions and the audit journal are bound to. Refused when it names nobody:
     blank (an empty `sub` would let the journal fall back to the client id, the same for every user of one
@@ -338,7 +352,8 @@ class JwtVerifier:
             expires_at=int(claims["exp"]),
             resource=self.server.resource,  # the audience was checked: the SDK compares this with the URL too
             subject=subject,
-            claims={"iss": claims["iss"]},  # the SDK binds sessions to (client_id, iss, sub)
+            # The SDK binds sessions to (client_id, iss, sub); groups say which accounts the user may use.
+            claims={"iss": claims["iss"], "groups": groups_of(claims.get(self.server.groups_claim))},
         )
 
 

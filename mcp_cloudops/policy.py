@@ -6,7 +6,7 @@ is filtered out is not registered, so no client can call it whatever it believes
 
 from __future__ import annotations
 
-from mcp_cloudops.accounts import Account
+from mcp_cloudops.accounts import Account, Caller
 from mcp_cloudops.registry import Provider, Registry, ToolSpec
 from mcp_cloudops.settings import Settings
 
@@ -61,6 +61,20 @@ def check_steps(selected: tuple[ToolSpec, ...]) -> None:
                 )
 
 
+def who_calls(settings: Settings) -> Caller:
+    """Who this request comes from, as accounts see it: on an OAuth endpoint, the token's subject and groups
+    (judged per request, like its scopes); anywhere else, or without a token (stdio), everyone."""
+    if not settings.oauth:
+        return Caller()
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    token = get_access_token()
+    if token is None:
+        return Caller()
+    groups = (token.claims or {}).get("groups") or []
+    return Caller(token.subject, frozenset(group for group in groups if isinstance(group, str)), everyone=False)
+
+
 def may_write(settings: Settings) -> bool:
     """Whether the caller of this request may change things: never under --read-only; on an OAuth endpoint,
     only with the write scope (judged per request, like the tools it may call)."""
@@ -86,9 +100,14 @@ def read_only_refusal(
     """Why read-only mode, or a read-only account, refuses to send this, or None. Checked where requests
     leave the server, behind the filter above: a tool registered by mistake still cannot write (any method
     but GET) or open a session that can run a command."""
-    if method == "GET" and not runs_commands:
+    if method == "GET" and not runs_commands and not tool.credential:
         return None
-    what = f"{tool.name}'s websocket, which can run commands" if runs_commands else f"{method} for {tool.name}"
+    if runs_commands:
+        what = f"{tool.name}'s websocket, which can run commands"
+    elif method == "GET":
+        what = f"{tool.name}, whose result is a credential,"
+    else:
+        what = f"{method} for {tool.name}"
     if settings.read_only:
         return (
             f"Read-only mode: mcp-cloudops refuses to send {what} to {provider.title}. "

@@ -23,10 +23,11 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation, metrics
-from mcp_cloudops.accounts import ACCOUNT, Accounts, sandboxed
+from mcp_cloudops.accounts import ACCOUNT, AccountRefused, Accounts, sandboxed
 from mcp_cloudops.audit import Journal, UnsafeJournal
+from mcp_cloudops.audit import caller as audit_caller
 from mcp_cloudops.instructions import instructions
-from mcp_cloudops.policy import select_tools
+from mcp_cloudops.policy import select_tools, who_calls
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import MetaTool, Param, Provider, Registry, ToolSpec, load_registry
 from mcp_cloudops.results import UpstreamError
@@ -97,14 +98,28 @@ class Connections:
         """The upstreams of one call, in the account it names (or its provider's default): resolved once,
         kept for everything the call does (polls, waits, steps, read-backs)."""
         provider = self.registry.provider_of(spec)
-        account = self.accounts.resolve(provider, args.get(ACCOUNT))
+        account = self.accounts.resolve(provider, args.get(ACCOUNT), who_calls(self.settings))
         metrics.account(account.name)
         return self.upstreams().using(account)
+
+    def account_of(self, spec: ToolSpec, args: dict[str, Any]) -> str | None:
+        """The account a call would act in, named for the question when its provider has several (else None);
+        AccountRefused when it may not act in the one it names."""
+        provider = self.registry.provider_of(spec)
+        if len(self.accounts.of(provider.key)) < 2:
+            return None
+        return self.accounts.resolve(provider, args.get(ACCOUNT), who_calls(self.settings)).name
 
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from mcp_cloudops.calls import dispatch
 
-        return await dispatch(self.for_call(spec, args), spec, args, ctx, self.journal)
+        try:
+            upstreams = self.for_call(spec, args)
+        except AccountRefused as exc:  # an account unknown, or not this caller's: the journal shows who tried
+            if self.journal is not None:
+                await self.journal.refused(spec, str(exc), *audit_caller(ctx), account=exc.name)
+            raise
+        return await dispatch(upstreams, spec, args, ctx, self.journal)
 
     async def what_runs(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any] | str:
         """What a call naming it only by id runs, for the confirmation question; or why that cannot be
@@ -133,7 +148,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
     settings = connections.settings
     provider = connections.registry.provider_of(spec)
     schema = input_schema(spec, provider, settings.max_wait, account_choice(connections.accounts, provider))
-    validator = ArgumentValidator(schema, frozenset(p.name for p in spec.params_in("path", "query")))
+    validator = ArgumentValidator(unnamed_accounts(schema), frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
@@ -172,6 +187,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             failed=failed,
             journal=connections.journal,
             what_runs=functools.partial(connections.what_runs, spec),
+            account_of=functools.partial(connections.account_of, spec),
         )
     return Tool(
         fn=fn,
@@ -185,6 +201,15 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         annotations=annotations(spec),
         **resolvers,
     )
+
+
+def unnamed_accounts(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema arguments are checked against: `account` any string, not the enum of every account. A name
+    is checked when the call resolves its account, against this caller's: the enum's error would tell one
+    user the names of accounts only others may use."""
+    if ACCOUNT not in schema["properties"]:
+        return schema
+    return {**schema, "properties": {**schema["properties"], ACCOUNT: {"type": "string"}}}
 
 
 def account_choice(accounts: Accounts, provider: Provider) -> tuple[Param, ...]:
@@ -282,9 +307,9 @@ def discovery_tools(registry: Registry, settings: Settings, sessions: SessionToo
     async def list_toolsets(ctx: Context, **arguments: Any) -> CallToolResult:
         if arguments:
             return failed(f"{listing.name} takes no arguments (got {', '.join(sorted(arguments))[:200]}).")
-        accounts = settings.accounts_for(registry)
-        configured = {
-            key: any(account.configured(registry.providers[key]) for account in accounts.of(key).values())
+        accounts, who = settings.accounts_for(registry), who_calls(settings)
+        configured = {  # of the accounts this caller may use
+            key: any(account.configured(registry.providers[key]) for account in accounts.usable(key, who).values())
             for key in toolsets
         }
         return ok({"toolsets": sessions.listing(ctx.request_context, configured)})

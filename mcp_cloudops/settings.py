@@ -144,6 +144,7 @@ class Settings:
     public_url: str | None = None  # this server's MCP URL as clients reach it: the tokens' audience
     oauth_read_scope: str = "cloudops:read"  # lists and calls the read-only tools
     oauth_write_scope: str = "cloudops:write"  # adds the tools that change things or return a credential
+    oauth_groups_claim: str = "groups"  # the token claim listing the user's groups (accounts' `group:` users)
     log_level: str = "INFO"
     # The audit journal (audit.py): opened at start by server.open_journal, which says when it cannot be.
     audit_log: Path | None = None
@@ -191,6 +192,7 @@ class Settings:
             public_url=r.read(PUBLIC_URL_ENV, None, PUBLIC_URL, secret=r.has_userinfo(PUBLIC_URL_ENV)),
             oauth_read_scope=r.read("MCP_CLOUDOPS_OAUTH_READ_SCOPE", d.oauth_read_scope, as_scope),
             oauth_write_scope=r.read("MCP_CLOUDOPS_OAUTH_WRITE_SCOPE", d.oauth_write_scope, as_scope),
+            oauth_groups_claim=r.read("MCP_CLOUDOPS_OAUTH_GROUPS_CLAIM", d.oauth_groups_claim, as_scope),
             log_level=r.read("MCP_CLOUDOPS_LOG_LEVEL", d.log_level, as_choice(*LOG_LEVELS, kind="a log level")).upper(),
             audit_log=r.read("MCP_CLOUDOPS_AUDIT_LOG", None, as_path),
             audit_reads=r.read("MCP_CLOUDOPS_AUDIT_READS", False, as_boolean),
@@ -262,7 +264,7 @@ KNOWN_SETTINGS = (
         "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
         "HTTP_IDLE_TIMEOUT", "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
         "SANDBOX", "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
-        "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE", "ACCOUNTS",
+        "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE", "OAUTH_GROUPS_CLAIM", "ACCOUNTS",
         "CLI_ACCOUNTS",
     )),
     *OTHER_SETTINGS,

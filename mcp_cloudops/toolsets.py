@@ -26,8 +26,11 @@ from mcp.server.context import ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp_cloudops.accounts import ACCOUNT, Account, Accounts
 from mcp_cloudops.audit import Journal, caller
+from mcp_cloudops.policy import who_calls
 from mcp_cloudops.registry import Registry, ToolSpec
+from mcp_cloudops.schema import account_param
 from mcp_cloudops.settings import Settings
 
 HEADER = "x-mcp-toolsets"
@@ -139,10 +142,11 @@ class SessionToolsets:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: Any) -> Any:
         if ctx.method == "tools/list":
             result = await call_next(ctx)
+            if not (isinstance(result, dict) and isinstance(result.get("tools"), list)):
+                return result
             visible = self.visible(ctx)
-            if visible is not None and isinstance(result, dict) and isinstance(result.get("tools"), list):
-                result = {**result, "tools": [t for t in result["tools"] if t.get("name") in visible]}
-            return result
+            tools = [t for t in result["tools"] if visible is None or t.get("name") in visible]
+            return {**result, "tools": self.accounts_view(tools)}
         if ctx.method == "tools/call":
             name = (ctx.params or {}).get("name")
             if isinstance(name, str) and name in self.out_of_scope(ctx):
@@ -153,6 +157,25 @@ class SessionToolsets:
             if visible is not None and isinstance(name, str) and name not in visible:
                 return self.hidden(name)
         return await call_next(ctx)
+
+    def accounts_view(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`tools` as this caller sees them: a tool whose provider has no account the caller may use (for one
+        that writes, none it may write with) is left out, and an `account` choice lists only the caller's
+        accounts, with the default it gets. Judged from the token and the configuration only, per request."""
+        accounts = self.settings.accounts
+        who = who_calls(self.settings)
+        if accounts is None or (who.everyone and not any(account.read_only for account in accounts)):
+            return tools  # nothing varies by caller
+        seen = []
+        for tool in tools:
+            spec = self.specs.get(tool.get("name", ""))
+            if spec is None:
+                seen.append(tool)  # the discovery tools
+                continue
+            usable = accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential)
+            if usable:
+                seen.append(with_account_choice(tool, accounts, spec.provider, usable))
+        return seen
 
     def scope_refusal(self, name: str) -> str:
         """Why a call beyond the token's scope is refused, as a tool error rather than an HTTP 403: the call
@@ -189,6 +212,24 @@ class SessionToolsets:
                 "open a session whose header names it."
             )
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def with_account_choice(
+    tool: dict[str, Any], accounts: Accounts, provider: str, usable: Mapping[str, Account]
+) -> dict[str, Any]:
+    """A listed tool whose `account` argument offers only `usable`, defaulting as a call naming none would."""
+    schema = tool.get("inputSchema")
+    if not isinstance(schema, dict) or ACCOUNT not in schema.get("properties", {}):
+        return tool
+    default = accounts.default_for(provider, usable)
+    described = {name: account.description for name, account in usable.items()}
+    choice = account_param(described, default)
+    properties = {**schema["properties"], ACCOUNT: {**choice.json_schema, "description": choice.description}}
+    required = [name for name in schema.get("required", []) if name != ACCOUNT] + ([] if default else [ACCOUNT])
+    listed = {**schema, "properties": properties, "required": required}
+    if not required:
+        listed.pop("required")
+    return {**tool, "inputSchema": listed}
 
 
 def _header(ctx: ServerRequestContext[Any, Any], name: str) -> str | None:

@@ -116,10 +116,21 @@ class HttpServer:
         return "".join(self.lines)
 
     @classmethod
-    def start(cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, **env: str) -> HttpServer:
-        """Start it on a free port of `host` (a loopback address), optionally with few file descriptors."""
+    def start(
+        cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, sandbox: bool = True, **env: str
+    ) -> HttpServer:
+        """Start it on a free port of `host` (a loopback address), optionally with few file descriptors; without
+        `sandbox`, `env` says where the providers are (e.g. simulators the test runs itself)."""
         port = free_port(host)
-        command = [sys.executable, "-m", "mcp_cloudops", "serve", "--sandbox", "--transport", "http"]
+        command = [
+            sys.executable,
+            "-m",
+            "mcp_cloudops",
+            "serve",
+            *(["--sandbox"] if sandbox else []),
+            "--transport",
+            "http",
+        ]
         proc = subprocess.Popen(
             [*command, "--host", host, "--port", str(port), *flags],
             env=debug_server_env(**env),
@@ -135,10 +146,10 @@ class HttpServer:
     @classmethod
     @contextmanager
     def running(
-        cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, **env: str
+        cls, *flags: str, host: str = "127.0.0.1", max_open_files: int | None = None, sandbox: bool = True, **env: str
     ) -> Iterator[HttpServer]:
         """`start`, ready to answer, and stopped when the block ends, whatever happens in it."""
-        server = cls.start(*flags, host=host, max_open_files=max_open_files, **env)
+        server = cls.start(*flags, host=host, max_open_files=max_open_files, sandbox=sandbox, **env)
         try:
             server.wait_ready()
             yield server

@@ -132,7 +132,7 @@ def test_two_accounts_and_no_default_make_calls_name_one(tmp_path: Path) -> None
     text += "    b: {variables: {NIRVANA_LABS_API_KEY: y}}\n"
     accounts = loaded(write(tmp_path, text))
     assert accounts.defaults["nirvana"] is None
-    with pytest.raises(ConfigError, match="has several accounts and no default: pass account, one of a, b"):
+    with pytest.raises(ConfigError, match="has several accounts: pass account, one of a, b"):
         accounts.resolve(REGISTRY.providers["nirvana"], None)
 
 
