@@ -13,6 +13,7 @@ cancel their tokens and delete what they recorded. All traffic stays on the unix
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -579,3 +580,53 @@ async def test_https_with_an_untrusted_certificate_is_refused(lxd: Lxd, token: T
         async with Client(build_server(Settings.from_env(unpinned))) as unpinned_client:
             result = await unpinned_client.call_tool("get-operations", {})
         assert result.is_error and "Cannot reach Incus at 127.0.0.1" in text(result)
+
+
+# ---------------------------------------------------------------- accounts: one trusted, one restricted
+
+
+@pytest.fixture
+async def restricted(lxd: Lxd, api: httpx.AsyncClient, tmp_path: Path) -> AsyncIterator[tuple[str, str, str]]:
+    """A project of its own and a client certificate restricted to it (`lxc config trust add --restricted
+    --projects`, through the API): (project, certificate, key). Both removed afterwards."""
+    project, name = f"team-{uuid.uuid4().hex[:8]}", f"restricted-{uuid.uuid4().hex[:8]}"
+    crt, key = make_cert(tmp_path, name)
+    body = "".join(line for line in Path(crt).read_text().splitlines() if "-----" not in line)
+    config = {"features.profiles": "false", "features.images": "false"}
+    with anyio.fail_after(TEST_SECONDS):
+        assert (await api.post("/1.0/projects", json={"name": project, "config": config})).status_code == 201
+        trust = {"type": "client", "name": name, "certificate": body, "restricted": True, "projects": [project]}
+        assert (await api.post("/1.0/certificates", json=trust)).status_code == 201
+    try:
+        yield project, crt, key
+    finally:
+        with anyio.fail_after(TEST_SECONDS):
+            certs = (await api.get("/1.0/certificates", params={"recursion": "1"})).json()["metadata"] or []
+            for cert in certs:
+                if cert.get("name") == name:
+                    await api.delete(f"/1.0/certificates/{cert['fingerprint']}")
+            await api.delete(f"/1.0/projects/{project}")
+
+
+async def test_a_restricted_account_acts_in_its_project_and_lxd_refuses_it_elsewhere(
+    lxd: Lxd, container: str, restricted: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """Two Incus accounts: the environment's (the socket, fully trusted) and `team`, a certificate LXD
+    restricts to one project, which is the account's default project (INCUS_PROJECT, as a remote's)."""
+    project, crt, key = restricted
+    team = {**lxd.https_env(crt, key), "INCUS_PROJECT": project}
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(json.dumps({"accounts": {"incus": {"team": {"variables": team}}}}))
+    accounts.chmod(0o600)
+    env = {"INCUS_SOCKET": lxd.socket, "MCP_CLOUDOPS_ACCOUNTS": str(accounts)}
+    with anyio.fail_after(TEST_SECONDS):
+        async with Client(build_server(Settings.from_env(env))) as client:
+            mine = await client.call_tool("list-instances", {})
+            theirs = await client.call_tool("list-instances", {"account": "team"})
+            everywhere = await client.call_tool("list-instances", {"account": "team", "all-projects": True})
+            elsewhere = await client.call_tool("list-instances", {"account": "team", "project": "default"})
+    assert not mine.is_error and container in text(mine)
+    assert not theirs.is_error, text(theirs)
+    assert container not in text(theirs)  # the project's instances only: none
+    for refused in (everywhere, elsewhere):  # LXD itself refuses the certificate outside its project
+        assert refused.is_error and "HTTP 403" in text(refused), text(refused)
