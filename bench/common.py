@@ -174,3 +174,27 @@ def peer_status(setup: bool) -> tuple[bool, str]:
 
 def peer_name(tool: str) -> str:
     return tool.replace("-", "_")  # FastMCP turns the mcp_names we give it into identifiers
+
+
+def accounts_file(per_provider: int, directory: Path) -> Path:
+    """An accounts file (README, Accounts) giving every provider `per_provider` accounts beyond the environment's,
+    each described, with made-up credentials: what a team with staging and production organisations writes."""
+    import json
+
+    from mcp_cloudops.registry import load_registry
+
+    made_up = {
+        "exoscale": {"EXOSCALE_API_KEY": "EXO" + "k" * 24, "EXOSCALE_API_SECRET": "s" * 40},
+        "scaleway": {"SCW_SECRET_KEY": "11111111-2222-4333-8444-555555555555"},
+        "portainer": {"PORTAINER_URL": "http://127.0.0.1:9", "PORTAINER_API_KEY": "ptr_" + "p" * 40},
+        "nirvana": {"NIRVANA_LABS_API_KEY": "n" * 40},
+        "incus": {"INCUS_SOCKET": "/nonexistent/incus.socket"},
+    }
+    accounts = {
+        key: {f"team-{n}": {"description": f"Team {n}", "variables": made_up.get(key, {})} for n in range(per_provider)}
+        for key in load_registry().providers
+    }
+    path = directory / "accounts.yaml"
+    path.write_text(json.dumps({"accounts": accounts}))
+    path.chmod(0o600)
+    return path

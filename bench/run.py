@@ -30,6 +30,7 @@ from common import (
     PEER_PY,
     PY,
     BenchError,
+    accounts_file,
     base_env,
     free_port,
     nbytes,
@@ -60,6 +61,9 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
     common = [t for t in tools if providers.get(t["name"]) in ("exoscale", "nirvana")]
     cc["ours_common"] = context_cost(common, group, nbytes({"tools": common}))
     cc["what_if"] = what_if(tools)
+    with tempfile.TemporaryDirectory() as tmp:  # the `account` argument on every tool: two accounts everywhere
+        two, two_bytes, _ = await our_tools_list(base_env(MCP_CLOUDOPS_ACCOUNTS=str(accounts_file(1, Path(tmp)))))
+    cc["two_accounts"] = context_cost(two, group, two_bytes)
     print("context cost, dynamic toolsets ...", flush=True)
     try:
         cc["dynamic"] = await dynamic_toolsets(base_env(), tools, providers)
@@ -157,7 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ours = Subject("ours", "mcp-cloudops serve (stdio)", [PY, "-m", "mcp_cloudops", "serve"], base_env())
     bare = Subject("bare", "bare one-tool MCPServer", [PY, str(BENCH / "bare_server.py")], base_env())
-    subjects = [ours, bare]
+    accounts_dir = Path(tempfile.mkdtemp(prefix="bench-accounts-"))
+    ten = base_env(MCP_CLOUDOPS_ACCOUNTS=str(accounts_file(2, accounts_dir)))  # 2 x 5 providers = 10 accounts
+    with_accounts = Subject("accounts", "mcp-cloudops serve, 10 accounts in a file", ours.argv, ten)
+    subjects = [ours, bare, with_accounts]
     if peer_ok:
         subjects.append(
             Subject(
@@ -175,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not peer_ok or "peer" not in str(exc).lower():
                 raise
             ERRORS.add("peer cold start", str(exc))
-            res["cold_start"] = cold_start(subjects[:2], args.runs)
+            res["cold_start"] = cold_start([s for s in subjects if s.key != "peer"], args.runs)
         print("importtime, profile ...", flush=True)
         res["importtime"] = importtime_summary(ours, bare, args.importtime_runs)
         res["startup_profile"] = startup_profile(ours)

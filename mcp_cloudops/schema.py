@@ -82,12 +82,12 @@ def account_param(accounts: Mapping[str, str | None], default: str | None) -> Pa
     """The server's own `account` option, for a provider with several accounts: their names, with each
     description, and the default when there is one (else every call names one)."""
     listed = "; ".join(f"{name} ({words})" if words else name for name, words in accounts.items())
-    schema: dict[str, Any] = {"type": "string", "enum": list(accounts)}
+    schema: dict[str, Any] = {"enum": list(accounts)}  # names: no "type" besides
     if default is not None:
         schema["default"] = default
     return Param.model_validate({
         "name": ACCOUNT, "in": "option", "required": default is None, "schema": schema,
-        "description": f"Account to act in: {listed}.",
+        "description": f"Account: {listed}.",
     })  # fmt: skip
 
 

@@ -59,13 +59,24 @@ def failed(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-def annotations(tool: ToolSpec) -> ToolAnnotations:
+MCP_HINT_DEFAULTS = {"readOnly": False, "destructive": True, "idempotent": False, "openWorld": True}
+
+
+def annotations(tool: ToolSpec, lean: bool = False) -> ToolAnnotations:
+    """The tool's hints, all stated. `lean` (a tool carrying an `account` choice) pays for that argument
+    with the cuts bench/context.py measures: no title repeating the tool's own, no hint equal to its MCP
+    default, and no destructive or idempotent hint on a read-only tool (meaningless there, says the spec)."""
+    hints = tool.hints.model_dump()
+    if lean:
+        hints = {name: value for name, value in hints.items() if MCP_HINT_DEFAULTS[name] != value}
+        if tool.hints.readOnly:
+            hints = {name: value for name, value in hints.items() if name not in ("destructive", "idempotent")}
     return ToolAnnotations(
-        title=tool.title,
-        read_only_hint=tool.hints.readOnly,
-        destructive_hint=tool.hints.destructive,
-        idempotent_hint=tool.hints.idempotent,
-        open_world_hint=tool.hints.openWorld,
+        title=None if lean else tool.title,
+        read_only_hint=hints.get("readOnly"),
+        destructive_hint=hints.get("destructive"),
+        idempotent_hint=hints.get("idempotent"),
+        open_world_hint=hints.get("openWorld"),
     )
 
 
@@ -147,7 +158,8 @@ class Connections:
 def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
     settings = connections.settings
     provider = connections.registry.provider_of(spec)
-    schema = input_schema(spec, provider, settings.max_wait, account_choice(connections.accounts, provider))
+    choice = account_choice(connections.accounts, provider)
+    schema = input_schema(spec, provider, settings.max_wait, choice)
     validator = ArgumentValidator(unnamed_accounts(schema), frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap
 
@@ -198,7 +210,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         fn_metadata=FuncMetadata(arg_model=_PassThrough),
         is_async=True,
         context_kwarg="ctx",
-        annotations=annotations(spec),
+        annotations=annotations(spec, lean=bool(choice)),
         **resolvers,
     )
 

@@ -7,10 +7,12 @@ Budget: 900 bytes per tool on average (compact JSON, as the client receives it),
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mcp import Client
 
+from mcp_cloudops.registry import load_registry
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
 
@@ -19,8 +21,8 @@ AVERAGE_BUDGET = 900
 PER_TOOL_MAX = 2500
 
 
-async def listed() -> list[dict]:
-    async with Client(build_server(Settings.from_env({})), mode="legacy") as client:
+async def listed(env: dict[str, str] | None = None) -> list[dict]:
+    async with Client(build_server(Settings.from_env(env or {})), mode="legacy") as client:
         result = await client.list_tools()
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")["tools"]
 
@@ -42,3 +44,26 @@ async def test_trimming_never_drops_a_description() -> None:
         assert len(tool["description"]) >= 60, tool["name"]
         for name, prop in tool["inputSchema"]["properties"].items():
             assert len(prop.get("description", "")) >= 8, f"{tool['name']}.{name}"
+
+
+async def test_two_accounts_on_every_provider_stay_within_budget(tmp_path: Path) -> None:
+    """The `account` argument is paid for with the cuts bench/context.py lists (README, What tools/list shows)."""
+    registry = load_registry()
+    accounts = {key: {"team": {"description": "Team account", "variables": {}}} for key in registry.providers}
+    path = tmp_path / "accounts.yaml"
+    path.write_text(json.dumps({"accounts": accounts}))
+    path.chmod(0o600)
+    env = {
+        "MCP_CLOUDOPS_ACCOUNTS": str(path), "SCW_SECRET_KEY": "s" * 20, "EXOSCALE_API_KEY": "EXO" + "k" * 20,
+        "EXOSCALE_API_SECRET": "e" * 20, "PORTAINER_URL": "http://127.0.0.1:9", "PORTAINER_API_KEY": "ptr_" + "p" * 20,
+        "NIRVANA_LABS_API_KEY": "n" * 20, "INCUS_SOCKET": "/nonexistent/incus.socket",
+    }  # fmt: skip
+    tools = await listed(env)
+    assert all("account" in tool["inputSchema"]["properties"] for tool in tools)
+    average = size({"tools": tools}) / len(tools)
+    assert average <= AVERAGE_BUDGET, f"tools/list averages {average:.0f} B/tool with two accounts"
+    for tool in tools:  # every hint still said where it differs from MCP's default
+        hints = registry.by_name[tool["name"]].hints
+        assert tool["annotations"].get("readOnlyHint", False) == hints.readOnly
+        if not hints.readOnly:
+            assert tool["annotations"].get("destructiveHint", True) == hints.destructive
