@@ -227,9 +227,11 @@ async def serve(
         return
     from mcp_cloudops.sandbox.runner import run_sandbox
 
-    async with run_sandbox() as sandbox:
+    async with run_sandbox(team=True) as sandbox:
         logging.getLogger("mcp_cloudops").info(
-            "sandbox simulators: %s", ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items())
+            "sandbox simulators: %s; account team: %s",
+            ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items()),
+            ", ".join(f"{k}={v}" for k, v in (sandbox.team.addresses if sandbox.team else {}).items()),
         )
         settings = Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
         await run(build_server(settings, registry), settings)
@@ -433,7 +435,7 @@ def start(args: argparse.Namespace) -> tuple[Settings, Registry, tuple[ToolSpec,
         problems = str(exc).splitlines()
     registry = load_registry()
     problems += unknown_settings(os.environ, registry)
-    if settings is not None and not problems:
+    if settings is not None and not problems and not settings.sandbox:  # the sandbox brings its own accounts
         try:
             settings = settings.with_accounts(registry)
         except ConfigError as exc:

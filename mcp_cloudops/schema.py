@@ -81,7 +81,8 @@ def wait_params(max_wait: float = MAX_WAIT, default: bool = False) -> tuple[Para
 def account_param(accounts: Mapping[str, str | None], default: str | None) -> Param:
     """The server's own `account` option, for a provider with several accounts: their names, with each
     description, and the default when there is one (else every call names one)."""
-    listed = "; ".join(f"{name} ({words})" if words else name for name, words in accounts.items())
+    described = "; ".join(f"{name} ({words})" for name, words in accounts.items() if words)  # the enum names all
+    listed = described or "one of the enum"
     schema: dict[str, Any] = {"enum": list(accounts)}  # names: no "type" besides
     if default is not None:
         schema["default"] = default

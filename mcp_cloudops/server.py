@@ -65,10 +65,11 @@ MCP_HINT_DEFAULTS = {"readOnly": False, "destructive": True, "idempotent": False
 def annotations(tool: ToolSpec, lean: bool = False) -> ToolAnnotations:
     """The tool's hints, all stated. `lean` (a tool carrying an `account` choice) pays for that argument
     with the cuts bench/context.py measures: no title repeating the tool's own, no hint equal to its MCP
-    default, and no destructive or idempotent hint on a read-only tool (meaningless there, says the spec)."""
+    default but readOnlyHint (the one every client reads), and no destructive or idempotent hint on a
+    read-only tool (meaningless there, says the spec)."""
     hints = tool.hints.model_dump()
     if lean:
-        hints = {name: value for name, value in hints.items() if MCP_HINT_DEFAULTS[name] != value}
+        hints = {name: value for name, value in hints.items() if name == "readOnly" or MCP_HINT_DEFAULTS[name] != value}
         if tool.hints.readOnly:
             hints = {name: value for name, value in hints.items() if name not in ("destructive", "idempotent")}
     return ToolAnnotations(

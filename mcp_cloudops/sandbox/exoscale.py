@@ -319,6 +319,30 @@ SNAPSHOT_RUNNING = "5e0a7c1d-2b3f-4a8e-9d61-7c0e5a000002"  # snapshot of web-1: 
 INSTANCE_POOL = "c2f1b0d4-0000-4000-8000-000000000001"
 OPERATION_DONE = "0e7a3c2b-6d5f-4a1e-8b9c-0c0e5a000001"  # a finished start of web-1, to try get-exoscale-operation
 
+# The team key's organization (the sandbox's `team` account), seeded in DEFAULT_ZONE too.
+TEAM_INSTANCE_RUNNING = "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000101"  # "api-1", running
+TEAM_INSTANCE_STOPPED = "8d1d3a4e-7b2c-4f6a-9e10-5a0c0e000102"  # "worker-1", stopped
+TEAM_SNAPSHOT_STOPPED = "5e0a7c1d-2b3f-4a8e-9d61-7c0e5a000101"  # snapshot of worker-1: revert succeeds
+TEAM_OPERATION_DONE = "0e7a3c2b-6d5f-4a1e-8b9c-0c0e5a000101"  # a finished stop of worker-1
+TEAM_TEMPLATE_PRIVATE = "a5c1f3c6-0000-4000-8000-000000000201"
+TEAM_TEMPLATES: dict[str, Template] = {
+    TEAM_TEMPLATE_PRIVATE: Template(
+        "billing-api-golden", "ubuntu", "2.0", "ubuntu", "legacy", "2025-04-01", 10, "2025-04-01T12:00:00Z",
+        description="Ubuntu 22.04 with the billing API, as on api-1", visibility="private",
+        zones=frozenset({DEFAULT_ZONE}),
+    ),
+}  # fmt: skip
+TEAM_SSH_KEYS: dict[str, str] = {"team-key": "5d:21:9a:c4:0e:7b:33:f8:a2:6c:91:de:04:b7:58:1f"}
+TEAM_SECURITY_GROUP = "f7a1c2e0-0000-4000-8000-000000000201"
+TEAM_SECURITY_GROUPS: dict[str, dict[str, Any]] = {
+    TEAM_SECURITY_GROUP: {
+        "name": "default",
+        "description": "Default Security Group",
+        "rules": [_rule(11, "SSH from the office", "tcp", "203.0.113.0/24", 22)],
+        "external-sources": [],
+    },
+}
+
 CREATE_FIELDS = frozenset(
     {
         "instance-type",
@@ -611,12 +635,20 @@ class ExoscaleSimulator(Simulator):
 
     provider: ClassVar[str] = "exoscale"
 
-    def __init__(self, operation_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        operation_delay: float = 0.5,
+        *,
+        key: str = credentials.EXOSCALE_API_KEY,
+        secret: str = credentials.EXOSCALE_API_SECRET,
+    ) -> None:
         self.operation_delay = operation_delay
-        self.secrets: dict[str, str] = {credentials.EXOSCALE_API_KEY: credentials.EXOSCALE_API_SECRET}
+        self.key, self.secret = key, secret  # what env() hands the server
+        self.secrets: dict[str, str] = {key: secret}  # the keys it knows: another one is 403 "Invalid API key"
         self.instances: dict[str, Instance] = {}
         self.operations: dict[str, Operation] = {}
         self.snapshots: dict[str, Snapshot] = {}
+        self.templates: dict[str, Template] = dict(TEMPLATES)
         self.ssh_keys: dict[str, str] = dict(SSH_KEYS)
         self.security_groups: dict[str, dict[str, Any]] = {k: dict(v) for k, v in SECURITY_GROUPS.items()}
         self._operation_faults: list[tuple[str, str]] = []
@@ -1127,7 +1159,7 @@ class ExoscaleSimulator(Simulator):
         family = query.get("family")
         selected = [
             template.to_json(template_id)
-            for template_id, template in TEMPLATES.items()
+            for template_id, template in self.templates.items()
             if template.visibility == visibility
             and call.zone in template.zones
             and (family is None or template.family == family)
@@ -1169,7 +1201,7 @@ class ExoscaleSimulator(Simulator):
 
     def _template(self, zone: str, template_id: str) -> Template:
         """A template usable in `zone`: a private one exists only where it was registered."""
-        template = TEMPLATES.get(template_id)
+        template = self.templates.get(template_id)
         if template is None or zone not in template.zones:
             raise ApiError(404, f"Template {template_id} not found")
         return template
@@ -1196,9 +1228,91 @@ class ExoscaleSimulator(Simulator):
     def env(self, address: str) -> dict[str, str]:
         return {
             "EXOSCALE_API_URL": address + "/{zone}/v2",
-            "EXOSCALE_API_KEY": credentials.EXOSCALE_API_KEY,
-            "EXOSCALE_API_SECRET": credentials.EXOSCALE_API_SECRET,
+            "EXOSCALE_API_KEY": self.key,
+            "EXOSCALE_API_SECRET": self.secret,
         }
+
+
+class TeamExoscaleSimulator(ExoscaleSimulator):
+    """The sandbox's `team` account: another organization's key, with its own instances (api-1 running,
+    worker-1 stopped), snapshots, SSH key, security group and private template; the public catalogue and the
+    API's behaviour are the same."""
+
+    def __init__(
+        self,
+        operation_delay: float = 0.5,
+        *,
+        key: str = credentials.TEAM_EXOSCALE_API_KEY,
+        secret: str = credentials.TEAM_EXOSCALE_API_SECRET,
+    ) -> None:
+        super().__init__(operation_delay, key=key, secret=secret)
+
+    def _seed(self) -> None:
+        public = {k: v for k, v in TEMPLATES.items() if v.visibility == "public"}
+        self.templates = {**public, **TEAM_TEMPLATES}
+        self.ssh_keys = dict(TEAM_SSH_KEYS)
+        self.security_groups = {k: dict(v) for k, v in TEAM_SECURITY_GROUPS.items()}
+        for instance in team_instances():
+            self.instances[instance.id] = instance
+        self.snapshots = {snapshot.id: snapshot for snapshot in team_snapshots()}
+        self.operations[TEAM_OPERATION_DONE] = Operation(
+            id=TEAM_OPERATION_DONE,
+            zone=DEFAULT_ZONE,
+            command="stop-instance",
+            reference_id=TEAM_INSTANCE_STOPPED,
+            reference_link=f"/v2/instance/{TEAM_INSTANCE_STOPPED}",
+            created=time.monotonic(),
+            state="success",
+        )
+
+
+def team_instances() -> list[Instance]:
+    """The team organization's instances, in DEFAULT_ZONE."""
+    api = Instance(
+        id=TEAM_INSTANCE_RUNNING,
+        zone=DEFAULT_ZONE,
+        name="api-1",
+        state="running",
+        instance_type=STANDARD_SMALL,
+        template=TEMPLATE_UBUNTU_2204,
+        disk_size=20,
+        created_at="2025-04-02T07:45:12Z",
+        public_ip="185.19.28.40",
+        labels={"env": "prod", "team": "billing", "role": "api"},
+        ssh_keys=[{"name": "team-key"}],
+        security_groups=[{"id": TEAM_SECURITY_GROUP}],
+        password="api1-initial-pass",
+    )
+    worker = Instance(
+        id=TEAM_INSTANCE_STOPPED,
+        zone=DEFAULT_ZONE,
+        name="worker-1",
+        state="stopped",
+        instance_type=MEMORY_LARGE,
+        template=TEMPLATE_DEBIAN,
+        disk_size=200,
+        created_at="2025-04-03T13:20:05Z",
+        public_ip="185.19.28.41",
+        labels={"env": "prod", "team": "billing", "role": "worker"},
+        snapshots=[TEAM_SNAPSHOT_STOPPED],
+        ssh_keys=[{"name": "team-key"}],
+        password="worker1-initial-pass",
+    )
+    return [api, worker]
+
+
+def team_snapshots() -> list[Snapshot]:
+    """worker-1's snapshot: reverting it (worker-1 is stopped) succeeds."""
+    return [
+        Snapshot(
+            id=TEAM_SNAPSHOT_STOPPED,
+            zone=DEFAULT_ZONE,
+            instance_id=TEAM_INSTANCE_STOPPED,
+            name="worker-1-20250410031500",
+            size=200,
+            created_at="2025-04-10T03:15:00Z",
+        )
+    ]
 
 
 # action after the colon ("" for the bare instance) -> HTTP method -> handler method name

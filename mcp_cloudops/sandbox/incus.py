@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 from starlette.applications import Starlette
@@ -385,6 +385,11 @@ _DEFAULT_INSTANCES = {
     "vm1": {"type": "virtual-machine", "status": "Running"},
     "c2": {"type": "container", "status": "Stopped"},
 }
+_TEAM_INSTANCES = {  # the sandbox's `team` account: another daemon, other instances
+    "team-c1": {"type": "container", "status": "Running"},
+    "team-db1": {"type": "container", "status": "Stopped"},
+    "team-vm1": {"type": "virtual-machine", "status": "Running"},
+}
 STATE_CHANGE_SECONDS = 0.5  # how long starting, stopping or freezing an instance takes
 _INSTANCE_CODES = {"Running": 103, "Stopped": 102, "Frozen": 110}
 # action -> (states it applies to, the state it leaves, the operation's description)
@@ -430,6 +435,9 @@ class IncusSimulator(Simulator):
 
     provider = "incus"
     transport = "unix"
+    seed_instances: ClassVar[dict[str, dict[str, str]]] = _DEFAULT_INSTANCES
+    seed_container: ClassVar[str] = "c1"  # the running container the seeded operations act on
+    server_name: ClassVar[str] = "sandbox"
 
     def __init__(
         self,
@@ -444,7 +452,7 @@ class IncusSimulator(Simulator):
         self.exec_connect_timeout = exec_connect_timeout
         self.chunk_size = chunk_size
         self.operations: dict[str, Operation] = {}
-        self.instances: dict[str, dict[str, str]] = {k: dict(v) for k, v in _DEFAULT_INSTANCES.items()}
+        self.instances: dict[str, dict[str, str]] = {k: dict(v) for k, v in self.seed_instances.items()}
         self.exec_outputs: dict[tuple[str, str], bytes] = {}
         self.seeded: dict[str, str] = {}
         if seed:
@@ -528,12 +536,13 @@ class IncusSimulator(Simulator):
             "task",
             description="Snapshotting instance",
             resources={
-                "instances": ["/1.0/instances/c1"],
-                "instances_snapshots": ["/1.0/instances/c1/snapshots/snap0"],
+                "instances": [f"/1.0/instances/{self.seed_container}"],
+                "instances_snapshots": [f"/1.0/instances/{self.seed_container}/snapshots/snap0"],
             },
             finish_after=task_seconds,
         )["id"]
-        self.seeded["exec"] = self.create_exec(["uname", "-a"], connect_timeout=math.inf)["id"]
+        waiting = self.create_exec(["uname", "-a"], instance=self.seed_container, connect_timeout=math.inf)
+        self.seeded["exec"] = waiting["id"]
 
     def _new_exec(
         self,
@@ -638,7 +647,7 @@ class IncusSimulator(Simulator):
                 "public": False,
                 "environment": {
                     "server": "incus",
-                    "server_name": "sandbox",
+                    "server_name": self.server_name,
                     "server_version": "6.0.0",
                     "server_clustered": False,
                     "project": "default",
@@ -923,3 +932,13 @@ async def _cancel_on_disconnect(request: Request, scope: anyio.CancelScope) -> N
     while (await request.receive())["type"] != "http.disconnect":
         pass
     scope.cancel()
+
+
+class TeamIncusSimulator(IncusSimulator):
+    """The sandbox's `team` account: another Incus daemon (another unix socket; the socket's permissions are
+    the credential), whose instances are `team-c1` (running container), `team-db1` (stopped container) and
+    `team-vm1` (running VM); the seeded operations act on `team-c1`."""
+
+    seed_instances: ClassVar[dict[str, dict[str, str]]] = _TEAM_INSTANCES
+    seed_container: ClassVar[str] = "team-c1"
+    server_name: ClassVar[str] = "sandbox-team"

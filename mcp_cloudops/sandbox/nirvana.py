@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -50,9 +50,11 @@ DEFAULT_LIMIT, MAX_LIMIT = 10, 100
 PROJECT_MAIN = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a1"  # 36 seeded operations
 PROJECT_OTHER = "b7f3e2a0-5d1c-4e8f-9a6b-0000000000a2"  # 24 seeded operations
 SEED_COUNT = 60
+_SEED_STATUSES = {60: "running", 59: "pending", 13: "failed", 37: "failed", 58: "running"}  # others: done
+SeedProject = tuple[str, str, list[str], tuple[int, int]]
 # The API key's projects, oldest first: (id, name, tags, (dedicated, flex) RPC nodes); only the first two have
 # operations, and their cloud resource counts are derived from them (resource_counts).
-SEED_PROJECTS = (
+SEED_PROJECTS: tuple[SeedProject, ...] = (
     (PROJECT_MAIN, "production", ["prod"], (0, 0)),
     (PROJECT_OTHER, "staging", ["staging"], (0, 0)),
     ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a3", "rpc-mainnet", ["prod", "blockchain"], (2, 3)),
@@ -61,6 +63,17 @@ SEED_PROJECTS = (
     ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a6", "sandbox-bob", [], (0, 1)),
     ("b7f3e2a0-5d1c-4e8f-9a6b-0000000000a7", "archive-2024", ["archive"], (0, 0)),
 )
+# The team key's (the sandbox's `team` account): other projects, and operations numbered 101..118, so that
+# their ids and resources are none of the default key's.
+TEAM_PROJECT_MAIN = "c8a4f3b1-6e2d-4f90-8b7c-0000000000b1"
+TEAM_PROJECT_OTHER = "c8a4f3b1-6e2d-4f90-8b7c-0000000000b2"
+TEAM_PROJECTS: tuple[SeedProject, ...] = (
+    (TEAM_PROJECT_MAIN, "team-payments", ["team", "prod"], (0, 0)),
+    (TEAM_PROJECT_OTHER, "team-analytics", ["team"], (0, 0)),
+    ("c8a4f3b1-6e2d-4f90-8b7c-0000000000b3", "team-rpc", ["team", "blockchain"], (1, 2)),
+)
+TEAM_NUMBERS = range(101, 119)
+_TEAM_STATUSES = {118: "running", 117: "pending", 107: "failed"}  # others: done
 # Operation kind -> the project's resources.cloud counter it adds to (firewall rules are not counted).
 _CLOUD_COUNTERS = {
     "nks_cluster": "nks_clusters",
@@ -97,13 +110,18 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def seed_operations() -> list[dict[str, Any]]:
-    """60 deterministic operations, oldest first, spread over two projects and every kind."""
+def seed_operations(
+    numbers: Sequence[int] = range(1, SEED_COUNT + 1),
+    projects: tuple[str, str] = (PROJECT_MAIN, PROJECT_OTHER),
+    statuses: Mapping[int, str] = _SEED_STATUSES,
+) -> list[dict[str, Any]]:
+    """Deterministic operations numbered `numbers` (by default the 60 of the default key), oldest first,
+    spread over two `projects` and every kind; other numbers give other ids and resources."""
     operations = []
-    for n in range(1, SEED_COUNT + 1):
+    for n in numbers:
         kind = KINDS[n % len(KINDS)]
         op_type = TYPES[n % len(TYPES)]
-        status = {60: "running", 59: "pending", 13: "failed", 37: "failed", 58: "running"}.get(n, "done")
+        status = statuses.get(n, "done")
         created = _EPOCH + timedelta(minutes=37 * n)
         finished = status in ("done", "failed")
         changes: dict[str, Any] | None = None
@@ -117,7 +135,7 @@ def seed_operations() -> list[dict[str, Any]]:
                 "created_at": _iso(created),
                 "details": changes,
                 "kind": kind,
-                "project_id": PROJECT_MAIN if n % 5 < 3 else PROJECT_OTHER,
+                "project_id": projects[0] if n % 5 < 3 else projects[1],
                 "resource_id": str(uuid.uuid5(_NAMESPACE, f"{kind}/{n // 3}")),
                 "status": status,
                 "type": op_type,
@@ -139,10 +157,12 @@ def resource_counts(operations: Sequence[dict[str, Any]], project_id: str) -> di
     return {"connect_connections": 0, **{counter: len(ids) for counter, ids in live.items()}}
 
 
-def seed_projects(operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The seeded projects, oldest first, all created before the first operation."""
+def seed_projects(
+    operations: Sequence[dict[str, Any]], seeded: Sequence[SeedProject] = SEED_PROJECTS
+) -> list[dict[str, Any]]:
+    """The `seeded` projects, oldest first, all created before the first operation."""
     projects = []
-    for n, (project_id, name, tags, (dedicated, flex)) in enumerate(SEED_PROJECTS):
+    for n, (project_id, name, tags, (dedicated, flex)) in enumerate(seeded):
         created = _EPOCH - timedelta(days=70 - 9 * n, hours=n)
         projects.append(
             {
@@ -318,24 +338,34 @@ class NirvanaSimulator(Simulator):
     """
 
     provider: ClassVar[str] = "nirvana"
+    main_project: ClassVar[str] = PROJECT_MAIN  # where add_operation puts an operation by default
 
-    def __init__(self) -> None:
-        self.operations: dict[str, dict[str, Any]] = {op["id"]: op for op in seed_operations()}
-        self.projects: dict[str, dict[str, Any]] = {p["id"]: p for p in seed_projects(list(self.operations.values()))}
+    def __init__(self, *, api_key: str = credentials.NIRVANA_LABS_API_KEY) -> None:
+        self.api_key = api_key  # the only bearer token accepted: another key is 401, as upstream
+        self.operations: dict[str, dict[str, Any]] = {op["id"]: op for op in self._seed_operations()}
+        self.projects: dict[str, dict[str, Any]] = {
+            p["id"]: p for p in self._seed_projects(list(self.operations.values()))
+        }
         super().__init__()
+
+    def _seed_operations(self) -> list[dict[str, Any]]:
+        return seed_operations()
+
+    def _seed_projects(self, operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return seed_projects(operations)
 
     def rate_limit_next(self, retry_after: int = 1) -> None:
         self.fail_next(429, {"message": "Too many requests"}, retry_after)
 
     def add_operation(self, **fields: Any) -> dict[str, Any]:
-        """Add an operation (defaults: a pending vm create in PROJECT_MAIN, created now)."""
+        """Add an operation (defaults: a pending vm create in `main_project`, created now)."""
         now = _iso(datetime.now(UTC))
         op = {
             "id": str(uuid.uuid4()),
             "created_at": now,
             "details": None,
             "kind": "vm",
-            "project_id": PROJECT_MAIN,
+            "project_id": self.main_project,
             "resource_id": str(uuid.uuid4()),
             "status": "pending",
             "type": "create",
@@ -363,7 +393,7 @@ class NirvanaSimulator(Simulator):
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 return JSONResponse({"message": "missing bearer token"}, status_code=401)
-            if token != credentials.NIRVANA_LABS_API_KEY:
+            if token != self.api_key:
                 return JSONResponse({"message": "invalid API key"}, status_code=401)
             try:
                 return await handler(request)
@@ -387,4 +417,20 @@ class NirvanaSimulator(Simulator):
         return JSONResponse(op)
 
     def env(self, address: str) -> dict[str, str]:
-        return {"NIRVANA_LABS_BASE_URL": address, "NIRVANA_LABS_API_KEY": credentials.NIRVANA_LABS_API_KEY}
+        return {"NIRVANA_LABS_BASE_URL": address, "NIRVANA_LABS_API_KEY": self.api_key}
+
+
+class TeamNirvanaSimulator(NirvanaSimulator):
+    """The sandbox's `team` account: another API key, whose projects (TEAM_PROJECTS) and operations (numbered
+    TEAM_NUMBERS) are none of the default key's; the API behaves the same."""
+
+    main_project: ClassVar[str] = TEAM_PROJECT_MAIN
+
+    def __init__(self, *, api_key: str = credentials.TEAM_NIRVANA_LABS_API_KEY) -> None:
+        super().__init__(api_key=api_key)
+
+    def _seed_operations(self) -> list[dict[str, Any]]:
+        return seed_operations(TEAM_NUMBERS, (TEAM_PROJECT_MAIN, TEAM_PROJECT_OTHER), _TEAM_STATUSES)
+
+    def _seed_projects(self, operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return seed_projects(operations, TEAM_PROJECTS)

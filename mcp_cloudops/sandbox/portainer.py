@@ -64,11 +64,14 @@ from mcp_cloudops.sandbox.shell import Proc, Stdin, is_known, run_command, run_s
 
 SANDBOX_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MSwidXNlcm5hbWUiOiJhZG1pbiIsInJvbGUiOjF9.sandbox"
 """A JWT the simulator accepts as `Authorization: Bearer` or `?token=` (public by design)."""
+TEAM_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MiwidXNlcm5hbWUiOiJ0ZWFtIiwicm9sZSI6MX0.sandbox-team"
+"""The `team` Portainer's JWT (user "team"): the default one is refused there, and this one here."""
 
 FRAME_LIMIT = 2048
 """Portainer's read buffer: the most bytes one output frame carries, and the largest client frame."""
 
-DOCKER, KUBERNETES = 1, 5  # Portainer environment types: Docker (local), Kubernetes (local)
+DOCKER, DOCKER_AGENT = 1, 2  # Portainer environment types: Docker (local), Docker through the Portainer agent
+KUBERNETES, KUBERNETES_AGENT = 5, 6  # Kubernetes (local), Kubernetes through the agent
 UP, DOWN = 1, 2  # Portainer environment statuses
 _UNAUTHORIZED = {"message": "A valid authorisation token is missing", "details": "Unauthorized"}
 _NO_ENDPOINT = "Unable to find the environment associated to the stack inside the database"
@@ -175,9 +178,9 @@ class Container:
         return key in self.labels and (not equals or self.labels[key] == value)
 
 
-def _compose(service: str) -> dict[str, str]:
+def _compose(service: str, project: str = "shop") -> dict[str, str]:
     """The labels Docker Compose puts on a service's container."""
-    return {"com.docker.compose.project": "shop", "com.docker.compose.service": service}
+    return {"com.docker.compose.project": project, "com.docker.compose.service": service}
 
 
 def _searches(pattern: str, text: str) -> bool:
@@ -378,7 +381,8 @@ def _tty_input(data: bytes) -> bytes:
 
 
 class PortainerSimulator(Simulator):
-    """Portainer CE on 127.0.0.1, authenticated by `credentials.PORTAINER_API_KEY` or `SANDBOX_JWT`.
+    """Portainer CE on 127.0.0.1, authenticated by its `api_key` (`credentials.PORTAINER_API_KEY`) or `jwt`
+    (`SANDBOX_JWT`).
 
     Constructor: `seed=True`, `log_interval=0.05` (between attach lines), `tick_interval=0.5`
     (the endless container), `disconnect_grace=1.0` (seconds a Docker exec may run on after its
@@ -404,8 +408,11 @@ class PortainerSimulator(Simulator):
         log_interval: float = 0.05,
         tick_interval: float = 0.5,
         disconnect_grace: float = 1.0,
+        api_key: str = credentials.PORTAINER_API_KEY,
+        jwt: str = SANDBOX_JWT,
     ) -> None:
-        self.jwt = SANDBOX_JWT
+        self.api_key = api_key  # the only X-API-Key accepted (another is 401, as upstream), and env()'s
+        self.jwt = jwt
         self.disconnect_grace = disconnect_grace
         self.endpoints: dict[int, Endpoint] = {}
         self.container_ids: dict[str, str] = {}
@@ -415,7 +422,7 @@ class PortainerSimulator(Simulator):
         super().__init__()
 
     def env(self, address: str) -> dict[str, str]:
-        return {"PORTAINER_URL": address, "PORTAINER_API_KEY": credentials.PORTAINER_API_KEY}
+        return {"PORTAINER_URL": address, "PORTAINER_API_KEY": self.api_key}
 
     # -- helpers for tests and the sandbox -------------------------------------------------
 
@@ -471,7 +478,7 @@ class PortainerSimulator(Simulator):
         api_key = conn.headers.get("x-api-key") or next(
             (value for name, value in conn.query_params.multi_items() if name.lower() == "x-api-key"), ""
         )
-        if api_key and secrets.compare_digest(api_key, credentials.PORTAINER_API_KEY):
+        if api_key and secrets.compare_digest(api_key, self.api_key):
             return True
         token = _first(conn.query_params, "token")
         if "authorization" in conn.headers:
@@ -853,3 +860,51 @@ def _continue_start(key: str, namespace: str) -> int | None:
 async def _suppress_disconnect(stream: Callable[[], Awaitable[None]]) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await stream()
+
+
+class TeamPortainerSimulator(PortainerSimulator):
+    """The sandbox's `team` account: another Portainer (its own API key and JWT) whose environments are 3
+    "team-docker" (a Docker agent: containers `api`, `worker` with a TTY printing "tick N", `cache` exited;
+    Compose project "billing") and 4 "team-k8s" (Kubernetes: namespace "billing" with pods "api-0", "api-1").
+    Exec instances on api: `exec_id` runs `echo hello from api`, `shell_exec_id` runs `sh` with stdin."""
+
+    def __init__(
+        self,
+        *,
+        seed: bool = True,
+        log_interval: float = 0.05,
+        tick_interval: float = 0.5,
+        disconnect_grace: float = 1.0,
+        api_key: str = credentials.TEAM_PORTAINER_API_KEY,
+        jwt: str = TEAM_JWT,
+    ) -> None:
+        super().__init__(
+            seed=seed,
+            log_interval=log_interval,
+            tick_interval=tick_interval,
+            disconnect_grace=disconnect_grace,
+            api_key=api_key,
+            jwt=jwt,
+        )
+
+    def _seed(self, log_interval: float, tick_interval: float) -> None:
+        access = 'INFO:     10.0.3.5:{port} - "GET /{path} HTTP/1.1" 200 OK'
+        api = Container(
+            "api",
+            "python:3.12-slim",
+            log=[access.format(port=51200 + n, path=path) for n, path in enumerate(["health", "invoices", "health"])],
+            interval=log_interval,
+            labels=_compose("api", "billing"),
+        )
+        worker = Container("worker", "busybox:1.36", tty=True, endless=True, interval=tick_interval)
+        cache = Container("cache", "redis:7.4", state="exited", labels=_compose("cache", "billing"))
+        docker = Endpoint(3, "team-docker", DOCKER_AGENT, "tcp://10.0.3.10:9001")
+        docker.containers = {c.id: c for c in (api, worker, cache)}
+        self.endpoints[3] = docker
+        self.container_ids = {c.name: c.id for c in (api, worker, cache)}
+        self.container_id = api.id
+        self.exec_id = self._seeded_exec(docker, api, ["echo", "hello from api"], "team-echo")
+        self.shell_exec_id = self._seeded_exec(docker, api, ["sh"], "team-shell", attach_stdin=True)
+        kube = Endpoint(4, "team-k8s", KUBERNETES_AGENT, "tcp://10.0.3.20:9001")
+        kube.pods = {"billing": {"api-0": ["api"], "api-1": ["api"]}, "kube-system": {"coredns-0": ["coredns"]}}
+        self.endpoints[4] = kube

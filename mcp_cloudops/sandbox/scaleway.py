@@ -53,8 +53,16 @@ SNAPSHOT_FR_PAR_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50001"
 SNAPSHOT_FR_PAR_1_DATA = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50002"
 SNAPSHOT_NL_AMS_1 = "3c0f5b2a-1d4e-4f60-8a7b-5a4db0c50003"
 SNAPSHOTS_PER_ZONE = {"fr-par-1": 30, "nl-ams-1": 4, "pl-waw-1": 2}  # the three above included; others: none
+# (id, zone, name, name of the server volume it was taken of, GB, tags): the snapshots images were made from.
+MadeSnapshot = tuple[str, str, str, str, int, list[str]]
+_MADE_SNAPSHOTS: tuple[MadeSnapshot, ...] = (
+    (SNAPSHOT_FR_PAR_1, "fr-par-1", "app-root-snapshot", "app-1-root", 20, ["golden"]),
+    (SNAPSHOT_FR_PAR_1_DATA, "fr-par-1", "app-data-snapshot", "app-1-data", 50, []),
+    (SNAPSHOT_NL_AMS_1, "nl-ams-1", "edge-root-snapshot", "edge-1-root", 10, ["golden"]),
+)
 # (name of the server volume snapshotted nightly, project, GB, volume type, tags), taken in turn per zone.
-_BACKED_UP_VOLUMES = (
+BackedUpVolume = tuple[str, str, int, str, list[str]]
+_BACKED_UP_VOLUMES: tuple[BackedUpVolume, ...] = (
     ("web-1-root", SANDBOX_PROJECT, 20, "l_ssd", ["nightly", "web"]),
     ("web-2-root", SANDBOX_PROJECT, 20, "l_ssd", ["nightly", "web"]),
     ("db-1-data", SANDBOX_PROJECT, 100, "b_ssd", ["nightly", "db", "prod"]),
@@ -67,6 +75,39 @@ IMAGE_IN_USE = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50102"  # fr-par-1, used by a ser
 IMAGE_PRIVATE_ARM = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50103"  # fr-par-1, arm64, project 2
 IMAGE_PRIVATE_AMS = "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50104"  # nl-ams-1
 SERVER_USING_IMAGE = "0b7c2e91-4f3a-4d6b-9c8e-5a4db0c50201"
+# (id, zone, name, arch, project, tags, the snapshot its root volume is)
+PrivateImage = tuple[str, str, str, str, str, list[str], str]
+_PRIVATE_IMAGES: tuple[PrivateImage, ...] = (
+    (IMAGE_PRIVATE, "fr-par-1", "app-golden-2025-04", "x86_64", SANDBOX_PROJECT, ["golden", "app"], SNAPSHOT_FR_PAR_1),
+    (IMAGE_IN_USE, "fr-par-1", "app-golden-2025-03", "x86_64", SANDBOX_PROJECT, ["golden", "app", "prod"],
+     SNAPSHOT_FR_PAR_1),
+    (IMAGE_PRIVATE_ARM, "fr-par-1", "ci-runner-arm", "arm64", SANDBOX_PROJECT_2, ["ci"], SNAPSHOT_FR_PAR_1),
+    (IMAGE_PRIVATE_AMS, "nl-ams-1", "edge-proxy", "x86_64", SANDBOX_PROJECT, ["edge"], SNAPSHOT_NL_AMS_1),
+)  # fmt: skip
+
+# The team key's organization (the sandbox's `team` account): its own project, snapshots and private images;
+# the public images are Scaleway's, the same for every key.
+TEAM_ORGANIZATION = "7e4a0c5b-0000-4000-8000-000000000001"
+TEAM_PROJECT = TEAM_ORGANIZATION
+TEAM_SNAPSHOT_FR_PAR_1 = "4d1a6c3b-2e5f-4071-9b8c-7e4a0c5b0001"
+TEAM_SNAPSHOT_FR_PAR_2 = "4d1a6c3b-2e5f-4071-9b8c-7e4a0c5b0002"
+TEAM_IMAGE_PRIVATE = "af7b2051-8d3e-4c9f-b204-7e4a0c5b0101"  # fr-par-1, deletable
+TEAM_IMAGE_PRIVATE_PAR_2 = "af7b2051-8d3e-4c9f-b204-7e4a0c5b0102"  # fr-par-2
+TEAM_SNAPSHOTS_PER_ZONE = {"fr-par-1": 6, "fr-par-2": 3}
+_TEAM_MADE_SNAPSHOTS: tuple[MadeSnapshot, ...] = (
+    (TEAM_SNAPSHOT_FR_PAR_1, "fr-par-1", "billing-root-snapshot", "billing-api-1-root", 20, ["golden"]),
+    (TEAM_SNAPSHOT_FR_PAR_2, "fr-par-2", "reports-root-snapshot", "reports-1-root", 30, ["golden"]),
+)
+_TEAM_BACKED_UP_VOLUMES: tuple[BackedUpVolume, ...] = (
+    ("billing-api-1-root", TEAM_PROJECT, 20, "l_ssd", ["nightly", "billing"]),
+    ("billing-db-1-data", TEAM_PROJECT, 200, "b_ssd", ["nightly", "billing", "db"]),
+)
+_TEAM_PRIVATE_IMAGES: tuple[PrivateImage, ...] = (
+    (TEAM_IMAGE_PRIVATE, "fr-par-1", "billing-api-2025-05", "x86_64", TEAM_PROJECT, ["golden", "billing"],
+     TEAM_SNAPSHOT_FR_PAR_1),
+    (TEAM_IMAGE_PRIVATE_PAR_2, "fr-par-2", "reports-worker", "x86_64", TEAM_PROJECT, ["reports"],
+     TEAM_SNAPSHOT_FR_PAR_2),
+)  # fmt: skip
 
 PUBLIC_IMAGES_PER_ZONE = {"fr-par-1": 60, "fr-par-2": 20, "nl-ams-1": 20, "pl-waw-1": 10}  # others: 2
 _DISTRIBUTIONS = (
@@ -283,11 +324,20 @@ class ScalewaySimulator(Simulator):
     """
 
     provider: ClassVar[str] = "scaleway"
+    # What the key's organization owns; a subclass seeds another organization (TeamScalewaySimulator).
+    organization: ClassVar[str] = SANDBOX_ORGANIZATION
+    projects: ClassVar[tuple[str, ...]] = PROJECTS
+    made_snapshots: ClassVar[tuple[MadeSnapshot, ...]] = _MADE_SNAPSHOTS
+    backed_up_volumes: ClassVar[tuple[BackedUpVolume, ...]] = _BACKED_UP_VOLUMES
+    snapshots_per_zone: ClassVar[dict[str, int]] = SNAPSHOTS_PER_ZONE
+    private_images: ClassVar[tuple[PrivateImage, ...]] = _PRIVATE_IMAGES
+    servers_using_images: ClassVar[dict[str, str]] = {IMAGE_IN_USE: SERVER_USING_IMAGE}
 
-    def __init__(self) -> None:
+    def __init__(self, *, secret_key: str = credentials.SCW_SECRET_KEY) -> None:
+        self.secret_key = secret_key  # the only X-Auth-Token accepted: another is 401, as upstream
         self.images: dict[str, dict[str, Any]] = {}
         self.snapshots: dict[str, dict[str, Any]] = {}
-        self.images_in_use: dict[str, str] = {IMAGE_IN_USE: SERVER_USING_IMAGE}
+        self.images_in_use: dict[str, str] = dict(self.servers_using_images)
         self._seed()
         super().__init__()
 
@@ -322,20 +372,17 @@ class ScalewaySimulator(Simulator):
                     created=created,
                 )
         self._seed_snapshots()
-        private = (
-            (IMAGE_PRIVATE, "fr-par-1", "app-golden-2025-04", "x86_64", SANDBOX_PROJECT, ["golden", "app"]),
-            (IMAGE_IN_USE, "fr-par-1", "app-golden-2025-03", "x86_64", SANDBOX_PROJECT, ["golden", "app", "prod"]),
-            (IMAGE_PRIVATE_ARM, "fr-par-1", "ci-runner-arm", "arm64", SANDBOX_PROJECT_2, ["ci"]),
-            (IMAGE_PRIVATE_AMS, "nl-ams-1", "edge-proxy", "x86_64", SANDBOX_PROJECT, ["edge"]),
-        )
-        for n, (image_id, zone, name, arch, project, tags) in enumerate(private):
-            snapshot = SNAPSHOT_NL_AMS_1 if zone == "nl-ams-1" else SNAPSHOT_FR_PAR_1
+        self._seed_private_images()
+
+    def _seed_private_images(self) -> None:
+        """The organization's own images, each made from one of its snapshots."""
+        for n, (image_id, zone, name, arch, project, tags, snapshot) in enumerate(self.private_images):
             self._add_image(
                 image_id=image_id,
                 zone=zone,
                 name=name,
                 arch=arch,
-                owner=SANDBOX_ORGANIZATION,
+                owner=self.organization,
                 project=project,
                 public=False,
                 root=self._volume(snapshot),
@@ -345,19 +392,14 @@ class ScalewaySimulator(Simulator):
 
     def _seed_snapshots(self) -> None:
         """The snapshots the private images were made from, then nightly backups of a few server volumes:
-        all the sandbox organization's (the public images' snapshots are Scaleway's, so never listed)."""
-        made_images = (
-            (SNAPSHOT_FR_PAR_1, "fr-par-1", "app-root-snapshot", "app-1-root", 20, ["golden"]),
-            (SNAPSHOT_FR_PAR_1_DATA, "fr-par-1", "app-data-snapshot", "app-1-data", 50, []),
-            (SNAPSHOT_NL_AMS_1, "nl-ams-1", "edge-root-snapshot", "edge-1-root", 10, ["golden"]),
-        )
-        for snapshot_id, zone, name, volume, gigabytes, tags in made_images:
+        all the key's organization's (the public images' snapshots are Scaleway's, so never listed)."""
+        for snapshot_id, zone, name, volume, gigabytes, tags in self.made_snapshots:
             self._add_snapshot(
                 snapshot_id=snapshot_id,
                 zone=zone,
                 name=name,
                 volume=volume,
-                project=SANDBOX_PROJECT,
+                project=self.projects[0],
                 size=gigabytes * _GB,
                 volume_type="l_ssd",
                 tags=tags,
@@ -365,9 +407,9 @@ class ScalewaySimulator(Simulator):
             )
         for zone_index, zone in enumerate(ZONES):
             already = sum(1 for snapshot in self.snapshots.values() if snapshot["zone"] == zone)
-            for n in range(SNAPSHOTS_PER_ZONE.get(zone, 0) - already):
-                volume, project, gigabytes, volume_type, tags = _BACKED_UP_VOLUMES[n % len(_BACKED_UP_VOLUMES)]
-                night, turn = divmod(n, len(_BACKED_UP_VOLUMES))
+            for n in range(self.snapshots_per_zone.get(zone, 0) - already):
+                volume, project, gigabytes, volume_type, tags = self.backed_up_volumes[n % len(self.backed_up_volumes)]
+                night, turn = divmod(n, len(self.backed_up_volumes))
                 created = _EPOCH + timedelta(days=60 + night, hours=17 + zone_index, minutes=5 * turn)
                 name = f"{volume}-{created:%Y-%m-%d}"
                 self._add_snapshot(
@@ -399,7 +441,7 @@ class ScalewaySimulator(Simulator):
         self.snapshots[snapshot_id] = {
             "id": snapshot_id,
             "name": name,
-            "organization": SANDBOX_ORGANIZATION,
+            "organization": self.organization,
             "project": project,
             "tags": list(tags),
             "volume_type": volume_type,
@@ -469,7 +511,7 @@ class ScalewaySimulator(Simulator):
             if request.path_params["zone"] not in ZONES:
                 return JSONResponse({"message": "Unknown zone in path"}, status_code=400)
             token = request.headers.get("x-auth-token")
-            if token != credentials.SCW_SECRET_KEY:
+            if token != self.secret_key:
                 reason = "not_found" if is_uuid(token) else "invalid_argument"
                 return JSONResponse({**DENIED, "reason": reason}, status_code=401)
             try:
@@ -486,11 +528,11 @@ class ScalewaySimulator(Simulator):
             raise validation_error({"body": ["invalid JSON"]}) from None
 
     def _visible(self, zone: str) -> list[dict[str, Any]]:
-        """Public images plus the sandbox organization's, newest first."""
+        """Public images plus the key's organization's, newest first."""
         images = [
             i
             for i in self.images.values()
-            if i["zone"] == zone and (i["public"] or i["organization"] == SANDBOX_ORGANIZATION)
+            if i["zone"] == zone and (i["public"] or i["organization"] == self.organization)
         ]
         return sorted(images, key=lambda i: (i["creation_date"], i["id"]), reverse=True)
 
@@ -498,10 +540,8 @@ class ScalewaySimulator(Simulator):
         return lambda snapshot_id: self.snapshots.get(snapshot_id, {}).get("zone") == zone
 
     def _own_snapshots(self, zone: str) -> list[dict[str, Any]]:
-        """The sandbox organization's snapshots in `zone`, newest first (ordered like the images)."""
-        snapshots = [
-            s for s in self.snapshots.values() if s["zone"] == zone and s["organization"] == SANDBOX_ORGANIZATION
-        ]
+        """The key's organization's snapshots in `zone`, newest first (ordered like the images)."""
+        snapshots = [s for s in self.snapshots.values() if s["zone"] == zone and s["organization"] == self.organization]
         return sorted(snapshots, key=lambda s: (s["creation_date"], s["id"]), reverse=True)
 
     async def _collection(self, request: Request) -> Response:
@@ -534,7 +574,7 @@ class ScalewaySimulator(Simulator):
         if errors:
             raise validation_error(errors)
         project = body.get("project") or body["organization"]
-        if project not in PROJECTS:
+        if project not in self.projects:
             raise _forbidden()
         if not self._snapshot_in(zone)(body["root_volume"]):
             raise not_found(body["root_volume"], "Snapshot")
@@ -544,7 +584,7 @@ class ScalewaySimulator(Simulator):
             zone=zone,
             name=body["name"],
             arch=body["arch"],
-            owner=SANDBOX_ORGANIZATION,
+            owner=self.organization,
             project=project,
             public=body.get("public", False),
             root=self._volume(body["root_volume"]),
@@ -570,7 +610,7 @@ class ScalewaySimulator(Simulator):
         image = self._find(request)
         if request.method == "GET":
             return JSONResponse({"image": image})
-        if image["organization"] != SANDBOX_ORGANIZATION:
+        if image["organization"] != self.organization:
             raise _forbidden()
         if request.method == "DELETE":
             server = self.images_in_use.get(image["id"])
@@ -628,4 +668,20 @@ class ScalewaySimulator(Simulator):
         }
 
     def env(self, address: str) -> dict[str, str]:
-        return {"SCW_API_URL": address, "SCW_SECRET_KEY": credentials.SCW_SECRET_KEY}
+        return {"SCW_API_URL": address, "SCW_SECRET_KEY": self.secret_key}
+
+
+class TeamScalewaySimulator(ScalewaySimulator):
+    """The sandbox's `team` account: another secret key, whose organization (TEAM_ORGANIZATION) has its own
+    project, snapshots and private images; Scaleway's public images and the API's behaviour are the same."""
+
+    organization: ClassVar[str] = TEAM_ORGANIZATION
+    projects: ClassVar[tuple[str, ...]] = (TEAM_PROJECT,)
+    made_snapshots: ClassVar[tuple[MadeSnapshot, ...]] = _TEAM_MADE_SNAPSHOTS
+    backed_up_volumes: ClassVar[tuple[BackedUpVolume, ...]] = _TEAM_BACKED_UP_VOLUMES
+    snapshots_per_zone: ClassVar[dict[str, int]] = TEAM_SNAPSHOTS_PER_ZONE
+    private_images: ClassVar[tuple[PrivateImage, ...]] = _TEAM_PRIVATE_IMAGES
+    servers_using_images: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, *, secret_key: str = credentials.TEAM_SCW_SECRET_KEY) -> None:
+        super().__init__(secret_key=secret_key)
