@@ -153,8 +153,9 @@ async def test_serve_with_probes_token_and_metrics() -> None:
             ):
                 assert not (await client.call_tool("list-compute-instances", {})).is_error
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-        assert 'mcp_cloudops_tool_calls_total{outcome="ok",tool="list-compute-instances"} 1.0' in scraped
-        assert 'mcp_cloudops_upstream_responses_total{provider="exoscale",status_class="2xx"} 1.0' in scraped
+        calls = 'mcp_cloudops_tool_calls_total{account="default",outcome="ok",tool="list-compute-instances"} 1.0'
+        answers = 'mcp_cloudops_upstream_responses_total{account="default",provider="exoscale",status_class="2xx"}'
+        assert calls in scraped and f"{answers} 1.0" in scraped
         assert TOKEN not in scraped and TOKEN not in server.logs
         assert f"Prometheus metrics on http://127.0.0.1:{metrics_port}/metrics" in server.logs
 
