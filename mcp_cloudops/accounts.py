@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.setting_values import USERINFO, ConfigError
 
 if TYPE_CHECKING:

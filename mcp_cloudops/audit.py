@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError
 
 logger = logging.getLogger("mcp_cloudops.audit")

@@ -15,7 +15,7 @@ import httpx
 from pydantic import SecretStr
 
 from mcp_cloudops.accounts import INCUS_ENV, Account, IncusEndpoint
-from mcp_cloudops.registry import Provider
+from mcp_cloudops.registry_models import Provider
 from mcp_cloudops.settings import ConfigError
 
 EXO2_LIFETIME = 600  # seconds a signature stays valid, as Exoscale's own clients use

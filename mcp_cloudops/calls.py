@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp_cloudops import audit, operations, outcome, websocket
 from mcp_cloudops.audit import Journal
 from mcp_cloudops.policy import may_write
-from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.registry_models import ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.settings import ConfigError, Settings
 from mcp_cloudops.shaping import off_loop

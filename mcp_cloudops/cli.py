@@ -22,7 +22,8 @@ from mcp_cloudops import health, metrics
 from mcp_cloudops.accounts import DEFAULT, ENVIRONMENT, Account, sandboxed
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.provider_checks import Problem, provider_problems
-from mcp_cloudops.registry import Provider, Registry, RegistryError, ToolSpec, load_registry
+from mcp_cloudops.registry import Registry, RegistryError, load_registry
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.setting_values import Invalid, as_port, is_loopback
 from mcp_cloudops.settings import ConfigError, Settings, unknown_settings
 from mcp_cloudops.web import (

@@ -34,7 +34,7 @@ from mcp_cloudops import metrics
 from mcp_cloudops.accounts import ACCOUNT
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import ToolSpec
+from mcp_cloudops.registry_models import ToolSpec
 from mcp_cloudops.schema import ArgumentError, tool_params
 from mcp_cloudops.settings import ConfigError
 

@@ -15,7 +15,7 @@ import httpx
 
 from mcp_cloudops.accounts import INCUS_ENV, INCUS_SOCKET_HOST
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError, one_line
 
 # httpx failures raised before any byte of the request left this machine.

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp_cloudops.registry import Provider, Registry, ToolSpec
+from mcp_cloudops.registry import Registry
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.settings import Settings
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import httpx
 
-from mcp_cloudops.registry import OperationSpec, Provider, ToolSpec
+from mcp_cloudops.registry_models import OperationSpec, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill
 

@@ -7,7 +7,7 @@ from contextlib import suppress
 from typing import Any
 
 from mcp_cloudops.operations import dig
-from mcp_cloudops.registry import Outcome, ToolSpec
+from mcp_cloudops.registry_models import Outcome, ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, encode_segment, fill
 

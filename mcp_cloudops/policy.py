@@ -7,7 +7,8 @@ is filtered out is not registered, so no client can call it whatever it believes
 from __future__ import annotations
 
 from mcp_cloudops.accounts import Account, Caller
-from mcp_cloudops.registry import Provider, Registry, ToolSpec
+from mcp_cloudops.registry import Registry
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.settings import Settings
 
 

@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 
 from mcp_cloudops.accounts import ENVIRONMENT, INCUS_ENV, Account, exists, incus_url_problem, url_problem
-from mcp_cloudops.registry import Provider
+from mcp_cloudops.registry_models import Provider
 from mcp_cloudops.setting_values import unreadable
 from mcp_cloudops.settings import ConfigError
 

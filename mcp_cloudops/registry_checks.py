@@ -1,19 +1,17 @@
 """Checks of tools.yaml that span fields: names resolved to definitions, each tool's cross-field
 mistakes, and where a validation error lies, said as "tool NAME field F" for the person editing it.
 
-Kept apart from the models (registry.py) they check; nothing here imports them at run time.
+Kept apart from the models (registry_models.py) they check, and from the loader (registry.py) that runs them.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mcp_cloudops.registry import Provider, ToolSpec
+from mcp_cloudops.registry_models import Provider, ToolSpec
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-ID_NAME = re.compile(r"(^id$|[_-]id$|Id$)")
 
 
 def with_params_resolved(tool: Any, raw: dict[str, Any]) -> Any:

@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Envelope, ErrorWords, Paging, Provider, ToolSpec
+from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging, Provider, ToolSpec
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
 _PAGE = re.compile(r"[?&]page=(\d+)")

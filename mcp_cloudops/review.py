@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_cloudops.operations import dig
-from mcp_cloudops.registry import FollowUp, ToolSpec
+from mcp_cloudops.registry_models import FollowUp, ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill
 

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp_cloudops.accounts import ACCOUNT
-from mcp_cloudops.registry import Param, Provider, ToolSpec
+from mcp_cloudops.registry_models import Param, Provider, ToolSpec
 from mcp_cloudops.settings import Settings
 
 if TYPE_CHECKING:

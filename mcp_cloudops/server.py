@@ -29,7 +29,8 @@ from mcp_cloudops.audit import caller as audit_caller
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools, who_calls
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
-from mcp_cloudops.registry import MetaTool, Param, Provider, Registry, ToolSpec, load_registry
+from mcp_cloudops.registry import Registry, load_registry
+from mcp_cloudops.registry_models import MetaTool, Param, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, account_param, input_schema, listed_schema
 from mcp_cloudops.settings import ConfigError, Settings

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from mcp_cloudops.accounts import Accounts, load_accounts
-from mcp_cloudops.registry import Provider
+from mcp_cloudops.registry_models import Provider
 from mcp_cloudops.setting_values import (
     COUNT,
     OUTPUT_CAP,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from mcp_cloudops.registry import Pages, ToolSpec
+from mcp_cloudops.registry_models import Pages, ToolSpec
 
 T = TypeVar("T")
 

@@ -29,7 +29,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp_cloudops.accounts import ACCOUNT, Account, Accounts
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.policy import who_calls
-from mcp_cloudops.registry import Registry, ToolSpec
+from mcp_cloudops.registry import Registry
+from mcp_cloudops.registry_models import ToolSpec
 from mcp_cloudops.schema import account_param
 from mcp_cloudops.settings import Settings
 

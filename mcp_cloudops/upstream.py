@@ -26,8 +26,9 @@ from mcp_cloudops.auth import credential, handshake_headers, incus_ssl_context
 from mcp_cloudops.failures import transport_failure
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, Registry, ToolSpec
+from mcp_cloudops.registry import Registry
 from mcp_cloudops.registry_checks import PLACEHOLDER
+from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.results import (
     UpstreamError,
     error_text,

@@ -22,7 +22,7 @@ from mcp_cloudops.failures import no_answer, transport_failure
 from mcp_cloudops.operations import dig
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry import Provider, Step, ToolSpec
+from mcp_cloudops.registry_models import Provider, Step, ToolSpec
 from mcp_cloudops.results import UpstreamError, error_text, parse_body
 from mcp_cloudops.review import picked
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams

@@ -203,3 +203,18 @@ def test_check_lists_every_account_and_what_was_skipped(tmp_path: Path) -> None:
     assert f"  prod: not set, from {accounts}; SCW_SECRET_KEY MISSING" in lines
     assert any(line.startswith("skipped: scw config") and "'Bad'" in line for line in lines)
     assert "2222" not in result.stdout + result.stderr and "env-secret" not in result.stdout + result.stderr
+
+
+def test_a_bad_accounts_file_stops_serve_with_one_line_per_problem(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(
+        "accounts:\n  nirvana:\n    a: {variables: {NIRVANA_LABS_API_KEY: {env: UNSET_KEY}}}\n"
+        "    b: {variables: {NIRVANA_LABS_API_KEY: literal-secret-0123}}\n"
+    )
+    accounts.chmod(0o644)
+    result = cli("serve", "--accounts", str(accounts))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert any("accounts.nirvana.a: variables.NIRVANA_LABS_API_KEY: {env: UNSET_KEY}" in line for line in lines)
+    assert any(f"chmod 600 {accounts}" in line for line in lines)
+    assert "literal-secret" not in result.stderr and "Traceback" not in result.stderr

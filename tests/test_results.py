@@ -10,7 +10,8 @@ import pytest
 
 from mcp_cloudops import results
 from mcp_cloudops.redaction import MASK, Redactor
-from mcp_cloudops.registry import Envelope, ErrorWords, Paging, load_registry
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging
 from mcp_cloudops.results import (
     MESSAGE_MAX,
     count_values,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from mcp_cloudops import shaping
-from mcp_cloudops.registry import Pages, load_registry
+from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry_models import Pages
 from mcp_cloudops.shaping import MIN_CAP, MIN_STRING, cap, dumps, narrowing_hint
 
 REGISTRY = load_registry()

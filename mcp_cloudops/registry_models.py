@@ -1,0 +1,374 @@
+"""The frozen models tools.yaml is read into: providers, tools, their parameters and flows. Data only, and
+the checks a single field can make; what spans fields is registry_checks.py's, loading is registry.py's."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    StrictBool,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+ID_NAME = re.compile(r"(^id$|[_-]id$|Id$)")  # a parameter naming an id an agent must find somewhere
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ParamLocation = Literal["path", "query", "body", "zone", "option"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AuthSpec(_Frozen):
+    scheme: Literal["exoscale-v2", "header", "bearer", "incus"]
+    header: str | None = None
+    key_env: str | None = None
+    secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_scheme(self) -> AuthSpec:
+        needed = {
+            "exoscale-v2": ("key_env", "secret_env"),
+            "header": ("header", "secret_env"),
+            "bearer": ("secret_env",),
+            "incus": (),
+        }[self.scheme]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth scheme {self.scheme!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """The environment variables holding this provider's secrets."""
+        return tuple(name for name in (self.key_env, self.secret_env) if name)
+
+
+class OperationSpec(_Frozen):
+    """How a provider's asynchronous operations are followed to their end."""
+
+    poll: str = Field(pattern=r"^/.*\{id\}")  # GET path of one operation; {id} is the operation's id
+    state_field: str  # the field holding the operation's state
+    pending: tuple[str, ...] = Field(min_length=1)  # states that mean "not finished yet"
+    success: tuple[str, ...] = Field(min_length=1)
+    link_field: str | None = None  # dotted path to the link of the resource the operation acted on
+    link_prefix: str | None = None  # the link's API-version prefix, replaced by our base URL
+    tool: str | None = None  # the tool an agent calls to keep following an operation
+    # Where a call's answer holds the operation (Incus: `metadata`, beside the operation's URL); the
+    # whole answer when unset.
+    answer: str | None = None
+    # Keys whose values grant access to an operation (exec fds, join-token secrets): masked in every
+    # result of the provider unless the server runs with --show-operation-secrets.
+    secrets: tuple[str, ...] = ()
+
+
+class AsyncAnswer(_Frozen):
+    """An enveloped answer that starts background work: its fields that follow the work are kept whole."""
+
+    when: dict[str, str | int | bool] = Field(min_length=1)  # body fields and the values that mark it
+    keep: tuple[str, ...] = Field(min_length=1)  # fields the agent needs to follow the work
+
+
+class Envelope(_Frozen):
+    """An API that wraps every answer: the agent reads what is inside, not the wrapping."""
+
+    data: str = Field(min_length=1)  # the field holding the answer itself
+    async_: AsyncAnswer | None = Field(default=None, alias="async")
+
+
+# `json`, or an envelope: told apart by the value's type, so a mistake is reported once, in its own terms.
+ResponseFormat = Annotated[
+    Annotated[Literal["json"], Tag("json")] | Annotated[Envelope, Tag("envelope")],
+    Discriminator(lambda value: "json" if isinstance(value, str) else "envelope"),
+]
+
+
+class ErrorWords(_Frozen):
+    """Where an error body says what went wrong: those words are quoted to the agent."""
+
+    words: tuple[str, ...] = Field(default=("error", "message", "details"), min_length=1)  # in this order
+    per_field: str | None = Field(default=None, min_length=1)  # maps each wrong argument to its problems
+
+
+class Paging(_Frozen):
+    """Headers that say how to reach the rest of a listing, surfaced as total_count and next_page."""
+
+    total_count: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]+$")  # header: the number of items
+    next_page: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]+$")  # Link header: rel="next" URL, page=N
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Paging:
+        if self.total_count is None and self.next_page is None:
+            raise ValueError("paging needs total_count or next_page (a header name)")
+        return self
+
+
+class DefaultProject(_Frozen):
+    """An account's default project (a variable of its), filled in where a call names none, as the
+    provider's own CLI does: into parameter `param` of the tools that have it, unless the call gives one of
+    `unless`; only for `methods` when listed (creating calls: a listing filter would hide public things)."""
+
+    env: str
+    param: str
+    unless: tuple[str, ...] = ()
+    methods: tuple[Method, ...] = ()
+
+
+class Provider(_Frozen):
+    key: str = ""
+    title: str
+    summary: str | None = Field(default=None, min_length=1, max_length=120)  # its toolset, in one line
+    base_url: str | None
+    sockets: tuple[str, ...] = ()  # unix sockets tried in order when neither base_url nor url_env gives a URL
+    url_env: str
+    auth: AuthSpec
+    zones: tuple[str, ...] = ()
+    default_zone: str | None = None
+    zone_env: str | None = None
+    response: ResponseFormat = "json"  # plain JSON, or the envelope every answer comes in
+    operation: OperationSpec | None = None
+    errors: ErrorWords = Field(default_factory=ErrorWords)
+    paging: Paging | None = None  # only a provider that declares paging headers has them read
+    retry_after_field: str | None = Field(default=None, min_length=1)  # error-body field: seconds to wait
+    default_project: DefaultProject | None = None
+    params: dict[str, Param] = Field(default_factory=dict)  # definitions the provider's tools name by key
+
+    @model_validator(mode="after")
+    def _zone_defaults(self) -> Provider:
+        if self.default_zone is not None and self.default_zone not in self.zones:
+            raise ValueError(f"default_zone {self.default_zone!r} is not one of zones")
+        return self
+
+
+class ParamSchema(_Frozen):
+    """The JSON Schema subset a parameter may use. A misspelt or unknown keyword is refused (a JSON
+    Schema validator would silently ignore it), and checking this costs far less at start-up."""
+
+    type: Literal["string", "integer", "number", "boolean", "object", "array"] | None = None
+    format: Literal["uuid"] | None = None  # the one format the server checks (schema.py)
+    enum: list[Any] | None = Field(default=None, min_length=1)
+    default: Any = None
+    description: str | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    exclusiveMinimum: int | float | None = None
+    exclusiveMaximum: int | float | None = None
+    minLength: int | None = Field(default=None, ge=0)
+    maxLength: int | None = Field(default=None, ge=0)
+    pattern: str | None = None
+    items: ParamSchema | None = None
+    minItems: int | None = Field(default=None, ge=0)
+    maxItems: int | None = Field(default=None, ge=0)
+    uniqueItems: bool | None = None
+    properties: dict[str, ParamSchema] | None = None
+    required: list[str] | None = None
+    additionalProperties: bool | ParamSchema | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern does not compile: {exc}") from None
+        return pattern
+
+
+class Param(_Frozen):
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    location: ParamLocation = Field(alias="in")
+    required: bool = False
+    description: str = Field(min_length=1)
+    shape: ParamSchema = Field(default_factory=ParamSchema, alias="schema")
+    narrows: StrictBool = False  # named when a result is cut: it makes the next call's result smaller
+    # Where an agent finds this id's values: the tool whose result lists them, or (from_results) only
+    # the result of an earlier call (an operation id). A required id must say one or the other.
+    listed_by: str | None = None
+    from_results: StrictBool = False
+
+    @property
+    def is_id(self) -> bool:
+        """An id the agent must find somewhere: by its name (id, image_id, endpointId...) or a uuid format."""
+        return ID_NAME.search(self.name) is not None or self.json_schema.get("format") == "uuid"
+
+    @cached_property
+    def json_schema(self) -> dict[str, Any]:
+        """The schema exactly as tools.yaml states it."""
+        return self.shape.model_dump(exclude_unset=True)
+
+
+class Hints(_Frozen):
+    """All four MCP hints, always stated: a missing hint is a mistake, not a default."""
+
+    readOnly: StrictBool
+    destructive: StrictBool
+    idempotent: StrictBool
+    openWorld: StrictBool
+
+
+class FollowUp(_Frozen):
+    """A GET made after a websocket session ends, to report what the stream cannot (e.g. an exit code)."""
+
+    path: str = Field(pattern=r"^/")
+    pick: dict[str, str] = Field(min_length=1)  # result key -> field of the follow-up's JSON
+
+
+class Review(FollowUp):
+    """A GET made before the user is asked, for a call that names what it runs only by id (a Docker exec,
+    an Incus exec operation): the question shows what runs as the upstream reports it (`pick`: shown
+    name -> dotted field), and says what the upstream does not report (`unreported`)."""
+
+    unreported: str | None = None
+
+
+class Step(_Frozen):
+    """A call to another tool of the registry, made inside a flow: the caller's arguments the tool also
+    takes, plus fixed ones (`with`); `pick` names the fields of its result the flow reports."""
+
+    tool: str
+    fixed: dict[str, Any] = Field(default_factory=dict, alias="with")
+    pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the step's result
+
+
+class Outcome(_Frozen):
+    """What a finished operation came to (a command's exit code and output), read once a wait ends.
+
+    `files` name fields of the operation holding API paths of text the operation wrote (Incus exec
+    logs): read up to the call's max_bytes, only under `under` (filled with the call's arguments),
+    then deleted when `remove` says so, since nothing else ever removes them.
+    """
+
+    pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the operation
+    files: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field holding a file's path
+    under: str = Field(pattern=r"^/.+/$")  # every file's path starts with this
+    remove: bool = False
+
+
+class AttachAll(_Frozen):
+    """An exec whose command starts only once all its streams are attached (Incus): without `secret`,
+    the tool attaches to every stream the way the vendor's CLI does, never writing stdin."""
+
+    secret: str  # the query parameter carrying one stream's secret; given by the caller, one stream is read
+    read: Step  # the operation, to find each stream's secret
+    fds: str  # dotted field of `read`'s result: stream name -> secret
+    streams: dict[Literal["stdin", "stdout", "stderr"], str]  # stream -> its name in `fds`
+    finish: Step  # read once the streams end: what the command came to (exit code, status)
+
+
+class OnlyReads(_Frozen):
+    """A read-only tool given one stream's secret (Incus `?public` websockets): it refuses the streams
+    whose connection could start or steer an exec (stdin, control), since connecting the last of an
+    exec's streams starts its command."""
+
+    secret: str  # the query parameter carrying the stream's secret
+    read: Step  # the operation, to find which stream the secret opens
+    fds: str  # dotted field of `read`'s result: stream name -> secret
+    refuse: tuple[str, ...] = Field(min_length=1)  # stream names never connected
+    instead: str  # the tool that runs the command, asking the user first: named in the refusal
+
+
+class Pages(_Frozen):
+    """How a listing is paged, so a result cut to the output cap can say where the next call resumes.
+
+    style: `page` (a page number and a page size: any item can begin a page of a well-chosen size),
+    `cursor` (opaque: a call can only resume where a page began) or `start` (the index of the first item).
+    """
+
+    style: Literal["page", "cursor", "start"]
+    at: str  # the query parameter saying where a page begins: page number, cursor or start index
+    size: str  # the query parameter giving the page size
+    first: int = 1  # the number of the first page, or the index of the first item
+    next: str | None = None  # cursor style: dotted path of the upstream's next cursor in the result
+
+
+class ToolSpec(_Frozen):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    provider: str
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    method: Method
+    path: str = Field(pattern=r"^/")
+    query: dict[str, str] = Field(default_factory=dict)
+    # Fixed body fields, sent with every call (e.g. Docker's AttachStdout: true): an API's required
+    # constant is stated once here, not left to the agent.
+    body: dict[str, JsonValue] = Field(default_factory=dict)
+    websocket: bool = False
+    demux: Literal["docker"] | None = None  # the stream carries Docker's 8-byte frame headers (non-TTY)
+    after: FollowUp | None = None
+    attach_all: AttachAll | None = None
+    only_reads: OnlyReads | None = None
+    pages: Pages | None = None
+    returns_operation: bool = False  # answers with an async operation: the server can wait for it
+    wait_default: bool = False  # `wait` unless the agent says otherwise (a call whose point is its result)
+    outcome: Outcome | None = None  # read from a finished operation (needs returns_operation)
+    # Destructive only for these argument values (e.g. action: [stop, restart]): other calls are not
+    # asked about. The hint stays destructive, as MCP hints are per tool.
+    confirm_only: dict[str, tuple[JsonValue, ...]] | None = None
+    # A tool that changes nothing at once asks when one of these arguments is given: what they set is
+    # never shown again before it runs (Docker does not report an exec's environment).
+    confirm_given: tuple[str, ...] | None = None
+    review: Review | None = None  # read before asking: what the call runs, when it names it only by id
+    long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
+    # The result is a credential (a password, a signed console URL): a capability of its own, so the
+    # tool is not offered under --read-only and asks the user first like a destructive one.
+    credential: bool = False
+    # The tool that shows whether a write happened when its outcome is unknown (a dropped connection
+    # after the request went out): by default the tool listing the first required id it takes.
+    lookup: str | None = None
+    hints: Hints
+    params: tuple[Param, ...] = ()
+
+    def params_in(self, *locations: ParamLocation) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.location in locations)
+
+    @property
+    def mutating(self) -> bool:
+        return not self.hints.readOnly
+
+    @property
+    def state_lookup(self) -> str | None:
+        """Where to read the state a write may or may not have changed (tools.yaml `lookup`, else the
+        lister of its first required id)."""
+        return self.lookup or next((p.listed_by for p in self.params if p.required and p.listed_by), None)
+
+    def steps(self) -> dict[str, Step]:
+        """The other tools this tool's flow calls, by the field naming each: they must be enabled with it."""
+        steps = {}
+        if self.attach_all is not None:
+            steps |= {"attach_all.read": self.attach_all.read, "attach_all.finish": self.attach_all.finish}
+        if self.only_reads is not None:
+            steps["only_reads.read"] = self.only_reads.read
+        return steps
+
+
+class MetaTool(_Frozen):
+    """A tool of the server itself, not of an upstream: its public name and words live here too."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    param: str | None = None  # the description of its one argument, if it takes one
+
+
+class Discovery(_Frozen):
+    """The tools of --dynamic-toolsets: a session starts with these two and enables toolsets itself."""
+
+    list: MetaTool
+    enable: MetaTool
+
+    @model_validator(mode="after")
+    def _enable_takes_a_toolset(self) -> Discovery:
+        if self.enable.param is None:
+            raise ValueError("enable needs param: the description of its toolset argument")
+        return self
