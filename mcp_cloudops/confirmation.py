@@ -309,6 +309,13 @@ def guard(
         problem = too_large(spec, text)
         return NotAsked("refused", problem) if problem else Elicit(text, Confirmation)
 
+    def acting(arguments: Mapping[str, Any]) -> str | None:
+        """The account a refused call would have acted in, for its journal record (None: one account)."""
+        try:
+            return account_of(dict(arguments)) if account_of is not None else None
+        except ConfigError:
+            return None
+
     async def confirmed(
         ctx: Context, confirmation: ElicitationResult[Confirmation], **arguments: Any
     ) -> CallToolResult:
@@ -324,7 +331,7 @@ def guard(
         if reason is not None:
             metrics.confirmation(spec.name, "refused" if isinstance(asked, NotAsked) else "declined")
             if journal is not None:
-                await journal.refused(spec, reason, *caller(ctx))
+                await journal.refused(spec, reason, *caller(ctx), account=acting(arguments))
             return failed(redactor.cut(reason))
         sealed = sealed_round()
         if ctx.request_state is not None and can_elicit(ctx) and not spent.first_use(sealed or ctx.request_state):
@@ -334,7 +341,7 @@ def guard(
             )
             metrics.confirmation(spec.name, "refused")
             if journal is not None:
-                await journal.refused(spec, replayed, *caller(ctx))
+                await journal.refused(spec, replayed, *caller(ctx), account=acting(arguments))
             return failed(replayed)
         metrics.confirmation(spec.name, "accepted" if can_elicit(ctx) else "fallback")
         return await run(ctx, **arguments)

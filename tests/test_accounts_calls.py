@@ -193,3 +193,56 @@ async def test_the_journal_names_the_account_on_both_records(sandbox: Sandbox, t
     assert not result.is_error, text_of(result)
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     assert [(r["event"], r["account"]) for r in records] == [("sent", "team"), ("outcome", "team")]
+
+
+async def test_a_declined_call_is_journaled_with_its_account(sandbox: Sandbox, team: Sandbox, tmp_path: Path) -> None:
+    from mcp_types import ElicitResult
+
+    async def decline(context: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="decline")
+
+    journal = tmp_path / "audit.jsonl"
+    path = accounts_file(tmp_path, team)
+    env = {**sandbox.env, "MCP_CLOUDOPS_ACCOUNTS": str(path), "MCP_CLOUDOPS_AUDIT_LOG": str(journal)}
+    async with Client(build_server(Settings.from_env(env)), elicitation_callback=decline) as client:
+        await client.call_tool("delete-compute-instance", {"id": INSTANCE_STOPPED, "account": "team"})
+    (record,) = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert (record["event"], record["account"]) == ("refused", "team")
+
+
+async def test_no_accounts_secret_in_any_encoding_reaches_any_output(
+    sandbox: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `team` account's key, echoed back by its upstream as is, in base64, hex and URL-escaped, in a result
+    and in an error, is masked everywhere, as the environment's always was."""
+    import base64
+    import logging
+    from urllib.parse import quote
+
+    from fakes import Hostile
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+
+    caplog.set_level(logging.DEBUG)
+    key = "team-only-nirvana-key-0123456789"
+    forms = [key, base64.b64encode(key.encode()).decode(), key.encode().hex(), quote(key.upper())]
+
+    async def echo(sim: Hostile, request: Request) -> Response:
+        status = 200 if request.url.path.endswith("/v1/projects") else 500
+        return JSONResponse({"items": [], "echo": forms, "message": " ".join(forms)}, status_code=status)
+
+    hostile = Hostile()
+    hostile.behave = echo
+    async with run_sandbox([hostile]) as echoing:
+        path = tmp_path / "accounts.yaml"
+        team = {"NIRVANA_LABS_BASE_URL": echoing.addresses["nirvana"], "NIRVANA_LABS_API_KEY": key}
+        path.write_text(json.dumps({"accounts": {"nirvana": {"team": {"variables": team}}}}))
+        path.chmod(0o600)
+        async with Client(build_server(settings(sandbox, path))) as client:
+            listed = await client.call_tool("list-nirvana-projects", {"account": "team"})
+            failed = await client.call_tool("get-nirvana-operation", {"operation_id": "x" * 8, "account": "team"})
+    said = text_of(listed) + json.dumps(listed.structured_content) + text_of(failed) + caplog.text
+    assert failed.is_error and not listed.is_error, text_of(listed)
+    assert "[REDACTED]" in said
+    for form in forms:
+        assert form[4:-4] not in said, form
