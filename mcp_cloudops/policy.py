@@ -6,10 +6,15 @@ is filtered out is not registered, so no client can call it whatever it believes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp_cloudops.accounts import Account, Caller
 from mcp_cloudops.registry import Registry
 from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.settings import Settings
+
+if TYPE_CHECKING:
+    from mcp.server.auth.provider import AccessToken
 
 
 class PolicyError(ValueError):
@@ -62,14 +67,19 @@ def check_steps(selected: tuple[ToolSpec, ...]) -> None:
                 )
 
 
+def access_token(settings: Settings) -> AccessToken | None:
+    """This request's OAuth access token, or None: no OAuth endpoint, or no token (stdio)."""
+    if not settings.oauth:
+        return None
+    from mcp.server.auth.middleware.auth_context import get_access_token
+
+    return get_access_token()
+
+
 def who_calls(settings: Settings) -> Caller:
     """Who this request comes from, as accounts see it: on an OAuth endpoint, the token's subject and groups
     (judged per request, like its scopes); anywhere else, or without a token (stdio), everyone."""
-    if not settings.oauth:
-        return Caller()
-    from mcp.server.auth.middleware.auth_context import get_access_token
-
-    token = get_access_token()
+    token = access_token(settings)
     if token is None:
         return Caller()
     groups = (token.claims or {}).get("groups") or []
@@ -83,9 +93,7 @@ def may_write(settings: Settings) -> bool:
         return False
     if not settings.oauth:
         return True
-    from mcp.server.auth.middleware.auth_context import get_access_token
-
-    token = get_access_token()
+    token = access_token(settings)
     return token is not None and settings.oauth_write_scope in token.scopes
 
 

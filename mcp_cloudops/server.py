@@ -23,7 +23,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 from mcp_cloudops import __version__, confirmation, metrics
-from mcp_cloudops.accounts import ACCOUNT, AccountRefused, Accounts, sandboxed
+from mcp_cloudops.accounts import ACCOUNT, Account, AccountRefused, Accounts, sandboxed
 from mcp_cloudops.audit import Journal, UnsafeJournal
 from mcp_cloudops.audit import caller as audit_caller
 from mcp_cloudops.instructions import instructions
@@ -97,6 +97,8 @@ class Connections:
         self.redactor = redactor
         self.journal = journal
         self.accounts = settings.accounts_for(registry)
+        # Each provider's `account` option, built once: every tool of the provider shares it.
+        self.choices = {key: account_choice(self.accounts, provider) for key, provider in registry.providers.items()}
         self._upstreams: Upstreams | None = None
         self._sessions = 0
 
@@ -107,21 +109,21 @@ class Connections:
             self._upstreams = Upstreams(self.registry, self.settings, self.redactor, self.accounts)
         return self._upstreams
 
+    def account_for(self, spec: ToolSpec, args: dict[str, Any]) -> Account:
+        """The account a call acts in, for this caller: the one it names, else the default it gets;
+        AccountRefused when it may not act in the one it names."""
+        return self.accounts.resolve(self.registry.provider_of(spec), args.get(ACCOUNT), who_calls(self.settings))
+
     def for_call(self, spec: ToolSpec, args: dict[str, Any]) -> Upstreams:
-        """The upstreams of one call, in the account it names (or its provider's default): resolved once,
-        kept for everything the call does (polls, waits, steps, read-backs)."""
-        provider = self.registry.provider_of(spec)
-        account = self.accounts.resolve(provider, args.get(ACCOUNT), who_calls(self.settings))
+        """The upstreams of one call, in its account: resolved once, kept for everything the call does
+        (polls, waits, steps, read-backs)."""
+        account = self.account_for(spec, args)
         metrics.account(account.name)
         return self.upstreams().using(account)
 
     def account_of(self, spec: ToolSpec, args: dict[str, Any]) -> str | None:
-        """The account a call would act in, named for the question when its provider has several (else None);
-        AccountRefused when it may not act in the one it names."""
-        provider = self.registry.provider_of(spec)
-        if len(self.accounts.of(provider.key)) < 2:
-            return None
-        return self.accounts.resolve(provider, args.get(ACCOUNT), who_calls(self.settings)).name
+        """The account a call would act in, named for the question when its provider has several (else None)."""
+        return self.account_for(spec, args).name if self.choices[spec.provider] else None
 
     async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from mcp_cloudops.calls import dispatch
@@ -160,7 +162,7 @@ class Connections:
 def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> Tool:
     settings = connections.settings
     provider = connections.registry.provider_of(spec)
-    choice = account_choice(connections.accounts, provider)
+    choice = connections.choices[provider.key]
     schema = input_schema(spec, provider, settings.max_wait, choice)
     validator = ArgumentValidator(unnamed_accounts(schema), frozenset(p.name for p in spec.params_in("path", "query")))
     limit = settings.output_cap

@@ -869,23 +869,9 @@ class TeamPortainerSimulator(PortainerSimulator):
     Exec instances on api: `exec_id` runs `echo hello from api`, `shell_exec_id` runs `sh` with stdin."""
 
     def __init__(
-        self,
-        *,
-        seed: bool = True,
-        log_interval: float = 0.05,
-        tick_interval: float = 0.5,
-        disconnect_grace: float = 1.0,
-        api_key: str = credentials.TEAM_PORTAINER_API_KEY,
-        jwt: str = TEAM_JWT,
+        self, *, api_key: str = credentials.TEAM_PORTAINER_API_KEY, jwt: str = TEAM_JWT, **options: Any
     ) -> None:
-        super().__init__(
-            seed=seed,
-            log_interval=log_interval,
-            tick_interval=tick_interval,
-            disconnect_grace=disconnect_grace,
-            api_key=api_key,
-            jwt=jwt,
-        )
+        super().__init__(api_key=api_key, jwt=jwt, **options)
 
     def _seed(self, log_interval: float, tick_interval: float) -> None:
         access = 'INFO:     10.0.3.5:{port} - "GET /{path} HTTP/1.1" 200 OK'
