@@ -288,8 +288,8 @@ def guard(
         SDK takes for itself (ctx, confirmation) must not vanish between the question and the call."""
         try:
             checked = validate(call_arguments(ctx))
-        except ArgumentError as exc:  # nobody is asked about a bad call
-            return NotAsked("invalid", f"Invalid arguments for {spec.name}: {exc}. Fix them and call again.")
+        except ArgumentError:  # nobody is asked about a bad call: run() refuses it, saying what to fix
+            return NotAsked("invalid")
         if not asks(spec, checked):
             return NotAsked("unasked")
         if not can_elicit(ctx):
@@ -320,10 +320,8 @@ def guard(
         ctx: Context, confirmation: ElicitationResult[Confirmation], **arguments: Any
     ) -> CallToolResult:
         asked = getattr(confirmation, "data", None)
-        if isinstance(asked, NotAsked) and asked.why == "unasked":
-            return await run(ctx, **arguments)
-        if isinstance(asked, NotAsked) and asked.why == "invalid":
-            return failed(redactor.cut(asked.message))
+        if isinstance(asked, NotAsked) and asked.why in ("invalid", "unasked"):
+            return await run(ctx, **arguments)  # it checks the arguments as the client sent them, first
         if isinstance(asked, NotAsked):
             reason = asked.message or fallback_refusal(spec, ctx, fallback, stateless)
         else:
