@@ -30,8 +30,8 @@ from mcp_cloudops.accounts import ACCOUNT, Account, Accounts
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.policy import who_calls
 from mcp_cloudops.registry import Registry
-from mcp_cloudops.registry_models import ToolSpec
-from mcp_cloudops.schema import account_param
+from mcp_cloudops.registry_models import Provider, ToolSpec
+from mcp_cloudops.schema import account_param, param_schema
 from mcp_cloudops.settings import Settings
 
 HEADER = "x-mcp-toolsets"
@@ -175,7 +175,7 @@ class SessionToolsets:
                 continue
             usable = accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential)
             if usable:
-                seen.append(with_account_choice(tool, accounts, spec.provider, usable))
+                seen.append(with_account_choice(tool, accounts, self.registry.providers[spec.provider], usable))
         return seen
 
     def scope_refusal(self, name: str) -> str:
@@ -216,16 +216,15 @@ class SessionToolsets:
 
 
 def with_account_choice(
-    tool: dict[str, Any], accounts: Accounts, provider: str, usable: Mapping[str, Account]
+    tool: dict[str, Any], accounts: Accounts, provider: Provider, usable: Mapping[str, Account]
 ) -> dict[str, Any]:
     """A listed tool whose `account` argument offers only `usable`, defaulting as a call naming none would."""
     schema = tool.get("inputSchema")
     if not isinstance(schema, dict) or ACCOUNT not in schema.get("properties", {}):
         return tool
-    default = accounts.default_for(provider, usable)
-    described = {name: account.description for name, account in usable.items()}
-    choice = account_param(described, default)
-    properties = {**schema["properties"], ACCOUNT: {**choice.json_schema, "description": choice.description}}
+    default = accounts.default_for(provider.key, usable)
+    choice = account_param({name: account.description for name, account in usable.items()}, default)
+    properties = {**schema["properties"], ACCOUNT: param_schema(choice, provider)}
     required = [name for name in schema.get("required", []) if name != ACCOUNT] + ([] if default else [ACCOUNT])
     listed = {**schema, "properties": properties, "required": required}
     if not required:
