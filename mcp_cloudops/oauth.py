@@ -264,11 +264,17 @@ def granted_scopes(claims: dict[str, Any]) -> list[str]:
     return []
 
 
+def names_something(value: Any) -> bool:
+    """A string a person can read as a name: not blank, no control or invisible character (which forge or
+    hide text where it is shown)."""
+    return isinstance(value, str) and bool(value.strip()) and value.isprintable()
+
+
 def groups_of(value: Any) -> list[str]:
     """The groups a token's groups claim names: a list of strings (Keycloak, Entra ID, Okta) or one string;
     anything else names none. Blank or control-character entries are dropped: they could never name a group."""
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    return [item for item in items if isinstance(item, str) and item.strip() and item.isprintable()]
+    return [item for item in items if names_something(item)]
 
 
 def principal_of(claims: dict[str, Any]) -> str:
@@ -276,7 +282,7 @@ def principal_of(claims: dict[str, Any]) -> str:
     blank (an empty `sub` would let the journal fall back to the client id, the same for every user of one
     client) or holding control or invisible characters (which forge or hide text where it is shown)."""
     subject = claims["sub"]
-    if not isinstance(subject, str) or not subject.strip() or not subject.isprintable():
+    if not names_something(subject):
         raise Refused(
             "its subject (sub) is blank or holds control characters (or other invisible ones): have the "
             "authorization server put the user's id in sub"
