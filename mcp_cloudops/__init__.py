@@ -12,7 +12,9 @@ def __getattr__(name: str) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version(DISTRIBUTION)
+            found = version(DISTRIBUTION)
         except PackageNotFoundError:  # a source tree on sys.path, never installed
-            return "0+unknown"
+            found = "0+unknown"
+        globals()["__version__"] = found  # looked up once: later reads find the attribute itself
+        return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

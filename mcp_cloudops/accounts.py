@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from mcp_cloudops.registry_models import Provider, ToolSpec
@@ -485,6 +484,8 @@ class _File(BaseModel):
 def read_accounts_file(path: Path, settings: Configured, registry: Registry) -> tuple[list[Account], dict[str, str]]:
     """The accounts of an accounts file, each value read (an {env} variable, a {file}'s text), and its
     default_accounts; ConfigError lists every problem, each naming the file, the account and what to fix."""
+    import yaml  # only here: a start without an accounts file never loads the YAML parser
+
     subject = f"{ACCOUNTS_ENV} (--accounts) {str(path)!r}"
     try:
         text = path.expanduser().read_text(encoding="utf-8")

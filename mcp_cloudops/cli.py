@@ -20,6 +20,7 @@ import anyio
 
 from mcp_cloudops import health, metrics
 from mcp_cloudops.accounts import DEFAULT, ENVIRONMENT, Account, sandboxed
+from mcp_cloudops.logs import configure_logging
 from mcp_cloudops.policy import PolicyError, select_tools
 from mcp_cloudops.provider_checks import Problem, provider_problems
 from mcp_cloudops.registry import Registry, RegistryError, load_registry
@@ -39,18 +40,6 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 COMMANDS = ("serve", "list-tools", "check", "-h", "--help")
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Logs to stderr at `level` (MCP_CLOUDOPS_LOG_LEVEL, checked by Settings); other libraries at WARNING."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    logging.getLogger("mcp_cloudops").setLevel(level)
-    # httpx logs every request URL at INFO; URLs are not for logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def hint_flags(tool_hints: object) -> str:

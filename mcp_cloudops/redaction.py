@@ -13,6 +13,7 @@ redacted comes from agents and upstreams: one quadratic pattern let one request 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import re
@@ -77,13 +78,16 @@ def _shadow_of(char: str) -> str:
     return "a" + _GOES_ON * (size - 1) if size > 1 or char == _GOES_ON else char
 
 
-# Every folding longer than one character lies in the Basic Multilingual Plane (~100 of them): scanning
-# it costs ~6 ms once, where all of Unicode costs ~80 ms. _origins checks, and handles one beyond.
-_SHADOW = {
-    ord(char): "a" + _GOES_ON * (len(fold) - 1)
-    for char in map(chr, range(0x10000))
-    if len(fold := char.casefold()) > 1 and char not in _TURKISH_I  # İ folds to "i" here
-} | {ord(_GOES_ON): "a"}
+@functools.cache
+def _shadow_table() -> dict[int, str]:
+    """Every folding longer than one character lies in the Basic Multilingual Plane (~100 of them):
+    scanning it costs ~6 ms, so only the first text whose folding is longer pays it, not every start.
+    _origins checks, and handles one beyond."""
+    return {
+        ord(char): "a" + _GOES_ON * (len(fold) - 1)
+        for char in map(chr, range(0x10000))
+        if len(fold := char.casefold()) > 1 and char not in _TURKISH_I  # İ folds to "i" here
+    } | {ord(_GOES_ON): "a"}
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
@@ -145,7 +149,7 @@ def _origins(text: str, folded: str, positions: list[int]) -> list[int]:
     character it came from. One pass over the text, whatever the number of positions."""
     if len(folded) == len(text):  # no character folded to more than one
         return positions
-    shadow = text.translate(_SHADOW)
+    shadow = text.translate(_shadow_table())
     if len(shadow) != len(folded):  # a longer folding beyond the table, in a later Unicode
         shadow = "".join(map(_shadow_of, text))
     origins, counted, going_on = [], 0, 0  # going_on: characters that continue a fold, before `counted`

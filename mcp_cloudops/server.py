@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from mcp_cloudops.accounts import ACCOUNT, Account, AccountRefused, Accounts, sa
 from mcp_cloudops.audit import Journal, UnsafeJournal
 from mcp_cloudops.audit import caller as audit_caller
 from mcp_cloudops.instructions import instructions
+from mcp_cloudops.logs import sdk_logging_skipped
 from mcp_cloudops.policy import select_tools, who_calls
 from mcp_cloudops.redaction import Redactor, configured_secrets, install_log_redaction
 from mcp_cloudops.registry import Registry, load_registry
@@ -272,20 +274,21 @@ def build_server(settings: Settings | None = None, registry: Registry | None = N
     tools = [make_tool(spec, connections, redactor) for spec in specs]
     if settings.dynamic_toolsets:
         tools = discovery_tools(registry, settings, sessions) + tools
-    server = MCPServer(
-        name="mcp-cloudops",
-        title="mcp-cloudops",
-        instructions=instructions(registry, settings, specs),
-        version=__version__,
-        tools=tools,
-        log_level="WARNING",
-        lifespan=connections.session,
-        middleware=[sessions],
-        request_state_security=request_state_security(settings),
-    )
+    with sdk_logging_skipped(sys.modules[MCPServer.__module__], settings.log_level):
+        server = MCPServer(
+            name="mcp-cloudops",
+            title="mcp-cloudops",
+            instructions=instructions(registry, settings, specs),
+            version=__version__,
+            tools=tools,
+            log_level="WARNING",
+            lifespan=connections.session,
+            middleware=[sessions],
+            request_state_security=request_state_security(settings),
+        )
     server.middleware.insert(0, confirmation.remember_sealed_round)  # before the SDK unseals the round
     announce_tool_list_changes(server)
-    install_log_redaction(redactor)  # after MCPServer, which may have installed its own log handler
+    install_log_redaction(redactor)  # after MCPServer, which may have installed the log handler
     confirmation.unpredictable_request_ids()
     return server
 

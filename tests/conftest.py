@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,12 @@ from mcp import Client
 from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """tools.yaml's parse is cached (registry_cache): in this session's own folder, never the user's."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture
