@@ -98,8 +98,7 @@ async def wait_for(
         return {"operation": op, "done": False, "waited_seconds": waited, "note": keep_waiting(spec, op_id, waited)}
     if state not in spec.success:
         detail = ": ".join(str(op[k]) for k in ("reason", "message", "err") if op.get(k)) or "no reason given"
-        listers = sorted({p.listed_by for p in tool.params if p.listed_by})
-        where = f" ({', '.join(listers)})" if listers else ""
+        where = f" ({tool.state_lookup})" if tool.state_lookup else ""
         raise UpstreamError(
             f"{provider.title} operation {op_id} for {tool.name} ended in {state} ({detail}). "
             f"The change did not complete: read the resource's current state{where} before trying again."

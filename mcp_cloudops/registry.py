@@ -66,6 +66,11 @@ class Registry(_Frozen):
                     f"tool {tool.name!r} field 'lookup': a tool that changes things must name the tool that reads "
                     "what it changed (its outcome can be unknown)"
                 )
+            for n, advice in enumerate(tool.when_failed):
+                if advice.tool not in seen:
+                    problems.append(f"tool {tool.name!r} field 'when_failed.{n}.tool': no tool named {advice.tool!r}")
+                elif advice.tool not in advice.next:
+                    problems.append(f"tool {tool.name!r} field 'when_failed.{n}.next': say to use {advice.tool}")
             for param in tool.params:
                 where = f"tool {tool.name!r} field 'params.{param.name}"
                 if param.listed_by is not None and param.listed_by not in seen:

@@ -292,6 +292,16 @@ class Pages(_Frozen):
     next: str | None = None  # cursor style: dotted path of the upstream's next cursor in the result
 
 
+class Advice(_Frozen):
+    """The next step after a failure the generic one would misdirect (an exec in a stopped instance is a
+    400, whose generic advice is to fix the arguments): matched on the status and the upstream's words."""
+
+    status: int = Field(ge=400, le=599)
+    says: str = Field(min_length=1)  # a piece of the upstream's message, compared case-insensitively
+    next: str = Field(min_length=1)  # what to do instead; names `tool`
+    tool: str  # the tool that removes the cause: checked to exist
+
+
 class ToolSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     provider: str
@@ -326,6 +336,7 @@ class ToolSpec(_Frozen):
     # The tool that shows whether a write happened when its outcome is unknown (a dropped connection
     # after the request went out): by default the tool listing the first required id it takes.
     lookup: str | None = None
+    when_failed: tuple[Advice, ...] = ()  # failures whose cause another tool removes, first match wins
     hints: Hints
     params: tuple[Param, ...] = ()
 

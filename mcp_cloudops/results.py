@@ -11,7 +11,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mcp_cloudops.redaction import Redactor
-from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging, Provider, ToolSpec
+from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging, Param, Provider, ToolSpec
 
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="?([a-z]+)"?')
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -186,11 +186,19 @@ def _duration(seconds: float | None) -> str:
     return f"{whole} second" + ("s" if whole != 1 else "")
 
 
+def id_path(param: Param) -> str:
+    """Where the id sits in an argument: `template.id` in {id}, `ssh-keys[].name` in [{name}]."""
+    schema = param.json_schema
+    inner, marker = (schema.get("items", {}), "[]") if schema.get("type") == "array" else (schema, "")
+    keys = list(inner.get("properties", {})) if isinstance(inner, dict) and inner.get("type") == "object" else []
+    return f"{param.name}{marker}.{keys[0]}" if len(keys) == 1 else param.name
+
+
 def not_found(tool: ToolSpec) -> str:
-    """What to check after a 404: the call's ids, each with the tool that lists its values, and its zone
-    or project only where the tool has one."""
+    """What to check after a 404: the call's ids (also those inside an object, such as `template.id`), each
+    with the tool that lists its values, and its zone or project only where the tool has one."""
     checks = [
-        f"{p.name} ({'list them with ' + p.listed_by if p.listed_by else 'from an earlier result'})"
+        f"{id_path(p)} ({'list them with ' + p.listed_by if p.listed_by else 'from an earlier result'})"
         for p in tool.params
         if p.listed_by or p.from_results
     ]
@@ -198,8 +206,14 @@ def not_found(tool: ToolSpec) -> str:
     return f"Check {', '.join(checks)}." if checks else "Check the arguments."
 
 
-def next_step(status: int, tool: ToolSpec, provider: Provider, body: Any, wait: float | None = None) -> str:
-    """What an agent should try after this status."""
+def next_step(
+    status: int, tool: ToolSpec, provider: Provider, body: Any, wait: float | None = None, said: str = ""
+) -> str:
+    """What an agent should try after this status and these upstream words."""
+    folded = said.casefold()
+    for advice in tool.when_failed:
+        if advice.status == status and advice.says.casefold() in folded:
+            return advice.next
     if status == 400 or status == 422:
         return "Fix the arguments the message names and call again."
     if status == 401:
@@ -237,5 +251,5 @@ def error_text(
     said = upstream_message(provider.errors, body, text, redactor)
     return (
         f"{provider.title} returned HTTP {status} for {tool.name}: {said}. "
-        f"{next_step(status, tool, provider, body, wait)}"
+        f"{next_step(status, tool, provider, body, wait, said)}"
     )

@@ -150,27 +150,72 @@ def _unknown(names: list[str]) -> str:
     return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
 
 
-def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
-    """One agent-readable line per failed check: which argument, what was wrong, what is allowed."""
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+               "array": "a list", "object": "an object", "null": "null"}  # fmt: skip
+
+
+def _example(value: Any, rule: Mapping[str, Any]) -> str:
+    """A value of the wanted type: the number the agent's text starts with ("70GiB": 70), else the default
+    or the minimum."""
+    lead = re.match(r"\s*(\d+)", value) if isinstance(value, str) else None
+    if lead and rule.get("type") in ("integer", "number"):
+        return lead.group(1)
+    for key in ("default", "minimum"):
+        if key in rule:
+            return json.dumps(rule[key])
+    return ""
+
+
+def _wrong_type(where: str, value: Any, rule: Mapping[str, Any]) -> str:
+    """The value quoted with what is wanted: `argument 'disk-size': "70GiB" is not an integer: Disk size in
+    GiB (10-51200), e.g. 70`."""
+    kinds = rule.get("type")
+    wanted = " or ".join(_TYPE_WORDS.get(kind, kind) for kind in (kinds if isinstance(kinds, list) else [kinds]))
+    text = f"{where}: {_shown_json(value)} is not {wanted}"
+    if description := str(rule.get("description", "")).rstrip("."):
+        text += f": {description}"
+    if example := _example(value, rule):
+        text += f", e.g. {example}"
+    return text
+
+
+def _shown_json(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return _shown(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any], listers: Mapping[str, str]) -> str:
+    """One agent-readable line per failed check: which argument, what was wrong, what is allowed; a missing
+    id names the tool that lists its values."""
     path = ".".join(str(part) for part in error.absolute_path)
     where = f"argument {path!r}" if path else "arguments"
     rule = error.schema if isinstance(error.schema, Mapping) else {}
+    lister = listers.get(str(error.absolute_path[0])) if error.absolute_path else None
+    from_lister = f" (list its values with {lister})" if lister else ""
     match error.validator:
         case "required":
             missing = error.message.split("'")[1] if "'" in error.message else error.message
-            return f"missing required argument {missing!r}" + (f" in {path!r}" if path else "")
+            named = lister if path else listers.get(missing)
+            return (
+                f"missing required argument {missing!r}"
+                + (f" in {path!r}" if path else "")
+                + (f" (list its values with {named})" if named else "")
+            )
         case "additionalProperties":
             allowed = ", ".join(rule.get("properties", {})) or "none"
             extra = sorted(set(error.instance) - set(rule.get("properties", {})))
             return f"unknown {where if path else 'argument'} {_unknown(extra)}; allowed: {allowed}"
         case "type":
-            return f"{where} must be of type {rule.get('type')}, got {type(error.instance).__name__}"
+            return _wrong_type(where, error.instance, rule)
         case "enum":
             return f"{where} must be one of {', '.join(map(str, rule['enum']))}; got {_shown(error.instance)}"
         case "format":
-            return f"{where} must be a valid {rule.get('format')}; got {_shown(error.instance)}"
+            return f"{where} must be a valid {rule.get('format')}; got {_shown(error.instance)}{from_lister}"
         case "pattern":
-            return f"{where} must match {rule.get('pattern')}; got {_shown(error.instance)}"
+            return f"{where} must match {rule.get('pattern')}; got {_shown(error.instance)}{from_lister}"
         case "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum":
             bounds = [f"{k} {rule[k]}" for k in ("minimum", "maximum") if k in rule]
             return f"{where} is out of range ({', '.join(bounds)}); got {_shown(error.instance)}"
@@ -227,9 +272,12 @@ def url_value_problems(arguments: Mapping[str, Any], url_params: frozenset[str])
 class ArgumentValidator:
     """Validates call arguments against one tool's published schema, before any request is built."""
 
-    def __init__(self, schema: dict[str, Any], url_params: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, schema: dict[str, Any], url_params: frozenset[str] = frozenset(), listers: Mapping[str, str] | None = None
+    ) -> None:
         self.schema = schema
         self.url_params = url_params
+        self.listers = listers or {}  # argument -> the tool listing its values, named when it is missing
 
     @cached_property
     def _validator(self) -> Draft202012Validator:
@@ -239,7 +287,7 @@ class ArgumentValidator:
         """Return the arguments with schema defaults filled in; raise ArgumentError listing every fault."""
         arguments = unquote_json(arguments, self.schema["properties"])
         errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        lines = list(dict.fromkeys(_describe(error, self.schema) for error in errors))
+        lines = list(dict.fromkeys(_describe(error, self.schema, self.listers) for error in errors))
         lines += url_value_problems(arguments, self.url_params)
         if lines:
             raise ArgumentError("; ".join(lines))

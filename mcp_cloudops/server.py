@@ -166,7 +166,9 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
     provider = connections.registry.provider_of(spec)
     choice = connections.choices[provider.key]
     schema = input_schema(spec, provider, settings.max_wait, choice)
-    validator = ArgumentValidator(unnamed_accounts(schema), frozenset(p.name for p in spec.params_in("path", "query")))
+    url_params = frozenset(p.name for p in spec.params_in("path", "query"))
+    listers = {p.name: p.listed_by for p in spec.params if p.listed_by}
+    validator = ArgumentValidator(unnamed_accounts(schema), url_params, listers)
     limit = settings.output_cap
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:

@@ -28,6 +28,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_cloudops.accounts import ACCOUNT, Account, Accounts
 from mcp_cloudops.audit import Journal, caller
+from mcp_cloudops.nearest import nearest
 from mcp_cloudops.policy import who_calls
 from mcp_cloudops.registry import Registry
 from mcp_cloudops.registry_models import Provider, ToolSpec
@@ -156,7 +157,9 @@ class SessionToolsets:
                 return CallToolResult(content=[TextContent(type="text", text=reason)], is_error=True)
             visible = self.visible(ctx)
             if visible is not None and isinstance(name, str) and name not in visible:
-                return self.hidden(name)
+                return self.hidden(ctx, name)
+            if isinstance(name, str) and name not in self.everything:
+                return self.unknown(ctx, name)
         return await call_next(ctx)
 
     def accounts_view(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -198,11 +201,51 @@ class SessionToolsets:
             return
         await self.journal.refused(spec, reason, *caller(ctx))  # caller takes a middleware's context as well
 
-    def hidden(self, name: str) -> CallToolResult:
+    def callable_names(self, ctx: ServerRequestContext[Any, Any]) -> dict[str, str]:
+        """The tools this request may see and call (name -> toolset), as its tools/list shows them."""
+        visible = self.visible(ctx)
+        names = self.everything if visible is None else visible
+        accounts, who = self.settings.accounts, who_calls(self.settings)
+        usable = {}
+        for name in names:
+            spec = self.specs.get(name)
+            if spec is None:
+                usable[name] = ""  # a discovery tool
+            elif accounts is None or accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential):
+                usable[name] = spec.provider
+        return usable
+
+    def unknown(self, ctx: ServerRequestContext[Any, Any], name: str) -> CallToolResult:
+        """No such tool for this caller: the nearest names it can call, a provider's name in the request
+        weighing most. The same words for a tool that exists but is not this caller's."""
+        close = nearest(name, self.callable_names(ctx), {key: {key} for key in self.registry.providers})
+        shown = name if len(name) <= 64 else name[:63] + "…"
+        if (spec := self.registry.by_name.get(name)) is not None:
+            return CallToolResult(content=[TextContent(type="text", text=self.left_out(spec))], is_error=True)
+        text = (
+            f"Unknown tool {shown!r}. The nearest this caller can use: {', '.join(close)}. Call one of them."
+            if close
+            else f"Unknown tool {shown!r}: read tools/list for the tools this caller can use."
+        )
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+    def left_out(self, spec: ToolSpec) -> str:
+        """Why a tools.yaml tool is not offered: the start-up configuration, which no call can change."""
+        if self.settings.read_only and (spec.mutating or spec.credential):
+            return (
+                f"{spec.name} is not offered: this server runs read-only (--read-only, MCP_CLOUDOPS_READ_ONLY), "
+                "so nothing that changes things or returns a credential is. Read tools/list for what is offered."
+            )
+        return (
+            f"{spec.name} is not offered: this server's --toolsets or --tools (MCP_CLOUDOPS_TOOLSETS, "
+            "MCP_CLOUDOPS_TOOLS) leave it out. Read tools/list for what is offered."
+        )
+
+    def hidden(self, ctx: ServerRequestContext[Any, Any], name: str) -> CallToolResult:
         toolset = next((key for key, names in self.tools.items() if name in names), None)
         if toolset is None:
-            text = f"Unknown tool {name!r}: see the tool list."
-        elif self.dynamic:
+            return self.unknown(ctx, name)
+        if self.dynamic:
             text = (
                 f"{name} is in the {toolset} toolset, which this session has not enabled: call "
                 f"{self.registry.discovery_tools().enable.name} with toolset={toolset!r}, then call {name} again."

@@ -110,7 +110,12 @@ async def test_the_server_offers_only_the_selected_tools() -> None:
         listed = [t.name for t in (await client.list_tools()).tools]
         assert listed == ["list-instance-images", "get-instance-image", "list-scaleway-snapshots"]
         result = await client.call_tool("delete-instance-image", {"image_id": "9e6a1f40-7c2d-4b8e-a1f3-5a4db0c50101"})
-        assert result.is_error and result.content[0].text == "Unknown tool: delete-instance-image"
+        assert result.is_error and result.content[0].text == (
+            "delete-instance-image is not offered: this server runs read-only (--read-only, MCP_CLOUDOPS_READ_ONLY), "
+            "so nothing that changes things or returns a credential is. Read tools/list for what is offered."
+        )
+        result = await client.call_tool("list-compute-instances", {"zone": "ch-gva-2"})
+        assert result.is_error and result.content[0].text.startswith("list-compute-instances is not offered: this")
 
 
 async def test_read_only_upstream_layer_refuses_anything_but_get() -> None:
