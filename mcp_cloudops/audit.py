@@ -101,7 +101,7 @@ def operation_id(provider: Provider, data: Any) -> Any:
     for candidate in (data.get("operation"), data.get(spec.answer) if spec.answer else data):
         if isinstance(candidate, dict) and candidate.get("id"):
             return candidate["id"]
-    return None
+    return data.get("operation_id")  # a brief outcome (tools.yaml outcome.brief) keeps the id alone
 
 
 @dataclass

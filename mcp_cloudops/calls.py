@@ -102,6 +102,7 @@ async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx:
         timeout = min(float(args["timeout_seconds"]), upstreams.settings.max_wait)
         waited = await operations.wait_for(upstreams, spec, args, data, timeout, progress)
         if spec.outcome is not None and waited["done"]:
-            return await outcome.read(upstreams, spec, args, waited["operation"]) | waited
+            found = await outcome.read(upstreams, spec, args, waited["operation"])
+            return found | ({"operation_id": waited["operation"].get("id")} if spec.outcome.brief else waited)
         return waited
     return data

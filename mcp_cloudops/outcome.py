@@ -34,13 +34,15 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
     provider = upstreams.registry.provider_of(tool)
     base = upstreams.base_for(tool, args)
     result: dict[str, Any] = {key: dig(op, field) for key, field in spec.pick.items()}
+    if spec.read is not None:
+        result |= await read_back(upstreams, tool, args, op, base + fill(spec.read, args))
     paths: dict[str, str | None] = {}
     for key, field in spec.files.items():  # every path checked before any file is read (or removed)
         located = dig(op, field)
-        paths[key] = None if located is None else file_path(located, spec.under, args)
+        paths[key] = None if located is None else file_path(located, spec.under or "", args)
         if located is not None and paths[key] is None:
             raise UpstreamError(unexpected(tool, spec, key, op, provider.operation and provider.operation.tool))
-    budget, truncated = int(args["max_bytes"]), False
+    budget, truncated = int(args.get("max_bytes", 0)), False  # the registry gives file readers max_bytes
     for key, path in paths.items():
         if path is None:
             result[key] = None  # nothing recorded for this stream
@@ -59,6 +61,24 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
     if spec.files:
         result["output_truncated"] = truncated
     return result
+
+
+async def read_back(
+    upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: dict[str, Any], url: str
+) -> dict[str, Any]:
+    """The fields `show` keeps of what the change came to, read with the call's query arguments (its project)."""
+    spec = tool.outcome
+    assert spec is not None
+    provider = upstreams.registry.provider_of(tool)
+    query = [(p.name, str(args[p.name]).lower() if isinstance(args[p.name], bool) else str(args[p.name]))
+             for p in tool.params_in("query") if args.get(p.name) is not None]  # fmt: skip
+    try:
+        data = await upstreams.send(tool, provider, UpstreamRequest("GET", url, query))
+    except UpstreamError as exc:  # the change happened: say so, and what is unknown
+        raise UpstreamError(
+            f"{tool.name} finished (operation {op.get('id')}), but what it came to could not be read back: {exc}"
+        ) from None
+    return {key: dig(data, field) for key, field in spec.show.items()}
 
 
 def unexpected(tool: ToolSpec, spec: Outcome, key: str, op: dict[str, Any], follow: str | None) -> str:

@@ -89,9 +89,10 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
     if (tool.wait_default or tool.outcome is not None) and not tool.returns_operation:
         problems.append(f"{where} field 'wait_default'/'outcome': only a tool with returns_operation waits")
     if tool.outcome is not None:
-        for name in PLACEHOLDER.findall(tool.outcome.under):
-            if name not in names:
-                problems.append(f"{where} field 'outcome.under': placeholder {{{name}}} is not a parameter")
+        for field in ("under", "read"):
+            for name in PLACEHOLDER.findall(getattr(tool.outcome, field) or ""):
+                if name not in names:
+                    problems.append(f"{where} field 'outcome.{field}': placeholder {{{name}}} is not a parameter")
         if tool.outcome.files and "max_bytes" not in names:
             problems.append(f"{where} field 'outcome.files': reading files needs a max_bytes parameter")
     if tool.confirm_only is not None:

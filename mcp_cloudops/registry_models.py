@@ -251,8 +251,23 @@ class Outcome(_Frozen):
 
     pick: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the operation
     files: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field holding a file's path
-    under: str = Field(pattern=r"^/.+/$")  # every file's path starts with this
+    under: str | None = Field(default=None, pattern=r"^/.+/$")  # every file's path starts with this
     remove: bool = False
+    # What the change came to, read back once the operation ended (an instance's new status): a GET of
+    # `read` (filled from the call's arguments, with its query arguments), and its fields `show` keeps.
+    read: str | None = Field(default=None, pattern=r"^/")
+    show: dict[str, str] = Field(default_factory=dict)  # result key -> dotted field of the read
+    # The result is the outcome and the operation's id alone, not the whole operation: what an agent
+    # checks its work with, in a few hundred characters (the journal still records the id).
+    brief: bool = False
+
+    @model_validator(mode="after")
+    def _whole(self) -> Outcome:
+        if self.files and self.under is None:
+            raise ValueError("files need under: where the files an operation wrote may be read")
+        if (self.read is None) != (not self.show):
+            raise ValueError("read and show go together: the GET, and the fields kept from it")
+        return self
 
 
 class AttachAll(_Frozen):

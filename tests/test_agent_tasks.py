@@ -291,19 +291,20 @@ async def test_incus_command_in_a_listed_instance_and_a_freeze(incus_agent: Clie
         script = "hostname; echo warn >&2; exit 3"
         ran = await call(incus_agent, "exec-instance", name=name, project=project, command=["sh", "-c", script])
         assert (ran["stdout"], ran["stderr"], ran["exit_code"]) == (f"{name}\n", "warn\n", 3)
-        assert ran["done"] and ran["operation"]["status"] == "Success" and not ran["output_truncated"]
+        assert set(ran) == {"exit_code", "stdout", "stderr", "output_truncated", "operation_id"}
+        assert not ran["output_truncated"]
         assert len(asked) == 1 and script in asked[0] and name in asked[0]  # the user saw what runs where
 
         # Freezing is not destructive: it runs unasked, and the listing shows it.
         frozen = await call(
             incus_agent, "update-instance-state", name=name, project=project, action="freeze", wait=True
         )
-        assert frozen["done"] and frozen["operation"]["status"] == "Success"
+        assert frozen["status"] == "Frozen" and frozen["operation_id"]  # the state read back, and the operation
         assert pick((await call(incus_agent, "list-instances"))["result"], name=name)["status"] == "Frozen"
         thawed = await call(
             incus_agent, "update-instance-state", name=name, project=project, action="unfreeze", wait=True
         )
-        assert thawed["done"] and thawed["operation"]["status"] == "Success"
+        assert thawed["status"] == "Running" and thawed["operation_id"]
         assert pick((await call(incus_agent, "list-instances"))["result"], name=name)["status"] == "Running"
         assert len(asked) == 1
 

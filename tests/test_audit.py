@@ -208,3 +208,18 @@ async def test_over_http_the_session_and_the_tokens_hash_are_recorded_never_the_
     assert sent["principal"] == "sha256:" + hashlib.sha256(token.encode()).hexdigest()
     assert sent["session"] and len(sent["session"]) >= 16 and done["outcome"] == "ok"
     assert token not in path.read_text()
+
+
+async def test_a_brief_outcome_still_journals_its_operation(tmp_path: Path) -> None:
+    """exec-instance answers with its outcome and operation_id alone, in a few hundred characters around the
+    output (issue 22 item 4); the journal's `outcome` record names the same operation."""
+    path = tmp_path / "audit.jsonl"
+    async with journaled(path, MCP_CLOUDOPS_CONFIRM_FALLBACK="allow") as (_, client):
+        ran = await client.call_tool("exec-instance", {"name": "c1", "command": ["echo", "hi"]})
+    assert not ran.is_error, ran.content[0].text
+    result = ran.structured_content
+    assert result == {"exit_code": 0, "stdout": "hi\n", "stderr": "", "output_truncated": False,
+                      "operation_id": result["operation_id"]}  # fmt: skip
+    assert len(ran.content[0].text) - len("hi\n") <= 250
+    _, done = records(path)
+    assert done["outcome"] == "ok" and done["operation"] == result["operation_id"]

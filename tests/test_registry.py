@@ -324,16 +324,20 @@ def test_the_new_incus_mechanisms_are_read_as_declared() -> None:
     assert execs.outcome.under == "/1.0/instances/{name}/logs/"
     assert execs.outcome.files == {"stdout": "metadata.output.1", "stderr": "metadata.output.2"}
     assert execs.outcome.pick == {"exit_code": "metadata.return"}
-    assert not state.wait_default and state.outcome is None and state.confirm_only == {"action": ("stop", "restart")}
+    assert state.wait_default and state.confirm_only == {"action": ("stop", "restart")}
+    assert state.outcome is not None and state.outcome.brief  # the status read back, with the operation's id
+    assert (state.outcome.read, state.outcome.show) == ("/1.0/instances/{name}", {"status": "status"})
 
 
 def test_wait_defaults_to_true_only_where_wait_default_says_so() -> None:
     registry = load_registry()
     incus = registry.providers["incus"]
     execs = input_schema(registry.by_name["exec-instance"], incus)["properties"]["wait"]
-    state = input_schema(registry.by_name["update-instance-state"], incus)["properties"]["wait"]
-    assert execs == {**state, "default": True}
-    assert state["type"] == "boolean" and "default" not in state
+    follow = input_schema(registry.by_name["wait-operation"], incus)["properties"].get("wait")
+    assert execs == {"type": "boolean", "default": True, "description": "Wait for the final state."}
+    stop = input_schema(registry.by_name["stop-compute-instance"], registry.providers["exoscale"])["properties"]
+    assert stop["wait"] == {"type": "boolean", "description": "Wait for the final state."}  # no default: false
+    assert follow is None
 
 
 def test_confirm_given_is_for_tools_that_do_not_ask_already_and_names_parameters(raw: dict[str, Any]) -> None:

@@ -144,7 +144,7 @@ CASES = [
             "wait-for-websocket": False,
             "interactive": False,
         },
-        expect={"stdout": "hi\n", "stderr": "", "exit_code": 0, "done": True},
+        expect={"stdout": "hi\n", "stderr": "", "exit_code": 0, "operation_id": str},
     ),
     Case(
         "update-instance-state",
@@ -153,7 +153,7 @@ CASES = [
         "/1.0/instances/c2/state",
         query={"project": ["default"]},
         body={"action": "start", "timeout": 30},
-        expect={"operation": str, "metadata": dict},
+        expect={"status": "Running", "operation_id": str},  # waited, then read back
     ),
     # Portainer: X-API-Key on the websocket handshake, each tool its own route.
     Case(
