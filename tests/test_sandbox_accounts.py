@@ -117,29 +117,33 @@ def exoscale_headers(method: str, path: str, key: str, secret: str) -> dict[str,
     return {"Authorization": f"{exoscale.AUTH_SCHEME} credential={key},expires={expires},signature={signature}"}
 
 
-# provider -> (path, the headers that sign in with the default credentials, with the team's)
-KEYS: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {
+# provider -> (path, the headers that sign in with the default credentials, with the team's), made when the
+# test runs: an Exoscale signature expires 300 s after it is made, and a whole suite takes longer than that.
+Headers = Callable[[], dict[str, str]]
+KEYS: dict[str, tuple[str, Headers, Headers]] = {
     "exoscale": (
         "/ch-gva-2/v2/instance",
-        exoscale_headers("GET", "/ch-gva-2/v2/instance", credentials.EXOSCALE_API_KEY, credentials.EXOSCALE_API_SECRET),
-        exoscale_headers(
+        lambda: exoscale_headers(
+            "GET", "/ch-gva-2/v2/instance", credentials.EXOSCALE_API_KEY, credentials.EXOSCALE_API_SECRET
+        ),
+        lambda: exoscale_headers(
             "GET", "/ch-gva-2/v2/instance", credentials.TEAM_EXOSCALE_API_KEY, credentials.TEAM_EXOSCALE_API_SECRET
         ),
     ),
     "scaleway": (
         "/instance/v1/zones/fr-par-1/images",
-        {"X-Auth-Token": credentials.SCW_SECRET_KEY},
-        {"X-Auth-Token": credentials.TEAM_SCW_SECRET_KEY},
+        lambda: {"X-Auth-Token": credentials.SCW_SECRET_KEY},
+        lambda: {"X-Auth-Token": credentials.TEAM_SCW_SECRET_KEY},
     ),
     "portainer": (
         "/api/endpoints",
-        {"X-API-Key": credentials.PORTAINER_API_KEY},
-        {"X-API-Key": credentials.TEAM_PORTAINER_API_KEY},
+        lambda: {"X-API-Key": credentials.PORTAINER_API_KEY},
+        lambda: {"X-API-Key": credentials.TEAM_PORTAINER_API_KEY},
     ),
     "nirvana": (
         "/v1/projects",
-        {"Authorization": f"Bearer {credentials.NIRVANA_LABS_API_KEY}"},
-        {"Authorization": f"Bearer {credentials.TEAM_NIRVANA_LABS_API_KEY}"},
+        lambda: {"Authorization": f"Bearer {credentials.NIRVANA_LABS_API_KEY}"},
+        lambda: {"Authorization": f"Bearer {credentials.TEAM_NIRVANA_LABS_API_KEY}"},
     ),
 }
 REFUSALS = {  # provider -> (status, body) as that API answers a key it does not know
@@ -157,12 +161,12 @@ async def test_each_account_refuses_the_others_key(both: Sandbox, provider: str)
     team = team_of(both)
     async with httpx.AsyncClient(timeout=10) as http:
         wrong = [
-            await http.get(team.addresses[provider] + path, headers=default_key),
-            await http.get(both.addresses[provider] + path, headers=team_key),
+            await http.get(team.addresses[provider] + path, headers=default_key()),
+            await http.get(both.addresses[provider] + path, headers=team_key()),
         ]
         right = [
-            await http.get(both.addresses[provider] + path, headers=default_key),
-            await http.get(team.addresses[provider] + path, headers=team_key),
+            await http.get(both.addresses[provider] + path, headers=default_key()),
+            await http.get(team.addresses[provider] + path, headers=team_key()),
         ]
     for answer in wrong:
         assert answer.status_code == status, answer.text
