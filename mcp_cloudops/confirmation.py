@@ -40,6 +40,7 @@ from mcp_cloudops.settings import ConfigError
 
 Run = Callable[..., Awaitable[CallToolResult]]
 WhatRuns = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | str]]
+TargetOf = Callable[[dict[str, Any]], Awaitable[tuple[str | None, str | None]]]  # (the target, or why it is unread)
 Validate = Callable[[Mapping[str, Any]], dict[str, Any]]
 REVIEWABLE = 4000  # characters of a question a person can read before answering; a longer call is refused
 SPENT_TTL = 600.0  # seconds a 2026-07-28 round's state stays valid (the SDK's request-state TTL)
@@ -57,6 +58,7 @@ DEFAULT_IGNORABLE = (
 )  # fmt: skip
 BLANK_GLYPHS = frozenset({0x2800, 0x1D159})  # visible characters whose glyph is empty: braille blank, null notehead
 _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_-]*)\}")
 
 WORDING = {
     "destructive": ("Confirm a destructive change", "This cannot be undone."),
@@ -156,21 +158,45 @@ def _rank(spec: ToolSpec) -> dict[str, tuple[int, int]]:
     return ranks
 
 
+def action(spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor, target: str | None) -> str:
+    """What the person allows, in tools.yaml's words (`ask.action`), each {argument} its value as JSON, then
+    the target as read: `Delete the Exoscale instance "db-1" (state "stopped", disk-size 100)`."""
+    words = spec.ask.action if spec.ask is not None else spec.title
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return shown(redactor.data(arguments[name])) if name in arguments else "(not given)"
+
+    text = _PLACEHOLDER.sub(value, words)
+    text = text[:1].upper() + text[1:] + (f" {redactor.text(_visible(target))}" if target else "")
+    return f"{text} in account {shown(arguments[ACCOUNT])}" if ACCOUNT in arguments else text
+
+
+def _visible(text: str) -> str:
+    return "".join(_escaped_char(char) for char in _RUNS.sub(_counted, text))
+
+
 def question(
-    spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor, runs: Mapping[str, Any] | None = None
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    redactor: Redactor,
+    runs: Mapping[str, Any] | None = None,
+    target: str | None = None,
 ) -> str:
-    """The question: what runs as the upstream reports it (`runs`, for a call naming it by id), then
-    every argument."""
+    """The question: what the person allows and on what (tools.yaml `ask`, the target read), what runs as
+    the upstream reports it (`runs`, for a call naming it by id), every argument, and what follows."""
     heading, footer = WORDING[kind(spec)]
+    if spec.ask is not None:
+        footer = spec.ask.consequence
     ranks = _rank(spec)
     names = sorted(arguments, key=lambda name: ranks.get(name, (0, -1)))  # the server's own (account) first
-    lines = [f"{heading}: {spec.title} ({spec.name}), with:"]
+    lines = [f"{heading} ({spec.name}): {action(spec, arguments, redactor, target)}."]
     if runs is not None:
-        lines = [f"{heading}: {spec.title} ({spec.name}). It runs, as the upstream reports it:"]
+        lines.append("It runs, as the upstream reports it:")
         lines += [f"- {name}: {shown(redactor.data(value))}" for name, value in runs.items()]
         if spec.review is not None and spec.review.unreported:
             lines.append(spec.review.unreported)
-        lines.append("With:")
+    lines.append("With:")
     lines += [f"- {name}: {shown(redactor.data(arguments[name]))}" for name in names]
     lines.append(footer)
     return "\n".join(lines)
@@ -276,6 +302,7 @@ def guard(
     failed: Callable[[str], CallToolResult],
     journal: Journal | None = None,
     what_runs: WhatRuns | None = None,
+    target_of: TargetOf | None = None,
     account_of: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> tuple[Run, dict[str, Any]]:
     """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it. `what_runs` reads
@@ -300,12 +327,16 @@ def guard(
             except ConfigError:
                 return NotAsked("unasked")  # not this caller's account: the call is refused before it sends
             checked = checked if acting is None else {**checked, ACCOUNT: acting}
-        runs = None
+        runs = target = None
+        if spec.ask is not None and spec.ask.target is not None and target_of is not None:
+            target, problem = await target_of(checked)
+            if problem is not None:
+                return NotAsked("refused", problem)
         if spec.review is not None and what_runs is not None:
             runs = await what_runs(checked)
             if isinstance(runs, str):
                 return NotAsked("refused", runs)
-        text = question(spec, checked, redactor, runs)
+        text = question(spec, checked, redactor, runs, target)
         problem = too_large(spec, text)
         return NotAsked("refused", problem) if problem else Elicit(text, Confirmation)
 

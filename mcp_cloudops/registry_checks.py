@@ -119,6 +119,16 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
         for name in tool.confirm_given:
             if name not in names:
                 problems.append(f"{where} field 'confirm_given': {name!r} is not a parameter")
+    asking = tool.hints.destructive or tool.credential or bool(tool.confirm_given)
+    if asking and tool.ask is None:
+        problems.append(f"{where} field 'ask': a tool that asks the user says what it does (action, consequence)")
+    if tool.ask is not None:
+        if not asking:
+            problems.append(f"{where} field 'ask': only a tool that asks the user has a question")
+        for field, text in (("action", tool.ask.action), ("target.read", tool.ask.target and tool.ask.target.read)):
+            for name in PLACEHOLDER.findall(text or ""):
+                if name not in names:
+                    problems.append(f"{where} field 'ask.{field}': placeholder {{{name}}} is not a parameter")
     if tool.review is not None:
         if not (tool.hints.destructive or tool.credential or tool.confirm_given):
             problems.append(f"{where} field 'review': only a tool that asks the user shows what runs")

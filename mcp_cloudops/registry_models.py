@@ -232,6 +232,25 @@ class Review(FollowUp):
     unreported: str | None = None
 
 
+class Target(_Frozen):
+    """What a call acts on, read in the asking round so that the question names it as people know it (a
+    name and a state, not a UUID); a target that cannot be read is an error, and nobody is asked."""
+
+    read: str = Field(pattern=r"^/")  # GET, filled from the call's arguments, with its query arguments
+    name: str  # dotted field of the read: the name people know it by
+    show: tuple[str, ...] = ()  # dotted fields shown beside the name (a state, a type)
+
+
+class Ask(_Frozen):
+    """The words of a tool's question, stated with the tool: what the person allows (`action`, where
+    {argument} is that argument's value), the target as read, and what follows (`consequence`: "cannot be
+    undone" only where that is true)."""
+
+    action: str = Field(min_length=1)
+    target: Target | None = None
+    consequence: str = Field(min_length=1)
+
+
 class Step(_Frozen):
     """A call to another tool of the registry, made inside a flow: the caller's arguments the tool also
     takes, plus fixed ones (`with`); `pick` names the fields of its result the flow reports."""
@@ -344,6 +363,7 @@ class ToolSpec(_Frozen):
     # never shown again before it runs (Docker does not report an exec's environment).
     confirm_given: tuple[str, ...] | None = None
     review: Review | None = None  # read before asking: what the call runs, when it names it only by id
+    ask: Ask | None = None  # the question's words: every tool that asks has them
     long_poll: str | None = None  # query param holding an upstream-side wait: served in short chunks
     # The result is a credential (a password, a signed console URL): a capability of its own, so the
     # tool is not offered under --read-only and asks the user first like a destructive one.

@@ -1,5 +1,6 @@
-"""What a call runs when it names it only by id (a Docker exec, an Incus exec operation), read from
-the upstream so that the user is asked about the command itself, not about an opaque id.
+"""What a call runs when it names it only by id (a Docker exec, an Incus exec operation), and what it acts
+on as people know it (a name and a state), read from the upstream so that the user is asked about the
+command and the instance themselves, not about opaque ids.
 
 Also the follow-up reads of websocket tools (an exit code once a stream ends): both are one GET whose
 answer's named fields are picked.
@@ -7,12 +8,13 @@ answer's named fields are picked.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mcp_cloudops.operations import dig
-from mcp_cloudops.registry_models import FollowUp, ToolSpec
+from mcp_cloudops.registry_models import FollowUp, Target, ToolSpec
 from mcp_cloudops.results import UpstreamError
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill
+from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill, zone_values
 
 
 async def picked(upstreams: Upstreams, tool: ToolSpec, read: FollowUp, args: dict[str, Any]) -> dict[str, Any]:
@@ -34,3 +36,27 @@ async def what_runs(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) 
             f"{tool.name} was refused and nothing was run: what it would run could not be read to show the "
             f"user first. {exc}"
         ) from None
+
+
+async def target(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> str:
+    """The target as people know it, e.g. `"db-1" (state "stopped", disk-size 100)`: its name and the fields
+    tools.yaml `ask.target` shows, each as JSON (an upstream's text is quoted, never taken for ours). Read
+    with the call's query arguments (its project); unreadable, nobody is asked and nothing is changed."""
+    assert tool.ask is not None and tool.ask.target is not None
+    spec: Target = tool.ask.target
+    provider = upstreams.registry.provider_of(tool)
+    zones = zone_values(tool, provider, args, upstreams.account(provider))
+    url = upstreams.base_for(tool, args) + fill(fill(spec.read, args), zones)
+    query = [(p.name, json.dumps(args[p.name]) if isinstance(args[p.name], bool) else str(args[p.name]))
+             for p in tool.params_in("query") if args.get(p.name) is not None]  # fmt: skip
+    try:
+        data = await upstreams.send(tool, provider, UpstreamRequest("GET", url, query))
+    except UpstreamError as exc:
+        raise UpstreamError(
+            f"{tool.name} was refused and nothing was changed: what it acts on could not be read to show the user "
+            f"first. {exc}"
+        ) from None
+    shown = ", ".join(f"{field.rsplit('.', 1)[-1]} {json.dumps(dig(data, field), ensure_ascii=False)}"
+                      for field in spec.show)  # fmt: skip
+    name = json.dumps(dig(data, spec.name), ensure_ascii=False)
+    return f"{name} ({shown})" if shown else name

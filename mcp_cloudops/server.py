@@ -148,6 +148,16 @@ class Connections:
         except (UpstreamError, ConfigError) as exc:
             return self.redactor.cut(str(exc))
 
+    async def target_of(self, spec: ToolSpec, args: dict[str, Any]) -> tuple[str | None, str | None]:
+        """What a call acts on as people know it, for the question (tools.yaml `ask.target`); or why it cannot
+        be read, redacted: then nobody is asked and nothing is changed."""
+        from mcp_cloudops import review
+
+        try:
+            return await review.target(self.for_call(spec, args), spec, args), None
+        except (UpstreamError, ConfigError) as exc:
+            return None, self.redactor.cut(str(exc))
+
     @asynccontextmanager
     async def session(self, _: MCPServer) -> AsyncIterator[None]:
         """The server's lifespan: pooled clients close when the last session using them ends."""
@@ -207,6 +217,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             failed=failed,
             journal=connections.journal,
             what_runs=functools.partial(connections.what_runs, spec),
+            target_of=functools.partial(connections.target_of, spec),
             account_of=functools.partial(connections.account_of, spec),
         )
     return Tool(

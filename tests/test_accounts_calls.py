@@ -114,7 +114,8 @@ async def test_the_question_names_the_account_first(sandbox: Sandbox, team: Sand
     async with Client(server, elicitation_callback=decline) as client:
         await client.call_tool("delete-compute-instance", {"id": INSTANCE_STOPPED})
     (question,) = asked
-    assert question.splitlines()[1] == '- account: "default"'
+    assert question.splitlines()[0].endswith(' in account "default".')  # the action names where it acts
+    assert question.splitlines()[2] == '- account: "default"'
 
 
 async def test_every_accounts_secret_is_redacted(sandbox: Sandbox, team: Sandbox, tmp_path: Path) -> None:

@@ -144,8 +144,14 @@ async def test_a_confirmation_runs_one_call_only(sandbox: Sandbox) -> None:
         done = await client.session.call_tool(*DELETE, input_responses=answers, request_state=first.request_state)
         assert not done.is_error, text_of(done)
         assert requests_to(sandbox, "exoscale", "DELETE") == 1
-        again = await client.session.call_tool(*DELETE, input_responses=answers, request_state=first.request_state)
-        assert again.is_error and "already used" in text_of(again)
+        again = await client.session.call_tool(
+            *DELETE, input_responses=answers, request_state=first.request_state, allow_input_required=True
+        )
+        # The question names the target as read now: the instance being deleted reads differently, so the old
+        # "yes" answers another question and the user is asked anew; had it read the same, the replay guard
+        # refuses. Either way the yes runs one call.
+        if not isinstance(again, InputRequiredResult):
+            assert again.is_error and "already used" in text_of(again)
     assert requests_to(sandbox, "exoscale", "DELETE") == 1
 
 

@@ -58,7 +58,9 @@ async def test_a_credential_is_handed_out_only_once_the_user_said_yes(sandbox: S
         result = await client.call_tool(tool, {"id": INSTANCE_RUNNING})
     assert result.is_error and "did not confirm" in text_of(result)
     assert len(asked) == 1 and "credential" in asked[0] and INSTANCE_RUNNING in asked[0]
-    assert not [r for r in sandbox["exoscale"].requests if INSTANCE_RUNNING in r.path]
+    # The question read the instance it names (its name and state), never the credential.
+    read = {(r.method, r.path) for r in sandbox["exoscale"].requests}
+    assert read <= {("GET", f"/ch-gva-2/v2/instance/{INSTANCE_RUNNING}")}
     async with Client(build_server(settings), mode="legacy", elicitation_callback=accepting) as client:
         result = await client.call_tool(tool, {"id": INSTANCE_RUNNING})
     assert not result.is_error, text_of(result)

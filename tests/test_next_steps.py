@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from mcp import Client
+from support import text_of
 
 from mcp_cloudops.sandbox import exoscale
 from mcp_cloudops.sandbox.runner import Sandbox
-from tests.support import text_of
 
 pytestmark = pytest.mark.anyio
 UNKNOWN_UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
