@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from mcp_cloudops import audit, operations, outcome, websocket
+from mcp_cloudops import audit, operations, outcome, websocket, zones
 from mcp_cloudops.audit import Journal
 from mcp_cloudops.policy import may_write
 from mcp_cloudops.registry_models import ToolSpec
@@ -97,6 +97,8 @@ async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx:
         return await websocket.stream(upstreams, spec, args)
     if spec.long_poll:
         return await operations.long_poll(upstreams, spec, args, progress)
+    if zones.asks_every_zone(spec, args):
+        return await zones.every_zone(upstreams, spec, args)
     data = await upstreams.call(spec, args)
     if spec.returns_operation and args.get("wait"):
         timeout = min(float(args["timeout_seconds"]), upstreams.settings.max_wait)

@@ -129,6 +129,8 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
             for name in PLACEHOLDER.findall(text or ""):
                 if name not in names:
                     problems.append(f"{where} field 'ask.{field}': placeholder {{{name}}} is not a parameter")
+    if tool.zonal is not None and not (tool.params_in("zone") and provider.zones and tool.method == "GET"):
+        problems.append(f"{where} field 'zonal': only a listing (GET) with a zone parameter lists every zone")
     if tool.review is not None:
         if not (tool.hints.destructive or tool.credential or tool.confirm_given):
             problems.append(f"{where} field 'review': only a tool that asks the user shows what runs")

@@ -372,6 +372,9 @@ class ToolSpec(_Frozen):
     # after the request went out): by default the tool listing the first required id it takes.
     lookup: str | None = None
     when_failed: tuple[Advice, ...] = ()  # failures whose cause another tool removes, first match wins
+    # A listing of one zone whose result key (`instances`) holds its items: it also takes zone "all",
+    # every zone at once, merged. Not for what every zone lists alike (SSH keys, instance types).
+    zonal: str | None = None
     hints: Hints
     params: tuple[Param, ...] = ()
 

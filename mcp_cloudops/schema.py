@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_cloudops.accounts import ACCOUNT
 from mcp_cloudops.registry_models import Param, Provider, ToolSpec
 from mcp_cloudops.settings import Settings
+from mcp_cloudops.zones import EVERY_ZONE, EVERY_ZONE_WORDS
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -103,11 +104,12 @@ def input_schema(
     """The exact JSON Schema published as the tool's inputSchema (unknown arguments refused); `extra`: the
     server's own options beyond the registry's (an `account` choice)."""
     params = tool_params(tool, max_wait) + extra
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {p.name: param_schema(p, provider, max_wait) for p in params},
-        "additionalProperties": False,
-    }
+    properties = {p.name: param_schema(p, provider, max_wait) for p in params}
+    for param in tool.params_in("zone") if tool.zonal else ():  # a listing of one zone also lists them all
+        zone = properties[param.name]
+        properties[param.name] = zone | {"enum": [*zone["enum"], EVERY_ZONE],
+                                         "description": zone["description"] + EVERY_ZONE_WORDS}  # fmt: skip
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     required = [p.name for p in params if p.required]
     if required:
         schema["required"] = required

@@ -23,6 +23,7 @@ MIN_STRING = 200  # a string is not cut below this many characters
 NOTE_ROOM = 600  # characters kept free for the truncation note
 DETAILS_MAX = 300  # characters of the note listing what was cut
 RESUME_ROOM = 250  # characters more, for a cut listing: how the next call resumes at the first item cut
+ZONE_ROOM = 150  # and for a listing of every zone: the zone to resume in, and the zones after it
 MIN_CAP = 1000  # a cap below this would leave no room for both content and note
 LIGHT = 1024  # values (and 64-character pieces of strings) of a result redacted and cut on the event loop
 
@@ -159,7 +160,9 @@ def cap(
     if size <= limit:
         return data
     pages = tool.pages if args is not None else None  # tools.yaml `pages`: how a listing pages
+    per_zone = _per_zone(data, tool, args)  # zone "all": each zone's items, counted before the cut
     budget = limit - NOTE_ROOM - (min(_resume_room(pages, args or {}), limit // 4) if pages else 0)
+    budget -= ZONE_ROOM if per_zone else 0
     cut: dict[str, Any] = data if own else json.loads(text)  # a deep copy we may change, unless given one
     kept: dict[str, str] = {}
     left = _halve_lists(cut, size, budget, kept, down_to=1)  # keep one item: its long strings are cut next
@@ -175,11 +178,53 @@ def cap(
         details = details[: DETAILS_MAX - 1] + "…"
     items = _items_kept(cut, kept)
     note = f"Result cut to fit {limit} characters (it had {size}){': ' + details if details else ''}. "
+    if per_zone and args is not None and items is not None:
+        return _zone_resumed(cut, tool, args, per_zone, note)
     if pages is not None and args is not None and items is not None:
         resumed = _resumed(json.loads(dumps(cut)), pages, continuation(pages, tool, args, items), note, tool)
         if len(dumps(resumed)) <= limit:  # else (an absurdly long cursor) the plain note below
             return resumed
     cut["truncated"] = {"note": note + f"To see the rest, {narrowing_hint(tool)}."}
+    return cut
+
+
+def _per_zone(data: dict[str, Any], tool: ToolSpec, args: dict[str, Any] | None) -> dict[str, int]:
+    """For a listing of every zone (zone "all"), how many items each zone gave, in zone order; else {}."""
+    if tool.zonal is None or args is None or not any(args.get(p.name) == "all" for p in tool.params_in("zone")):
+        return {}
+    counts: dict[str, int] = {}
+    for item in data.get(tool.zonal) or []:
+        zone = item.get("zone") if isinstance(item, dict) else None
+        if isinstance(zone, str):
+            counts[zone] = counts.get(zone, 0) + 1
+    return counts
+
+
+def _zone_resumed(
+    cut: dict[str, Any], tool: ToolSpec, args: dict[str, Any], per_zone: dict[str, int], note: str
+) -> dict[str, Any]:
+    """A cut listing of every zone, saying where to resume: the first zone that lost items, alone (at the
+    page its first cut item is on, where the listing pages), then each zone after it."""
+    assert tool.zonal is not None
+    kept = dict.fromkeys(per_zone, 0)
+    for item in cut.get(tool.zonal) or []:
+        if isinstance(item, dict) and item.get("zone") in kept:
+            kept[item["zone"]] += 1
+    zones = list(per_zone)
+    first = next((zone for zone in zones if kept[zone] < per_zone[zone]), zones[-1] if zones else "")
+    zone_name = tool.params_in("zone")[0].name
+    resume = {zone_name: first}
+    if tool.pages is not None:
+        resume |= continuation(tool.pages, tool, {**args, zone_name: first}, kept.get(first, 0))
+    after = zones[zones.index(first) + 1 :] if first in zones else []
+    then = f", then each later zone that had items, alone ({', '.join(after)})" if after else ""
+    cut["truncated"] = {
+        "note": note
+        + "To resume at the first item cut, call again with the same arguments but "
+        + ", ".join(f"{name}={value}" for name, value in resume.items())
+        + f"{then} (next_call: the arguments to change); to get less, {narrowing_hint(tool)}.",
+        "next_call": resume,
+    }
     return cut
 
 
