@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from mcp_cloudops import audit, operations, outcome, websocket, zones
+from mcp_cloudops import audit, diagnosis, operations, outcome, websocket, zones
 from mcp_cloudops.audit import Journal
 from mcp_cloudops.policy import may_write
 from mcp_cloudops.registry_models import ToolSpec
@@ -90,6 +90,23 @@ async def _journaled(
 
 
 async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """The call, and when it failed in a way the upstream does not explain, why (tools.yaml `diagnose`)."""
+    try:
+        data = await _attempt(upstreams, spec, args, ctx)
+    except UpstreamError as exc:
+        if diagnosis.after_status(spec, exc) and (said := await diagnosis.cause(upstreams, spec, args)):
+            raise UpstreamError(f"{exc.head} {said}", unknown=exc.unknown, status=exc.status, head=exc.head) from None
+        raise
+    if spec.diagnose is not None and diagnosis.silent(spec, data):
+        said = await diagnosis.cause(upstreams, spec, args)
+        if said is None and spec.diagnose.otherwise is not None:
+            said = diagnosis.words(spec.diagnose.otherwise, args)
+        if said is not None:
+            raise UpstreamError(f"{spec.name}: the stream closed before any output. {said}")
+    return data
+
+
+async def _attempt(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     async def progress(done: float, total: float, message: str) -> None:
         await ctx.report_progress(round(done, 1), total, message)
 

@@ -71,6 +71,13 @@ class Registry(_Frozen):
                     problems.append(f"tool {tool.name!r} field 'when_failed.{n}.tool': no tool named {advice.tool!r}")
                 elif advice.tool not in advice.next:
                     problems.append(f"tool {tool.name!r} field 'when_failed.{n}.next': say to use {advice.tool}")
+            for n, check in enumerate(tool.diagnose.checks if tool.diagnose else ()):
+                if check.tool not in seen:
+                    problems.append(
+                        f"tool {tool.name!r} field 'diagnose.checks.{n}.tool': no tool named {check.tool!r}"
+                    )
+                elif check.tool not in check.say:
+                    problems.append(f"tool {tool.name!r} field 'diagnose.checks.{n}.say': say to use {check.tool}")
             for param in tool.params:
                 where = f"tool {tool.name!r} field 'params.{param.name}"
                 if param.listed_by is not None and param.listed_by not in seen:

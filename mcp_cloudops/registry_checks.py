@@ -129,6 +129,14 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
             for name in PLACEHOLDER.findall(text or ""):
                 if name not in names:
                     problems.append(f"{where} field 'ask.{field}': placeholder {{{name}}} is not a parameter")
+    for n, check in enumerate(tool.diagnose.checks if tool.diagnose else ()):
+        texts = [check.read, check.say, *(check.find.where.values() if check.find else ()),
+                 *(check.find.has.values() if check.find else ())]  # fmt: skip
+        for name in {name for text in texts for name in PLACEHOLDER.findall(text)} - {"value", "found"}:
+            if name not in names:
+                problems.append(f"{where} field 'diagnose.checks.{n}': placeholder {{{name}}} is not a parameter")
+    if tool.diagnose is not None and tool.diagnose.silent and not tool.websocket:
+        problems.append(f"{where} field 'diagnose.silent': only a websocket stream can end silent")
     if tool.zonal is not None and not (tool.params_in("zone") and provider.zones and tool.method == "GET"):
         problems.append(f"{where} field 'zonal': only a listing (GET) with a zone parameter lists every zone")
     if tool.review is not None:

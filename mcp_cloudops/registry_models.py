@@ -336,6 +336,58 @@ class Advice(_Frozen):
     tool: str  # the tool that removes the cause: checked to exist
 
 
+class Find(_Frozen):
+    """An item a read must hold for the call to have worked: in the list at `within`, one whose fields equal
+    `where`'s values (filled from the arguments); with `then`, that item's own list must hold one matching `has`."""
+
+    within: str  # dotted path of the list (`items`)
+    where: dict[str, str] = Field(min_length=1)  # item field -> value ({argument})
+    then: str | None = None  # dotted path of a list inside the found item (a pod's spec.containers)
+    has: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _paired(self) -> Find:
+        if (self.then is None) != (not self.has):
+            raise ValueError("then and has go together: the inner list, and what one of its items must be")
+        return self
+
+
+class Check(_Frozen):
+    """One read that tells a cause apart: a field that must hold one of `expect`'s values (a Portainer
+    environment's Type), or an item `find` must find (a namespace, a pod). `say` when it fails: {argument},
+    {value} (the field as read) and {found} (what `names` calls that value)."""
+
+    read: str = Field(pattern=r"^/")  # GET, filled from the call's arguments
+    expect: dict[str, tuple[JsonValue, ...]] = Field(default_factory=dict)
+    names: dict[str, str] = Field(default_factory=dict)  # a value, as text -> what people call it
+    find: Find | None = None
+    say: str = Field(min_length=1)
+    tool: str  # the tool `say` names, that shows the right values: checked to exist
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Check:
+        if bool(self.expect) == (self.find is not None):
+            raise ValueError("a check either expects field values or finds an item")
+        return self
+
+
+class Diagnosis(_Frozen):
+    """Why a call failed when the upstream's answer does not say (a Kubernetes path on a Docker environment
+    answers "page not found"; a pod exec that cannot start just closes): reads made after the failure, in
+    order; the first check that fails names the cause and the tool showing the right values."""
+
+    status: tuple[int, ...] = ()  # after these HTTP statuses
+    silent: bool = False  # after a stream that closed before any output
+    checks: tuple[Check, ...] = Field(min_length=1)
+    otherwise: str | None = None  # silent, and every check passed: what is left (the command could not start)
+
+    @model_validator(mode="after")
+    def _triggered(self) -> Diagnosis:
+        if not self.status and not self.silent:
+            raise ValueError("a diagnosis runs after some statuses, or after a silent stream")
+        return self
+
+
 class ToolSpec(_Frozen):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     provider: str
@@ -372,6 +424,7 @@ class ToolSpec(_Frozen):
     # after the request went out): by default the tool listing the first required id it takes.
     lookup: str | None = None
     when_failed: tuple[Advice, ...] = ()  # failures whose cause another tool removes, first match wins
+    diagnose: Diagnosis | None = None  # failures whose cause only a read shows
     # A listing of one zone whose result key (`instances`) holds its items: it also takes zone "all",
     # every zone at once, merged. Not for what every zone lists alike (SSH keys, instance types).
     zonal: str | None = None

@@ -21,9 +21,11 @@ class UpstreamError(RuntimeError):
     """A call that did not succeed; the message is safe to show and says what to do next. `unknown`:
     a write that may or may not have happened (the audit journal records it so)."""
 
-    def __init__(self, message: str, *, unknown: bool = False) -> None:
+    def __init__(self, message: str, *, unknown: bool = False, status: int | None = None, head: str = "") -> None:
         super().__init__(message)
         self.unknown = unknown
+        self.status = status  # the upstream's HTTP status, when it answered with one
+        self.head = head or message  # who failed and the upstream's words, without the next step
 
 
 MESSAGE_MAX = 500  # characters of an upstream's own error message quoted to the agent
@@ -247,9 +249,36 @@ def error_text(
     """One line: who failed, the upstream's words (redacted with `redactor`, then cut), what to do next.
     Without a redactor, only credential shapes are masked before the cut: the caller's final
     Redactor.cut then masks any piece of a configured secret left before it."""
+    head, step = error_parts(tool, provider, status, body, text, headers, redactor)
+    return f"{head} {step}"
+
+
+def error_parts(
+    tool: ToolSpec,
+    provider: Provider,
+    status: int,
+    body: Any,
+    text: str,
+    headers: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
+) -> tuple[str, str]:
+    """error_text's two halves: who failed with the upstream's words, and the next step."""
     wait = retry_after(headers or {}, body, provider.retry_after_field)
     said = upstream_message(provider.errors, body, text, redactor)
-    return (
-        f"{provider.title} returned HTTP {status} for {tool.name}: {said}. "
-        f"{next_step(status, tool, provider, body, wait, said)}"
+    return f"{provider.title} returned HTTP {status} for {tool.name}: {said}.", next_step(
+        status, tool, provider, body, wait, said
     )
+
+
+def failed_with(
+    tool: ToolSpec,
+    provider: Provider,
+    status: int,
+    body: Any,
+    text: str,
+    headers: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
+) -> UpstreamError:
+    """The error for an upstream's failure answer: its text, status and head kept for a diagnosis to reword."""
+    head, step = error_parts(tool, provider, status, body, text, headers, redactor)
+    return UpstreamError(f"{head} {step}", unknown=tool.mutating and status >= 500, status=status, head=head)

@@ -31,7 +31,7 @@ from mcp_cloudops.registry_checks import PLACEHOLDER
 from mcp_cloudops.registry_models import Provider, ToolSpec
 from mcp_cloudops.results import (
     UpstreamError,
-    error_text,
+    failed_with,
     parse_body,
     payload,
     retry_after,
@@ -314,9 +314,8 @@ class Upstreams:
             )
         if response.status_code >= 400:
             text = response.content.decode("utf-8", errors="replace")
-            raise UpstreamError(
-                error_text(tool, provider, response.status_code, response.body, text, response.headers, self.redactor),
-                unknown=tool.mutating and response.status_code >= 500,
+            raise failed_with(
+                tool, provider, response.status_code, response.body, text, response.headers, self.redactor
             )
         if response.too_many:
             then = (

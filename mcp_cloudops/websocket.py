@@ -23,7 +23,7 @@ from mcp_cloudops.operations import dig
 from mcp_cloudops.policy import read_only_refusal
 from mcp_cloudops.redaction import Redactor
 from mcp_cloudops.registry_models import Provider, Step, ToolSpec
-from mcp_cloudops.results import UpstreamError, error_text, parse_body
+from mcp_cloudops.results import UpstreamError, failed_with, parse_body
 from mcp_cloudops.review import picked
 from mcp_cloudops.upstream import UpstreamRequest, Upstreams
 
@@ -231,8 +231,8 @@ def handshake_errors(tool: ToolSpec, provider: Provider, url: str, redactor: Red
         response = exc.response
         body = response.body or b""
         text = body.decode("utf-8", "replace")
-        raise UpstreamError(
-            error_text(tool, provider, response.status_code, parse_body(body), text, response.headers, redactor)
+        raise failed_with(
+            tool, provider, response.status_code, parse_body(body), text, response.headers, redactor
         ) from None
     except InvalidMessage as exc:  # no (valid) HTTP answer to an upgrade request that went out
         raise no_answer(tool, provider, url, exc, redactor) from None
