@@ -98,7 +98,9 @@ async def wait_for(
         return {"operation": op, "done": False, "waited_seconds": waited, "note": keep_waiting(spec, op_id, waited)}
     if state not in spec.success:
         detail = ": ".join(str(op[k]) for k in ("reason", "message", "err") if op.get(k)) or "no reason given"
-        where = f" ({tool.state_lookup})" if tool.state_lookup else ""
+        # The resource the call acted on (its path's id), else where the tool's writes are read back.
+        lister = next((p.listed_by for p in tool.params_in("path") if p.listed_by), None) or tool.state_lookup
+        where = f" ({lister})" if lister else ""
         raise UpstreamError(
             f"{provider.title} operation {op_id} for {tool.name} ended in {state} ({detail}). "
             f"The change did not complete: read the resource's current state{where} before trying again."

@@ -165,7 +165,7 @@ async def test_an_exec_that_ends_in_failure_is_a_tool_error(sandbox: Sandbox, cl
         result = await run(client, {"name": "c1", "command": ["yes"]})
     text = result.content[0].text
     assert result.is_error, text
-    assert "exec-instance ended in Failure (Command killed)" in text and "(get-operations-2)" in text  # its lookup
+    assert "exec-instance ended in Failure (Command killed)" in text and "(list-instances)" in text
     assert logs(sandbox) == []
 
 
