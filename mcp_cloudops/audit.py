@@ -302,5 +302,17 @@ class Journal:
         if lost is not None:  # the call is refused all the same: nothing was sent
             logger.error("The audit journal %s could not record a refusal of %s: %s", self.path, tool.name, lost)
 
+    async def remembered(
+        self, tool: ToolSpec, session: str | None, principal: str | None, *, account: str | None = None
+    ) -> None:
+        """A call that ran unasked because the person's earlier yes covers it (--confirm-remember); the call's
+        own `sent` and `outcome` records follow."""
+        record = {"time": now(), "event": "remembered", "call": secrets.token_hex(8), "tool": tool.name,
+                  "session": session, "principal": principal, "account": account}  # fmt: skip
+        lost = await self.try_write(record)
+        if lost is not None:
+            logger.error("The audit journal %s could not record a remembered yes for %s: %s", self.path, tool.name,
+                         lost)  # fmt: skip
+
     def close(self) -> None:
         os.close(self._fd)

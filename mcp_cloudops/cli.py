@@ -233,6 +233,7 @@ FLAG_ENV = {
     "tools": "MCP_CLOUDOPS_TOOLS",
     "exclude_tools": "MCP_CLOUDOPS_EXCLUDE_TOOLS",
     "confirm_fallback": "MCP_CLOUDOPS_CONFIRM_FALLBACK",
+    "confirm_remember": "MCP_CLOUDOPS_CONFIRM_REMEMBER",
     "show_operation_secrets": "MCP_CLOUDOPS_SHOW_OPERATION_SECRETS",
     "http_token": "MCP_CLOUDOPS_HTTP_TOKEN",
     "oauth_issuer": "MCP_CLOUDOPS_OAUTH_ISSUER",
@@ -324,6 +325,11 @@ def parser() -> argparse.ArgumentParser:
         "--confirm-fallback",
         choices=("allow", "refuse"),
         help="destructive calls from clients that cannot confirm by elicitation (default allow)",
+    )
+    policy.add_argument(
+        "--confirm-remember",
+        metavar="SECONDS",
+        help="let a person's yes also cover the same tool on the same target for SECONDS (default 0: off)",
     )
     root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     root.add_argument("--version", action=VersionAction, help="print the version and exit")

@@ -11,6 +11,7 @@ large to read is refused rather than shown cut. Consent is the boolean `true`, o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -71,12 +72,59 @@ class Confirmation(BaseModel):
     confirm: StrictBool = Field(description="Yes: go ahead")
 
 
+class Remembering(Confirmation):
+    """The answer where --confirm-remember lets a yes also cover the next calls (never a credential tool's)."""
+
+    remember: StrictBool = Field(default=False, description="Also yes to the calls the question names, for a while")
+
+
+class Remembered:
+    """The yeses a person asked to be remembered (--confirm-remember): in this process only, each for its
+    seconds, keyed on who answered, the tool, the account and the ids the call acts on."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until: dict[tuple[Any, ...], float] = {}
+
+    def remember(self, key: tuple[Any, ...], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._until = {k: until for k, until in self._until.items() if until > now}  # forget the expired
+        self._until[key] = now + self.seconds
+
+    def covers(self, key: tuple[Any, ...], now: float | None = None) -> bool:
+        return self._until.get(key, 0.0) > (time.monotonic() if now is None else now)
+
+
+def remember_key(spec: ToolSpec, arguments: Mapping[str, Any], principal: str | None) -> tuple[Any, ...]:
+    """Who, which tool, which account, and the ids the call acts on (its listed ids, zone and project): what a
+    remembered yes covers. A command, a new name or a flag is not part of it."""
+    ids = {
+        p.name: arguments.get(p.name) for p in spec.params if p.listed_by or p.location == "zone" or p.name == "project"
+    }
+    return principal, spec.name, arguments.get(ACCOUNT), json.dumps(ids, sort_keys=True, default=str)
+
+
+def remembers(spec: ToolSpec, seconds: float) -> bool:
+    """Whether a yes to this tool may be remembered: never one handing out a credential."""
+    return seconds > 0 and not spec.credential
+
+
+def remember_offer(spec: ToolSpec, arguments: Mapping[str, Any], seconds: float, redactor: Redactor) -> str:
+    """The question's last line where a yes can be remembered: what it would cover, and for how long."""
+    if spec.ask is not None and spec.ask.covers is not None:
+        what = _PLACEHOLDER.sub(lambda m: shown(redactor.data(arguments.get(m.group(1)))), spec.ask.covers)
+    else:
+        ids = [p.name for p in spec.params if p.listed_by or p.location == "zone"]
+        what = f"{spec.name} on the same {', '.join(ids)}" if ids else f"every call of {spec.name}"
+    return f"Answer remember: true to also allow {what} for {seconds:g} s, unasked."
+
+
 @dataclass(frozen=True)
 class NotAsked:
     """What the question's resolver returns when nobody is asked, and why. The SDK carries only asked
     outcomes between rounds, so a client cannot hand one of these back."""
 
-    why: Literal["invalid", "unasked", "fallback", "refused"]
+    why: Literal["invalid", "unasked", "fallback", "refused", "remembered"]
     message: str = ""
 
 
@@ -304,11 +352,17 @@ def guard(
     what_runs: WhatRuns | None = None,
     target_of: TargetOf | None = None,
     account_of: Callable[[dict[str, Any]], str | None] | None = None,
+    remembered: Remembered | None = None,
 ) -> tuple[Run, dict[str, Any]]:
     """`run` behind a confirmation, and the resolver wiring the SDK's Tool needs for it. `what_runs` reads
     what a call naming it only by id runs (tools.yaml `review`): fields, or why they cannot be read;
     `account_of` names the account the call acts in, when its provider has several (the question shows it)."""
     spent = Spent()
+    offer = remembered is not None and remembers(spec, remembered.seconds)
+    answer_model = Remembering if offer else Confirmation
+
+    def key(ctx: Context, arguments: Mapping[str, Any]) -> tuple[Any, ...]:
+        return remember_key(spec, {**arguments, ACCOUNT: acting(arguments)}, caller(ctx)[1])
 
     async def ask(ctx: Context) -> Elicit[Confirmation] | NotAsked:
         """The question, or why nobody is asked. The arguments are the client's own, as sent: a name the
@@ -319,6 +373,8 @@ def guard(
             return NotAsked("invalid")
         if not asks(spec, checked):
             return NotAsked("unasked")
+        if offer and remembered is not None and remembered.covers(key(ctx, checked)):
+            return NotAsked("remembered")
         if not can_elicit(ctx):
             return NotAsked("fallback")
         if account_of is not None:
@@ -337,8 +393,10 @@ def guard(
             if isinstance(runs, str):
                 return NotAsked("refused", runs)
         text = question(spec, checked, redactor, runs, target)
+        if offer and remembered is not None:
+            text += "\n" + remember_offer(spec, checked, remembered.seconds, redactor)
         problem = too_large(spec, text)
-        return NotAsked("refused", problem) if problem else Elicit(text, Confirmation)
+        return NotAsked("refused", problem) if problem else Elicit(text, answer_model)
 
     def acting(arguments: Mapping[str, Any]) -> str | None:
         """The account a refused call would have acted in, for its journal record (None: one account)."""
@@ -353,6 +411,11 @@ def guard(
         asked = getattr(confirmation, "data", None)
         if isinstance(asked, NotAsked) and asked.why in ("invalid", "unasked"):
             return await run(ctx, **arguments)  # it checks the arguments as the client sent them, first
+        if isinstance(asked, NotAsked) and asked.why == "remembered":
+            metrics.confirmation(spec.name, "remembered")
+            if journal is not None:
+                await journal.remembered(spec, *caller(ctx), account=acting(arguments))
+            return await run(ctx, **arguments)
         if isinstance(asked, NotAsked):
             reason = asked.message or fallback_refusal(spec, ctx, fallback, stateless)
         else:
@@ -373,10 +436,13 @@ def guard(
                 await journal.refused(spec, replayed, *caller(ctx), account=acting(arguments))
             return failed(replayed)
         metrics.confirmation(spec.name, "accepted" if can_elicit(ctx) else "fallback")
+        if offer and remembered is not None and getattr(asked, "remember", False) is True:
+            with contextlib.suppress(ArgumentError):  # run() refuses such a call: nothing to remember
+                remembered.remember(key(ctx, validate(arguments)))
         return await run(ctx, **arguments)
 
     # Real objects, not strings: the SDK reads the resolver from the annotation.
-    confirmed.__annotations__["confirmation"] = Annotated[ElicitationResult[Confirmation], Resolve(ask)]
+    confirmed.__annotations__["confirmation"] = Annotated[ElicitationResult[answer_model], Resolve(ask)]
     resolved = find_resolved_parameters(confirmed)
     return confirmed, {"resolved_params": dict(resolved), "resolver_plans": build_resolver_plans(resolved, arg_names)}
 

@@ -48,7 +48,8 @@ logger = logging.getLogger("mcp_cloudops")
 
 OUTCOMES = ("ok", "error", "refused", "unknown")  # unknown: a write that may or may not have happened
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "transport", "other")  # transport: no HTTP answer at all
-CONFIRMATIONS = ("accepted", "declined", "refused", "fallback")  # fallback: let through by --confirm-fallback
+CONFIRMATIONS = ("accepted", "declined", "refused", "fallback", "remembered")  # fallback: --confirm-fallback let
+# it through; remembered: an earlier yes covered it (--confirm-remember)
 UNKNOWN = "unknown"  # the tool label of a name the server does not offer: clients cannot mint labels
 # Seconds. A read answers in milliseconds; a call that waits for an operation may take up to
 # MCP_CLOUDOPS_MAX_WAIT (50 s) plus a read timeout; a websocket session its own max_seconds.

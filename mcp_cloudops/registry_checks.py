@@ -125,7 +125,9 @@ def tool_problems(tool: ToolSpec, providers: dict[str, Provider]) -> list[str]:
     if tool.ask is not None:
         if not asking:
             problems.append(f"{where} field 'ask': only a tool that asks the user has a question")
-        for field, text in (("action", tool.ask.action), ("target.read", tool.ask.target and tool.ask.target.read)):
+        texts = (("action", tool.ask.action), ("target.read", tool.ask.target and tool.ask.target.read),
+                 ("covers", tool.ask.covers))  # fmt: skip
+        for field, text in texts:
             for name in PLACEHOLDER.findall(text or ""):
                 if name not in names:
                     problems.append(f"{where} field 'ask.{field}': placeholder {{{name}}} is not a parameter")

@@ -249,6 +249,9 @@ class Ask(_Frozen):
     action: str = Field(min_length=1)
     target: Target | None = None
     consequence: str = Field(min_length=1)
+    # What a remembered yes covers (--confirm-remember), where "this tool on the same ids" undersells it:
+    # for a tool that runs commands, any command, e.g. "any command in the Incus instance {name}".
+    covers: str | None = Field(default=None, min_length=1)
 
 
 class Step(_Frozen):

@@ -103,6 +103,7 @@ class Connections:
         self.choices = {key: account_choice(self.accounts, provider) for key, provider in registry.providers.items()}
         self._upstreams: Upstreams | None = None
         self._sessions = 0
+        self.remembered = confirmation.Remembered(settings.confirm_remember) if settings.confirm_remember else None
 
     def upstreams(self) -> Upstreams:
         if self._upstreams is None:
@@ -218,6 +219,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             journal=connections.journal,
             what_runs=functools.partial(connections.what_runs, spec),
             target_of=functools.partial(connections.target_of, spec),
+            remembered=connections.remembered,
             account_of=functools.partial(connections.account_of, spec),
         )
     return Tool(

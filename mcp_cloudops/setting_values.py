@@ -140,6 +140,7 @@ SECONDS = as_number(float, 0.0, inclusive=False)
 POSITIVE = as_number(int, 1, inclusive=True)
 COUNT = as_number(int, 0, inclusive=True)
 WAIT_CAP = as_number(float, 0.0, inclusive=True)  # 0: never wait inside a call, tell the agent instead
+REMEMBER = as_number(float, 0.0, inclusive=True)  # 0: every call asked (the default)
 OUTPUT_CAP = as_number(int, MIN_CAP, inclusive=True)  # below it a result and its note would not both fit
 
 

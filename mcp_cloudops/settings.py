@@ -24,6 +24,7 @@ from mcp_cloudops.setting_values import (
     COUNT,
     OUTPUT_CAP,
     POSITIVE,
+    REMEMBER,
     SECONDS,
     WAIT_CAP,
     ConfigError,
@@ -81,6 +82,11 @@ def oauth_conflicts(r: Reader, settings: Settings) -> list[str]:
             f"{r.named(public)} is set but {issuer} is not: set {issuer} (or --oauth-issuer) to the "
             f"authorization server's issuer URL, e.g. {ISSUER_EXAMPLE}, or unset {public}"
         )
+    if settings.confirm_remember and settings.stateless:
+        problems.append(
+            f"{r.named('MCP_CLOUDOPS_CONFIRM_REMEMBER')} keeps a person's yes in this process, and "
+            f"{r.named('MCP_CLOUDOPS_STATELESS')} spreads calls over replicas that cannot share it: unset one"
+        )
     if settings.oauth_read_scope == settings.oauth_write_scope:
         problems.append(
             f"MCP_CLOUDOPS_OAUTH_READ_SCOPE and MCP_CLOUDOPS_OAUTH_WRITE_SCOPE are both "
@@ -121,6 +127,7 @@ class Settings:
     tools: frozenset[str] | None = None
     exclude_tools: frozenset[str] = frozenset()
     confirm_fallback: str = "allow"  # destructive calls when the client cannot elicit: allow | refuse
+    confirm_remember: float = 0.0  # seconds a yes may also cover the same tool on the same target; 0: never
     show_operation_secrets: bool = False  # results keep the keys an operation declares in `secrets`
     dynamic_toolsets: bool = False  # sessions start with the discovery tools only (toolsets.py)
     sandbox: bool = False  # serve against the built-in simulators (serve --sandbox; `mcp dev`)
@@ -172,6 +179,7 @@ class Settings:
             exclude_tools=names(r.raw("MCP_CLOUDOPS_EXCLUDE_TOOLS")) or frozenset(),
             # allow | refuse, checked by policy.check_names with the toolset and tool names
             confirm_fallback=(r.raw("MCP_CLOUDOPS_CONFIRM_FALLBACK") or d.confirm_fallback).lower(),
+            confirm_remember=r.read("MCP_CLOUDOPS_CONFIRM_REMEMBER", d.confirm_remember, REMEMBER),
             show_operation_secrets=r.read("MCP_CLOUDOPS_SHOW_OPERATION_SECRETS", False, as_boolean),
             dynamic_toolsets=r.read("MCP_CLOUDOPS_DYNAMIC_TOOLSETS", False, as_boolean),
             sandbox=r.read("MCP_CLOUDOPS_SANDBOX", False, as_boolean),
@@ -260,8 +268,8 @@ def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
 KNOWN_SETTINGS = (
     *(f"{PREFIX}{name}" for name in (
         "CONNECT_TIMEOUT", "READ_TIMEOUT", "MAX_WAIT", "READ_ONLY", "TOOLSETS", "TOOLS", "EXCLUDE_TOOLS",
-        "CONFIRM_FALLBACK", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP", "MAX_RESPONSE_BYTES",
-        "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
+        "CONFIRM_FALLBACK", "CONFIRM_REMEMBER", "SHOW_OPERATION_SECRETS", "RETRIES", "RETRY_AFTER_CAP",
+        "MAX_RESPONSE_BYTES", "OUTPUT_CAP", "HTTP_TOKEN", "STATELESS", "HTTP_HEADER_TIMEOUT", "HTTP_BODY_TIMEOUT",
         "HTTP_IDLE_TIMEOUT", "HTTP_MAX_CONNECTIONS", "LOG_LEVEL", "AUDIT_LOG", "AUDIT_READS", "DYNAMIC_TOOLSETS",
         "SANDBOX", "METRICS_PORT", "METRICS_HOST", "STATE_KEYS",
         "OAUTH_ISSUER", "PUBLIC_URL", "OAUTH_READ_SCOPE", "OAUTH_WRITE_SCOPE", "OAUTH_GROUPS_CLAIM", "ACCOUNTS",

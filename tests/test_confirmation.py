@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp_types import ElicitResult
 
-from mcp_cloudops.confirmation import asks, needed
+from mcp_cloudops.confirmation import Remembered, asks, needed, remember_key
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import exoscale, scaleway
 from mcp_cloudops.sandbox.exoscale import INSTANCE_STOPPED
@@ -21,7 +22,7 @@ from mcp_cloudops.sandbox.incus import IncusSimulator
 from mcp_cloudops.sandbox.portainer import PortainerSimulator
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
-from mcp_cloudops.settings import Settings
+from mcp_cloudops.settings import ConfigError, Settings
 
 pytestmark = pytest.mark.anyio
 MODES = ["legacy", "auto"]
@@ -231,3 +232,64 @@ async def test_an_unknown_target_is_an_error_and_nobody_is_asked(sandbox: Sandbo
         "the user first. Exoscale returned HTTP 404 for delete-compute-instance:"
     )
     assert "Check id (list them with list-compute-instances)" in result.content[0].text
+
+
+# --- --confirm-remember (issue 22 item 3) ---------------------------------------------------------------
+
+
+def remembering(asked: list[str], remember: bool = True) -> Callable[..., Awaitable[Any]]:
+    async def callback(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True, "remember": remember})
+
+    return callback
+
+
+async def test_a_remembered_yes_covers_the_same_target_for_its_seconds(sandbox: Sandbox, tmp_path: Path) -> None:
+    asked: list[str] = []
+    journal = tmp_path / "audit.jsonl"
+    env = {**sandbox.env, "MCP_CLOUDOPS_CONFIRM_REMEMBER": "60", "MCP_CLOUDOPS_AUDIT_LOG": str(journal)}
+    async with Client(build_server(Settings.from_env(env)), elicitation_callback=remembering(asked)) as client:
+        first = await client.call_tool("exec-instance", {"name": "c1", "command": ["echo", "one"]})
+        second = await client.call_tool("exec-instance", {"name": "c1", "command": ["echo", "two"]})
+        elsewhere = await client.call_tool("exec-instance", {"name": "vm1", "command": ["echo", "three"]})
+    assert not first.is_error and not second.is_error and not elsewhere.is_error
+    assert len(asked) == 2 and '"vm1"' in asked[1]  # c1 once; another instance is asked anew
+    assert asked[0].endswith(
+        'Answer remember: true to also allow any command in the Incus instance "c1" for 60 s, unasked.'
+    )
+    events = [json.loads(line)["event"] for line in journal.read_text().splitlines()]
+    assert events.count("remembered") == 1 and events.index("remembered") == 2  # after the first call's two
+
+
+async def test_a_credential_is_never_remembered(sandbox: Sandbox) -> None:
+    asked: list[str] = []
+    env = {**sandbox.env, "MCP_CLOUDOPS_CONFIRM_REMEMBER": "60"}
+    async with Client(build_server(Settings.from_env(env)), elicitation_callback=remembering(asked)) as client:
+        for _ in range(2):
+            await client.call_tool("reveal-password-used-during-instance", {"id": exoscale.INSTANCE_RUNNING})
+    assert len(asked) == 2 and "remember" not in asked[0]
+
+
+async def test_without_remember_every_call_is_asked(sandbox: Sandbox) -> None:
+    asked: list[str] = []
+    env = {**sandbox.env, "MCP_CLOUDOPS_CONFIRM_REMEMBER": "60"}
+    async with Client(build_server(Settings.from_env(env)), elicitation_callback=remembering(asked, False)) as client:
+        for _ in range(2):
+            await client.call_tool("exec-instance", {"name": "c1", "command": ["true"]})
+    assert len(asked) == 2
+
+
+def test_a_remembered_yes_expires_and_keys_on_who_and_what() -> None:
+    spec = load_registry().by_name["delete-compute-instance"]
+    remembered = Remembered(30)
+    key = remember_key(spec, {"id": exoscale.INSTANCE_RUNNING, "zone": "ch-gva-2"}, "alice")
+    remembered.remember(key, now=100)
+    assert remembered.covers(key, now=129) and not remembered.covers(key, now=131)
+    assert not remembered.covers(remember_key(spec, {"id": exoscale.INSTANCE_RUNNING, "zone": "ch-gva-2"}, "bob"), 110)
+    assert not remembered.covers(remember_key(spec, {"id": INSTANCE_STOPPED, "zone": "ch-gva-2"}, "alice"), 110)
+
+
+def test_remembering_is_refused_with_stateless_replicas() -> None:
+    with pytest.raises(ConfigError, match="MCP_CLOUDOPS_CONFIRM_REMEMBER keeps a person's yes in this process"):
+        Settings.from_env({"MCP_CLOUDOPS_CONFIRM_REMEMBER": "60", "MCP_CLOUDOPS_STATELESS": "1"})
