@@ -44,6 +44,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.shell import Proc, Stdin, Write, run_command
+from mcp_cloudops.sandbox.shell_fs import FileSystem
 
 # --------------------------------------------------------------------------------------------
 # Exec programs
@@ -454,6 +455,7 @@ class IncusSimulator(Simulator):
         self.operations: dict[str, Operation] = {}
         self.instances: dict[str, dict[str, str]] = {k: dict(v) for k, v in self.seed_instances.items()}
         self.exec_outputs: dict[tuple[str, str], bytes] = {}
+        self.filesystems: dict[str, FileSystem] = {}  # each instance's files, made at its first exec
         self.seeded: dict[str, str] = {}
         if seed:
             self._seed(task_seconds)
@@ -509,6 +511,9 @@ class IncusSimulator(Simulator):
         interactive: bool = False,
         environment: dict[str, str] | None = None,
         connect_timeout: float | None = None,
+        cwd: str = "",
+        user: int = 0,
+        group: int = 0,
     ) -> dict[str, Any]:
         """An exec websocket operation as `POST /1.0/instances/{instance}/exec` makes it.
 
@@ -516,8 +521,8 @@ class IncusSimulator(Simulator):
         `connect_timeout` defaults to `exec_connect_timeout`; `math.inf` waits forever."""
         program = canned(output, stderr, return_code) if output is not None else None
         timeout = self.exec_connect_timeout if connect_timeout is None else connect_timeout
-        env = {"PATH": _DEFAULT_PATH, "HOME": "/root", "USER": "root", "LANG": "C.UTF-8", **(environment or {})}
-        op = self._new_exec(list(command), instance, interactive, env, program, timeout)
+        env = _exec_environment(environment or {}, user)
+        op = self._new_exec(list(command), instance, interactive, env, program, timeout, _As(cwd, user, group))
         return op.render()
 
     def finish(self, op_id: str, status: str = "Success", err: str = "") -> None:
@@ -552,13 +557,14 @@ class IncusSimulator(Simulator):
         env: dict[str, str],
         program: Program | None,
         connect_timeout: float,
+        run_as: _As,
     ) -> Operation:
         op = Operation(
             cls="websocket",
             description="Executing command",
             resources={"instances": [f"/1.0/instances/{instance}"]},
         )
-        run = program or (lambda write, stdin: run_command(command, Proc(write, stdin, instance)))
+        run = program or (lambda write, stdin: run_command(command, self._proc(write, stdin, instance, env, run_as)))
         op.exec = ExecSession(
             op,
             run,
@@ -575,6 +581,19 @@ class IncusSimulator(Simulator):
         }
         self.operations[op.id] = op
         return op
+
+    def _proc(
+        self, write: Write, stdin: Stdin, instance: str, env: dict[str, str], run_as: _As, sleep: Any = anyio.sleep
+    ) -> Proc:
+        """The shell's view of an exec: the instance's own files (kept while the sandbox runs), its environment,
+        and liblxc's working directory (`cwd`, else $HOME; one that does not exist only draws a warning in the
+        daemon's log, and the command runs at the container's root) and ids (no passwd entry needed)."""
+        fs = self.filesystems.setdefault(instance, FileSystem(instance))
+        cwd = FileSystem.resolve("/", run_as.cwd or env.get("HOME") or "/")
+        node = fs.get(cwd)
+        cwd = cwd if node is not None and node.is_dir else "/"
+        user = fs.user_of(run_as.user, run_as.group)
+        return Proc(write, stdin, instance, sleep, fs=fs, env=dict(env), cwd=cwd, user=user)
 
     def _end(self, op: Operation, status_code: int, err: str) -> None:
         if op.finished:
@@ -864,14 +883,19 @@ class IncusSimulator(Simulator):
             return error(400, "Instance is frozen")
         if instance["status"] != "Running":
             return error(400, "Instance is not running")
-        env = {"PATH": _DEFAULT_PATH, "HOME": "/root", "USER": "root", "LANG": "C.UTF-8"}
-        env.update({str(k): str(v) for k, v in (post.get("environment") or {}).items()})
+        run_as = _run_as(post)
+        if isinstance(run_as, Response):
+            return run_as
+        environment = {str(k): str(v) for k, v in (post.get("environment") or {}).items()}
+        env = _exec_environment(environment, run_as.user)
         if wait_ws:
-            op = self._new_exec(command, name, interactive, env, None, self.exec_connect_timeout)
+            op = self._new_exec(command, name, interactive, env, None, self.exec_connect_timeout, run_as)
             return async_(op)
-        return async_(await self._exec_task(command, name, record))
+        return async_(await self._exec_task(command, name, record, env, run_as))
 
-    async def _exec_task(self, command: list[str], name: str, record: bool) -> Operation:
+    async def _exec_task(
+        self, command: list[str], name: str, record: bool, env: dict[str, str], run_as: _As
+    ) -> Operation:
         """An exec without websockets: run it in virtual time, finish it lazily."""
         output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
         elapsed = 0.0
@@ -890,7 +914,7 @@ class IncusSimulator(Simulator):
             resources["containers"] = resources["instances"]
         op = Operation(cls="task", description="Executing command", resources=resources)
         try:
-            code = await run_command(command, Proc(write, Stdin.empty(), name, sleep))
+            code = await run_command(command, self._proc(write, Stdin.empty(), name, env, run_as, sleep))
         except _Overflow:
             self.operations[op.id] = op  # like `yes` on a real daemon: it runs until stopped
             return op
@@ -914,6 +938,48 @@ class IncusSimulator(Simulator):
             del self.exec_outputs[key]
             return sync({})
         return Response(self.exec_outputs[key], media_type="application/octet-stream")
+
+
+@dataclass(frozen=True)
+class _As:
+    """An exec's `cwd`, `user` and `group` (uid and gid: Incus takes numbers, not names)."""
+
+    cwd: str = ""
+    user: int = 0
+    group: int = 0
+
+
+def _run_as(post: dict[str, Any]) -> _As | Response:
+    """`cwd`, `user`, `group` from an exec body, or the daemon's 400 for what Go's JSON decoding refuses."""
+    cwd = post.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        return error(
+            400, f"json: cannot unmarshal {_json_type(cwd)} into Go struct field InstanceExecPost.cwd of type string"
+        )
+    ids = []
+    for name in ("user", "group"):
+        value = post.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 32):
+            shown = (
+                f"number {value}"
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else _json_type(value)
+            )
+            return error(
+                400, f"json: cannot unmarshal {shown} into Go struct field InstanceExecPost.{name} of type uint32"
+            )
+        ids.append(value or 0)
+    return _As(cwd or "", ids[0], ids[1])
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "bool", str: "string", list: "array", dict: "object"}.get(type(value), "number")
+
+
+def _exec_environment(environment: dict[str, str], user: int) -> dict[str, str]:
+    """The daemon's defaults under what the request sets: PATH and LANG always, HOME and USER for root only."""
+    defaults = {"PATH": _DEFAULT_PATH} | ({"HOME": "/root", "USER": "root"} if user == 0 else {}) | {"LANG": "C.UTF-8"}
+    return defaults | environment
 
 
 def _project_refusal(request: Request, *, listing: bool = False) -> Response | None:

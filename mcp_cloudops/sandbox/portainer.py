@@ -61,6 +61,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.shell import Proc, Stdin, is_known, run_command, run_shell
+from mcp_cloudops.sandbox.shell_fs import ROOT, FileSystem, User
+from mcp_cloudops.sandbox.shell_io import DEFAULT_PATH
 
 SANDBOX_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJpZCI6MSwidXNlcm5hbWUiOiJhZG1pbiIsInJvbGUiOjF9.sandbox"
 """A JWT the simulator accepts as `Authorization: Bearer` or `?token=` (public by design)."""
@@ -417,6 +419,7 @@ class PortainerSimulator(Simulator):
         self.endpoints: dict[int, Endpoint] = {}
         self.container_ids: dict[str, str] = {}
         self.container_id = self.exec_id = self.shell_exec_id = ""
+        self.filesystems: dict[str, FileSystem] = {}  # each container's and pod's files, made at its first exec
         if seed:
             self._seed(log_interval, tick_interval)
         super().__init__()
@@ -596,33 +599,69 @@ class PortainerSimulator(Simulator):
         instance.started = instance.running = True
         instance.pid = 1000 + len(endpoint.execs)
         argv = instance.cmd
+        container = instance.container
+        hostname = container.id[:12]
+        fs = self._files(container.id, hostname, container.image)
+        user = _docker_user(fs, instance.user)
+        cwd = FileSystem.resolve("/", instance.working_dir or "/")
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname} | ({"TERM": "xterm"} if instance.tty else {})
+        env |= dict(item.split("=", 1) for item in instance.env if "=" in item)
+        if isinstance(user, User):
+            env.setdefault("HOME", user.home)
 
         async def program(proc: Proc) -> int:
-            if argv and not is_known(argv[0]):
-                await proc.out(
-                    f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0]}": '
-                    "executable file not found in $PATH: unknown\r\n"
-                )
-                return 127
+            failure = _start_failure(user, fs, cwd, argv, container.image)
+            if failure is not None:
+                await proc.out(failure[0] + "\r\n")
+                return failure[1]
             return await run_command(argv, proc)
 
-        hostname = instance.container.id[:12]
         code = await self._session(
-            ws, program, hostname, stdin=instance.attach_stdin, tty=instance.tty, streams=instance.streams
+            ws,
+            program,
+            hostname,
+            stdin=instance.attach_stdin,
+            tty=instance.tty,
+            streams=instance.streams,
+            context={
+                "fs": fs,
+                "env": env,
+                "cwd": cwd,
+                "user": user if isinstance(user, User) else ROOT,
+                "image": container.image,
+            },
         )
         instance.running, instance.exit_code = False, code
 
     async def _pod(self, ws: WebSocket, params: tuple[Endpoint, str, str, str, str]) -> None:
         endpoint, namespace, pod, container, command = params
         argv = command.split(" ")
-        if container not in endpoint.pods.get(namespace, {}).get(pod, []) or not is_known(argv[0]):
+        image = f"{container}:1.0"  # as the pod list shows it
+        if container not in endpoint.pods.get(namespace, {}).get(pod, []) or not is_known(argv[0], image):
             return  # Kubernetes refused the exec: "Unable to start exec process inside container"
-        await self._session(ws, lambda proc: run_command(argv, proc), pod, stdin=True, tty=True, keep_open=True)
+        fs = self._files(f"{endpoint.id}/{namespace}/{pod}/{container}", pod, image)
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": pod, "TERM": "xterm", "HOME": "/root"} | _KUBERNETES_ENV
+        context = {"fs": fs, "env": env, "cwd": "/", "image": image}
+        await self._session(
+            ws, lambda proc: run_command(argv, proc), pod, stdin=True, tty=True, keep_open=True, context=context
+        )
 
     async def _shell(self, ws: WebSocket, endpoint: Endpoint) -> None:
+        fs = self._files(f"{endpoint.id}/kubectl-shell", "kubectl-shell", "")
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": "kubectl-shell", "TERM": "xterm", "HOME": "/root"} | _KUBERNETES_ENV
         await self._session(
-            ws, lambda proc: run_shell(proc, prompt="$ "), "kubectl-shell", stdin=True, tty=True, keep_open=True
+            ws,
+            lambda proc: run_shell(proc, prompt="$ "),
+            "kubectl-shell",
+            stdin=True,
+            tty=True,
+            keep_open=True,
+            context={"fs": fs, "env": env, "cwd": "/root"},
         )
+
+    def _files(self, key: str, hostname: str, image: str) -> FileSystem:
+        """A container's or pod's files: made at its first exec, kept for as long as the sandbox runs."""
+        return self.filesystems.setdefault(key, FileSystem(hostname, image))
 
     async def _session(
         self,
@@ -634,11 +673,12 @@ class PortainerSimulator(Simulator):
         tty: bool,
         keep_open: bool = False,
         streams: frozenset[int] = frozenset({1, 2}),
+        context: dict[str, Any] | None = None,
     ) -> int:
         """Run a program wired to the socket; with `keep_open` the socket outlives it (pod, shell).
-        Only `streams` (1 stdout, 2 stderr) reach the socket."""
+        Only `streams` (1 stdout, 2 stderr) reach the socket. `context` is the rest of the Proc (fs, env...)."""
         frames = TextFrames(ws, tty=tty, streams=streams)
-        proc = Proc(frames.write, Stdin() if stdin else Stdin.empty(), hostname)
+        proc = Proc(frames.write, Stdin() if stdin else Stdin.empty(), hostname, **(context or {}))
         process = _Process()
         code = 137
         async with anyio.create_task_group() as tg:
@@ -837,6 +877,48 @@ class PortainerSimulator(Simulator):
         if instance is None:
             return docker_error(404, f"No such exec instance: {request.path_params['xid']}")
         return JSONResponse(instance.inspect())
+
+
+_KUBERNETES_ENV = {
+    "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    "KUBERNETES_SERVICE_PORT": "443",
+    "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+}
+
+
+def _docker_user(fs: FileSystem, spec: str) -> User | str:
+    """An exec's `User` ("", "name", "uid", "name:group", "uid:gid") as Docker resolves it against the
+    container's /etc/passwd and /etc/group: a name must exist, a number need not. A string is Docker's error."""
+    name, _, group = spec.partition(":")
+    if not name:
+        user = ROOT
+    elif name.isdigit():
+        user = fs.user_of(int(name))
+    else:
+        found = fs.user_named(name)
+        if found is None:
+            return f"unable to find user {name}: no matching entries in passwd file"
+        user = found
+    if not group:
+        return user
+    gid = int(group) if group.isdigit() else fs.group_id(group)
+    if gid is None:
+        return f"unable to find group {group}: no matching entries in group file"
+    return User(user.uid, gid, user.name, (gid,), user.home)
+
+
+def _start_failure(user: User | str, fs: FileSystem, cwd: str, argv: list[str], image: str) -> tuple[str, int] | None:
+    """Why Docker cannot start an exec, as it writes it to the hijacked stream, and the exit code it records:
+    the daemon resolves the user first (126), then runc changes directory and looks the program up (127)."""
+    if isinstance(user, str):
+        return user, 126
+    runc = "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown"
+    node = fs.get(cwd)
+    if node is None or not node.is_dir:
+        return runc.format(f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory'), 127
+    if argv and not is_known(argv[0], image) and fs.get(FileSystem.resolve(cwd, argv[0])) is None:
+        return runc.format(f'exec: "{argv[0]}": executable file not found in $PATH'), 127
+    return None
 
 
 def _continue_key(namespace: str, start: int) -> str:
