@@ -92,18 +92,16 @@ async def _journaled(
 async def _call(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """The call, and when it failed in a way the upstream does not explain, why (tools.yaml `diagnose`)."""
     try:
-        data = await _attempt(upstreams, spec, args, ctx)
+        return await _attempt(upstreams, spec, args, ctx)
     except UpstreamError as exc:
-        if diagnosis.after_status(spec, exc) and (said := await diagnosis.cause(upstreams, spec, args)):
-            raise UpstreamError(f"{exc.head} {said}", unknown=exc.unknown, status=exc.status, head=exc.head) from None
-        raise
-    if spec.diagnose is not None and diagnosis.silent(spec, data):
+        if spec.diagnose is None or not diagnosis.explains(spec, exc):
+            raise
         said = await diagnosis.cause(upstreams, spec, args)
-        if said is None and spec.diagnose.otherwise is not None:
+        if said is None and exc.silent and spec.diagnose.otherwise is not None:
             said = diagnosis.words(spec.diagnose.otherwise, args)
-        if said is not None:
-            raise UpstreamError(f"{spec.name}: the stream closed before any output. {said}")
-    return data
+        if said is None:
+            raise
+        raise UpstreamError(f"{exc.head} {said}", unknown=exc.unknown, status=exc.status, head=exc.head) from None
 
 
 async def _attempt(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -22,18 +22,13 @@ if TYPE_CHECKING:
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_-]*)\}")
 
 
-def after_status(tool: ToolSpec, error: UpstreamError) -> bool:
-    return tool.diagnose is not None and error.status is not None and error.status in tool.diagnose.status
-
-
-def silent(tool: ToolSpec, transcript: dict[str, Any]) -> bool:
-    """A stream that closed before any output, for a tool whose diagnosis covers that."""
-    return (
-        tool.diagnose is not None
-        and tool.diagnose.silent
-        and transcript.get("bytes") == 0
-        and transcript.get("stopped") == "closed"
-    )
+def explains(tool: ToolSpec, error: UpstreamError) -> bool:
+    """Whether the tool's diagnosis covers this failure: one of its statuses, or a stream that closed before
+    any output."""
+    diagnose = tool.diagnose
+    if diagnose is None:
+        return False
+    return (error.status is not None and error.status in diagnose.status) or (error.silent and diagnose.silent)
 
 
 async def cause(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> str | None:

@@ -21,11 +21,14 @@ class UpstreamError(RuntimeError):
     """A call that did not succeed; the message is safe to show and says what to do next. `unknown`:
     a write that may or may not have happened (the audit journal records it so)."""
 
-    def __init__(self, message: str, *, unknown: bool = False, status: int | None = None, head: str = "") -> None:
+    def __init__(
+        self, message: str, *, unknown: bool = False, status: int | None = None, head: str = "", silent: bool = False
+    ) -> None:
         super().__init__(message)
         self.unknown = unknown
         self.status = status  # the upstream's HTTP status, when it answered with one
         self.head = head or message  # who failed and the upstream's words, without the next step
+        self.silent = silent  # a stream that closed before any output: the upstream said nothing at all
 
 
 MESSAGE_MAX = 500  # characters of an upstream's own error message quoted to the agent

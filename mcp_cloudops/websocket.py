@@ -268,10 +268,13 @@ async def stream(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
             transcript = await collect(ws, args.get("stdin"), limits, demuxer)
     if before is None:
         if never_attached(transcript):
+            code = transcript.close_code
+            head = f"{provider.title} dropped the {tool.name} session (close code {code}) before any output."
             raise UpstreamError(
-                f"{provider.title} dropped the {tool.name} session (close code {transcript.close_code}) before any "
-                f"output: what it names was not found, is not running or could not start, so nothing was read. "
-                f"Check {targets(tool, args)}."
+                f"{head[:-1]}: what it names was not found, is not running or could not start, so nothing was read. "
+                f"Check {targets(tool, args)}.",
+                head=head,
+                silent=True,
             )
         return transcript.as_payload()
     return transcript.as_payload() | await state_after(upstreams, tool, args, transcript, before)

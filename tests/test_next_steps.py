@@ -70,3 +70,48 @@ async def test_ids_inside_objects_name_their_listers_on_404(client: Client, sand
         "ssh-keys[].name (list them with list-ssh-keys), security-groups[].id (list them with "
         "list-security-groups), zone."
     ), text_of(result)
+
+
+ENVIRONMENT_KINDS = [
+    ("list-kubernetes-pods", {"endpointId": 1, "namespace": "default"},
+     "Portainer CE returned HTTP 404 for list-kubernetes-pods: page not found. Environment 1 is a Docker "
+     "environment (Type 1), and this tool needs a Kubernetes one (Type 5, 6 or 7): pick one from "
+     "list-portainer-environments."),
+    ("list-docker-containers", {"endpointId": 2},
+     "Portainer CE returned HTTP 400 for list-docker-containers: Invalid environment type: the environment is not "
+     "a Docker environment. Environment 2 is a Kubernetes environment (Type 5), and this tool needs a Docker one "
+     "(Type 1, 2 or 4): pick one from list-portainer-environments."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("tool", "arguments", "said"), ENVIRONMENT_KINDS, ids=[case[0] for case in ENVIRONMENT_KINDS])
+async def test_an_environment_of_the_other_kind_says_which_kind_it_is(
+    client: Client, tool: str, arguments: dict[str, int | str], said: str
+) -> None:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error and text_of(result) == said
+
+
+DROPPED = "Portainer CE dropped the execute-websocket-pod session (close code 1006) before any output. "
+POD_CAUSES = [
+    ({"namespace": "nope"},
+     "Environment 2 has no namespace nope: list its namespaces with list-kubernetes-namespaces."),
+    ({"podName": "web-9"}, "Namespace default has no pod web-9: list its pods with list-kubernetes-pods."),
+    ({"containerName": "db"}, "Pod web-0 has no container db: list-kubernetes-pods shows each pod's containers."),
+    ({"command": "frob now"}, "Its namespace, pod and container exist, so the command could not start: check that "
+     "the program frob now starts with is in the container's image (the command is split on spaces, with no shell)."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changed", "cause"), POD_CAUSES, ids=["namespace", "pod", "container", "command"])
+async def test_a_pod_exec_dropped_before_any_output_says_what_was_missing(
+    sandbox: Sandbox, changed: dict[str, str], cause: str
+) -> None:
+    from mcp_cloudops.server import build_server
+    from mcp_cloudops.settings import Settings
+
+    arguments = {"endpointId": 2, "namespace": "default", "podName": "web-0", "containerName": "web", "command": "ls"}
+    env = {**sandbox.env, "MCP_CLOUDOPS_CONFIRM_FALLBACK": "allow"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        result = await client.call_tool("execute-websocket-pod", arguments | changed)
+    assert result.is_error and text_of(result) == DROPPED + cause

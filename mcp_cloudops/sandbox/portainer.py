@@ -545,6 +545,7 @@ class PortainerSimulator(Simulator):
             routes.append(Route(f"/api/websocket/{name}", self._plain_http(check)))
         routes += [
             Route("/api/endpoints", self._list_endpoints),
+            Route("/api/endpoints/{eid}", self._get_endpoint),
             Route("/api/endpoints/{eid}/docker/containers/json", self._list_containers),
             Route("/api/endpoints/{eid}/docker/containers/{cid}/exec", self._exec_create, methods=["POST"]),
             Route("/api/endpoints/{eid}/docker/exec/{xid}/json", self._exec_inspect),
@@ -786,6 +787,13 @@ class PortainerSimulator(Simulator):
         snapshots = params.get("excludeSnapshots", "").lower() not in ("1", "t", "true")
         headers = {"X-Total-Count": str(len(found)), "X-Total-Available": str(len(self.endpoints))}
         return JSONResponse([endpoint.summary(snapshots=snapshots) for endpoint in page], headers=headers)
+
+    async def _get_endpoint(self, request: Request) -> Response:
+        """`GET /api/endpoints/{id}` (`endpoint_inspect.go`): one environment, its snapshot included."""
+        if not self._authorized(request):
+            return JSONResponse(_UNAUTHORIZED, status_code=401)
+        endpoint = self._environment(request)
+        return endpoint if isinstance(endpoint, JSONResponse) else JSONResponse(endpoint.summary(snapshots=True))
 
     async def _list_containers(self, request: Request) -> Response:
         if not self._authorized(request):
