@@ -61,10 +61,10 @@ BLANK_GLYPHS = frozenset({0x2800, 0x1D159})  # visible characters whose glyph is
 _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_-]*)\}")
 
-WORDING = {
-    "destructive": ("Confirm a destructive change", "This cannot be undone."),
-    "credential": ("Confirm handing out a credential", "The result is a secret that grants access."),
-    "prepared": ("Confirm what a later call will run", "The upstream does not report these settings again."),
+HEADINGS = {  # what follows is each tool's own words (tools.yaml `ask`, which every asking tool has)
+    "destructive": "Confirm a destructive change",
+    "credential": "Confirm handing out a credential",
+    "prepared": "Confirm what a later call will run",
 }
 
 
@@ -233,9 +233,7 @@ def question(
 ) -> str:
     """The question: what the person allows and on what (tools.yaml `ask`, the target read), what runs as
     the upstream reports it (`runs`, for a call naming it by id), every argument, and what follows."""
-    heading, footer = WORDING[kind(spec)]
-    if spec.ask is not None:
-        footer = spec.ask.consequence
+    heading = HEADINGS[kind(spec)]
     ranks = _rank(spec)
     names = sorted(arguments, key=lambda name: ranks.get(name, (0, -1)))  # the server's own (account) first
     lines = [f"{heading} ({spec.name}): {action(spec, arguments, redactor, target)}."]
@@ -246,7 +244,8 @@ def question(
             lines.append(spec.review.unreported)
     lines.append("With:")
     lines += [f"- {name}: {shown(redactor.data(arguments[name]))}" for name in names]
-    lines.append(footer)
+    if spec.ask is not None:
+        lines.append(spec.ask.consequence)
     return "\n".join(lines)
 
 
