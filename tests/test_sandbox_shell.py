@@ -883,3 +883,25 @@ async def test_each_pod_has_its_own_files() -> None:
             missing = "ls: cannot access '/tmp/p': No such file or directory\r\n"
             assert await pod_says(url, "web-1", "ls -d /tmp/p") == missing
             assert "2/default/web-0/web" in sim.filesystems and "2/default/web-1/web" in sim.filesystems
+
+
+@pytest.mark.anyio
+async def test_kubectl_lists_the_pods_of_the_environment_it_runs_in() -> None:
+    """A kubectl shell's `get pods` shows the environment's own pods (one namespace, or every one with -A)."""
+    written: list[bytes] = []
+
+    async def write(stream: int, data: bytes) -> None:
+        written.append(data)
+
+    cluster = {"default": {"web-0": ["web"]}, "kube-system": {"coredns-0": ["coredns", "sidecar"]}}
+    proc = Proc(write, Stdin.empty(), "kubectl-shell", cluster=cluster)
+    assert await run_script("kubectl get pods -A", proc) == 0
+    listed = b"".join(written).decode().splitlines()
+    assert listed[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [line.split()[:3] for line in listed[1:]] == [
+        ["default", "web-0", "1/1"],
+        ["kube-system", "coredns-0", "2/2"],
+    ]
+    written.clear()
+    assert await run_script("kubectl get pods -n kube-system", proc) == 0
+    assert [line.split()[0] for line in b"".join(written).decode().splitlines()] == ["NAME", "coredns-0"]

@@ -657,7 +657,7 @@ class PortainerSimulator(Simulator):
             stdin=True,
             tty=True,
             keep_open=True,
-            context={"fs": fs, "env": env, "cwd": "/root"},
+            context={"fs": fs, "env": env, "cwd": "/root", "cluster": endpoint.pods},
         )
 
     def _files(self, key: str, hostname: str, image: str) -> FileSystem:

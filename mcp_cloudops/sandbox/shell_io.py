@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -191,6 +191,7 @@ class Proc:
     image: str = ""
     clock: Callable[[], float] = time.time
     where: str = ""
+    cluster: Mapping[str, Mapping[str, Sequence[str]]] | None = None  # kubectl's: namespace -> pod -> containers
 
     def __post_init__(self) -> None:
         if self.fs is None:

@@ -6,7 +6,7 @@ about the files."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from mcp_cloudops.sandbox.shell_files import zone
@@ -310,13 +310,44 @@ _KUBECTL = {
 _KUBECTL_ALIASES = {"pod": "pods", "po": "pods", "ns": "namespaces", "namespace": "namespaces", "node": "nodes"}
 
 
+def _cluster_table(kind: str, cluster: Mapping[str, Mapping[str, Sequence[str]]], namespace: str | None) -> str:
+    """`kubectl get pods|namespaces` of the environment the shell runs in: every namespace with -A (and a
+    NAMESPACE column), else the one -n names (default: default), as kubectl lays them out."""
+    if kind == "namespaces":
+        width = max(len("NAME"), *(len(name) for name in cluster)) + 3
+        return "".join(f"{name:<{width}}{status:<9}AGE\n" if name == "NAME" else f"{name:<{width}}Active   30d\n"
+                       for name, status in [("NAME", "STATUS"), *((n, "") for n in cluster)])  # fmt: skip
+    rows = [(ns, pod, len(containers)) for ns, pods in cluster.items() for pod, containers in pods.items()
+            if namespace is None or ns == namespace]  # fmt: skip
+    if not rows:
+        return ""
+    name_width = max(len("NAME"), *(len(pod) for _, pod, _ in rows)) + 3
+    ns_width = max(len("NAMESPACE"), *(len(ns) for ns, _, _ in rows)) + 3
+    head = ("NAMESPACE".ljust(ns_width) if namespace is None else "") + "NAME".ljust(name_width)
+    lines = [head + "READY   STATUS    RESTARTS   AGE"]
+    for ns, pod, count in rows:
+        lines.append((ns.ljust(ns_width) if namespace is None else "") + pod.ljust(name_width)
+                     + f"{count}/{count}".ljust(8) + "Running   0          3d")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 async def _kubectl(args: list[str], proc: Proc) -> int:
     words = [arg for arg in args if not arg.startswith("-")]
+    every = "-A" in args or "--all-namespaces" in args
+    named = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("-n", "--namespace")), None)
+    words = [word for word in words if word != named]
     if words[:1] == ["version"]:
         await proc.out("Client Version: v1.30.0\nServer Version: v1.30.0\n")
         return 0
     if words[:1] == ["get"] and len(words) >= 2:
         kind = _KUBECTL_ALIASES.get(words[1], words[1])
+        if proc.cluster is not None and kind in ("pods", "namespaces"):
+            table = _cluster_table(kind, proc.cluster, None if every else (named or "default"))
+            if table:
+                await proc.out(table)
+            else:
+                await proc.err(f"No resources found in {named or 'default'} namespace.\n")
+            return 0
         if kind in _KUBECTL:
             await proc.out(_KUBECTL[kind])
             return 0
