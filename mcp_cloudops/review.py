@@ -56,7 +56,8 @@ async def target(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
             f"{tool.name} was refused and nothing was changed: what it acts on could not be read to show the user "
             f"first. {exc}"
         ) from None
-    shown = ", ".join(f"{field.rsplit('.', 1)[-1]} {json.dumps(dig(data, field), ensure_ascii=False)}"
-                      for field in spec.show)  # fmt: skip
+    fields = [(field.rsplit(".", 1)[-1], dig(data, field)) for field in spec.show]
+    fields += [("zone", zone) for zone in dict.fromkeys(zones.values())][:1]  # where it is, as the call resolved it
+    shown = ", ".join(f"{name} {json.dumps(value, ensure_ascii=False)}" for name, value in fields)
     name = json.dumps(dig(data, spec.name), ensure_ascii=False)
     return f"{name} ({shown})" if shown else name

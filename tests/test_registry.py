@@ -383,3 +383,10 @@ def test_a_default_project_must_fill_a_parameter_some_tool_has(raw: dict[str, An
     with pytest.raises(RegistryError) as caught:
         parse_registry(data)
     assert "provider 'scaleway' field 'default_project.param': none of its tools has 'project_id'" in str(caught.value)
+
+
+def test_descriptions_say_where_an_api_reports_no_such_field() -> None:
+    """Issue 22 item 4: an agent asked to check protection or a failure's reason learns there is none to read."""
+    registry = load_registry()
+    assert "does not report destruction protection" in registry.by_name["retrieve-compute-instance-details"].description
+    assert "gives no failure reason" in registry.by_name["get-nirvana-operation"].description
