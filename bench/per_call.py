@@ -96,15 +96,19 @@ async def profile_calls(client: Any, op_id: str, n: int) -> dict[str, Any]:
 async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: bool) -> dict[str, Any]:
     """Ours in-process (mcp.Client(server), legacy) vs direct httpx, interleaved per call; the peer's
     own in-process block (in its venv) alternates with ours, block by block."""
+    from floor_server import build as build_floor
     from mcp import Client
 
     from mcp_cloudops.server import build_server
     from mcp_cloudops.settings import Settings
 
     server = build_server(Settings.from_env(base_env(**sandbox.env)))
+    floor_server = build_floor(sandbox.env)
     direct = DirectCaller("direct", op_id, sandbox)
     direct2 = DirectCaller("direct_httpx2", op_id, sandbox, lib="httpx2")
-    ours: dict[str, dict[str, list[float]]] = {t: {"mcp": [], "direct": [], "direct_httpx2": []} for t in COMMON_TOOLS}
+    ours: dict[str, dict[str, list[float]]] = {
+        t: {"mcp": [], "direct": [], "direct_httpx2": [], "floor": []} for t in COMMON_TOOLS
+    }
     theirs: dict[str, dict[str, list[float]]] = {t: {"mcp": [], "direct": []} for t in COMMON_TOOLS}
     peer_proc = None
     if peer:
@@ -121,10 +125,11 @@ async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: boo
 
     per_round = max(1, n // rounds)
     try:
-        async with Client(server, mode="legacy") as client:
+        async with Client(server, mode="legacy") as client, Client(floor_server, mode="legacy") as floor_client:
             caller = McpCaller("mcp", op_id, client, lambda t: t)
+            floor = McpCaller("floor", op_id, floor_client, lambda t: t)
             for r in range(rounds):
-                got = await interleaved([caller, direct, direct2], per_round, warmup=20 if r == 0 else 0)
+                got = await interleaved([caller, direct, direct2, floor], per_round, warmup=20 if r == 0 else 0)
                 for t in COMMON_TOOLS:
                     for k in ours[t]:
                         ours[t][k] += got[t][k]
@@ -159,6 +164,8 @@ async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: boo
             }
             if s.get("direct_httpx2"):
                 out[t]["direct_httpx2_ms"] = summary(s["direct_httpx2"])
+            if s.get("floor"):
+                out[t]["floor"] = {"mcp_ms": summary(s["floor"]), **added(s, "floor")}
         return out
 
     out: dict[str, Any] = {"rounds": rounds, "calls_per_tool": per_round * rounds, "ours": report(ours, "httpx")}

@@ -200,6 +200,8 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
     for key, label in (("ours", "in-memory mcp-cloudops"), ("peer", "in-memory fastmcp peer")):
         for t, v in mem.get(key, {}).items():
             line(label, t, v["direct_ms"], v)
+            if key == "ours" and "floor" in v:
+                line("in-memory floor (bare server)", t, v["direct_ms"], v["floor"])
     http = pc.get("http", {})
     for t in COMMON_TOOLS:
         for key, v in http.get(t, {}).items():
@@ -220,6 +222,18 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
     if "ours" in mem:
         worst = max(v["added_p50_ms"] for v in mem["ours"].values())
         add(f"   in-memory added p50, worst tool: {worst:.2f} ms (target < 2 ms: {'PASS' if worst < 2 else 'FAIL'})")
+    for t in COMMON_TOOLS:  # issue 23 item 6: at most 1.25x the floor's added latency, p50 and p99
+        for where, ours, floor in (
+            ("in-memory", mem.get("ours", {}).get(t), mem.get("ours", {}).get(t, {}).get("floor")),
+            ("HTTP", http.get(t, {}).get("ours"), http.get(t, {}).get("floor")),
+        ):
+            if ours and floor:
+                ratios = [
+                    ours[k] / floor[k] if floor[k] > 0 else float("inf") for k in ("added_p50_ms", "added_p99_ms")
+                ]
+                verdict = "PASS" if max(ratios) <= 1.25 else "FAIL"
+                add(f"   {t}: {where} added p50/p99 ours/floor {ratios[0]:.2f}x / {ratios[1]:.2f}x "
+                    f"(target <= 1.25x: {verdict})")  # fmt: skip
     if "peer" in mem and "ours" in mem:
         for t in COMMON_TOOLS:
             a, b = mem["ours"][t]["added_p50_ms"], mem["peer"][t]["added_p50_ms"]
@@ -243,6 +257,8 @@ def render_throughput(res: dict[str, Any], add: Callable[[str], None]) -> None:
                     (v["latency_ms"]["p50"], ">8.2f"), (v["latency_ms"]["p99"], ">8.2f"), (cpu["server"], ">8.0f"),
                     (cpu["sandbox_upstream"], ">9.0f"), (cpu["bench_client"], ">8.0f"),
                     (v["calls_per_server_cpu_s"], ">19.0f"), (v["errors"], ">7")))  # fmt: skip
+        if "ours" in r and "floor" in r and r["floor"]["calls_per_s"]:
+            add(f"   {'':<21}ours/floor: calls/s {r['ours']['calls_per_s'] / r['floor']['calls_per_s']:.2f}x")
         if "ours" in r and "peer" in r and r["peer"]["calls_per_s"]:
             add(f"   {'':<21}ours/peer: calls/s {r['ours']['calls_per_s'] / r['peer']['calls_per_s']:.2f}x, "
                 f"calls per server CPU-second "

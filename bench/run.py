@@ -95,6 +95,12 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
             [PY, "-m", "mcp_cloudops", "serve", "--transport", "http", "--port", str(port)],
             base_env(**sandbox.env), port, lambda t: t, logs / "ours.err",
         ))  # fmt: skip
+        port = free_port()
+        servers.append(start_http(
+            "floor", "floor (bare)",
+            [PY, str(BENCH / "floor_server.py"), "serve", "--port", str(port)],
+            base_env(**sandbox.env), port, lambda t: t, logs / "floor.err",
+        ))  # fmt: skip
         if peer_ok:
             port = free_port()
             try:
@@ -119,7 +125,9 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
         for s in servers:
             stop(s.proc)
         stop(sandbox.proc)
-    res["servers"] = {s.key: s.label for s in servers} | {"ours": "mcp-cloudops", "peer": "fastmcp peer"}
+    res["servers"] = {s.key: s.label for s in servers} | {
+        "ours": "mcp-cloudops", "peer": "fastmcp peer", "floor": "floor (bare)"
+    }  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
