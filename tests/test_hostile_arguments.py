@@ -249,6 +249,9 @@ async def test_free_form_query_values_arrive_as_exactly_one_encoded_parameter(
         with anyio.fail_after(15):
             result = await client.call_tool(tool, {**others, argument: value})
         sent = sim.requests[before:]
+        if provider == "portainer":  # the diagnosis of a dropped exec reads the environment, namespaces and pods
+            assert {r.method for r in sent[1:]} <= {"GET"} and all("/websocket/" not in r.path for r in sent[1:])
+            sent = sent[:1]
         assert len(sent) == 1, (tool, sent)
         request = sent[0]
         assert request.path == path, tool
