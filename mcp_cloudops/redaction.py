@@ -246,16 +246,43 @@ class Redactor:
         return _masked(text, _unfolded(text, folded, spans))
 
     def data(self, value: Any) -> Any:
-        """The same JSON-like structure with every string redacted (keys too)."""
+        """The same JSON-like structure with every string redacted (keys too); `value` itself when nothing in
+        it could need redacting (most results), which one pass over all its strings at once tells."""
+        return value if self.clean(value) else self._data(value)
+
+    def clean(self, value: Any) -> bool:
+        """Whether no string of `value` can hold a secret's form or a credential's shape, and no key is a
+        sensitive one with a value: every string is joined and folded once, and searched for what text()
+        searches each for first (the needles of every secret's forms, the keywords every shape needs). A
+        match that only spans two joined strings makes it answer no, which costs time, never a secret."""
+        strings: list[str] = []
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                strings.append(item)
+            elif isinstance(item, dict):
+                for key, inner in item.items():
+                    name = str(key)
+                    if inner and name.lower() in SENSITIVE_KEYS:
+                        return False
+                    strings.append(name)
+                    stack.append(inner)
+            elif isinstance(item, list):
+                stack.extend(item)
+        folded = _fold("\x00".join(strings))
+        return not any(needle in folded for needle in self._needles) and not any(k in folded for k in KEYWORDS)
+
+    def _data(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
             return {
-                self.text(str(k)): MASK if str(k).lower() in SENSITIVE_KEYS and value[k] else self.data(v)
+                self.text(str(k)): MASK if str(k).lower() in SENSITIVE_KEYS and value[k] else self._data(v)
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self.data(item) for item in value]
+            return [self._data(item) for item in value]
         return value
 
     def reads(self, limit: int) -> int:

@@ -54,6 +54,12 @@ class _PassThrough(ArgModelBase):
         return dict(self.model_extra or {})
 
 
+def shaped(redactor: Redactor, result: Any, limit: int, spec: ToolSpec, args: dict[str, Any]) -> Any:
+    """The result redacted, then cut to the output cap: in place when redaction made a copy nobody else reads."""
+    redacted = redactor.data(result)
+    return cap(redacted, limit, spec, args, own=redacted is not result)
+
+
 def ok(data: dict[str, Any]) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=dumps(data))], structured_content=data)
 
@@ -192,7 +198,7 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
             # Redact before shaping: a cut must never leave half a secret behind. Both walk the whole result,
             # so a big one is done on a worker thread while the event loop serves other clients; the cut
             # works on the redacted copy in place (own: no one else reads it).
-            return await off_loop(lambda result: ok(cap(redactor.data(result), limit, spec, args, own=True)), data)
+            return await off_loop(lambda result: ok(shaped(redactor, result, limit, spec, args)), data)
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             metrics.call_failed(exc)  # a write that may have happened counts as `unknown`
