@@ -39,6 +39,7 @@ def render(res: dict[str, Any]) -> str:
     render_context(res, add)
     render_calls(res, add)
     render_throughput(res, add)
+    render_shared(res, add)
     errs = res["errors"]
     add(f"ERRORS: {errs['count']}" + ("" if not errs["count"] else "  <-- FAIL: " + " | ".join(errs["first"][:5])))
     for note in res.get("notes", []):
@@ -267,6 +268,26 @@ def render_throughput(res: dict[str, Any], add: Callable[[str], None]) -> None:
         f"{res['servers'][k]} {v.get('rss_mb')} MB (peak {v.get('peak_rss_mb')})" for k, v in tp["memory_after"].items()
     )
     add(f"   server RSS after the run: {mem}")
+    add("")
+
+
+def render_shared(res: dict[str, Any], add: Callable[[str], None]) -> None:
+    shared = res.get("shared_endpoint")
+    if not shared:
+        return
+    held, alone = shared["sessions"], shared["stateless"]
+    add("5. SHARED ENDPOINT  mcp-cloudops over streamable HTTP, MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS=4096")
+    lat = held["latency_ms"]
+    add(f"   {held['sessions']} legacy sessions opened in {held['open_seconds']} s, kept open: server RSS "
+        f"{held['rss_mb_before']} -> {held['rss_mb_with_sessions']} MB ({held['kb_per_session']} kB a session); "
+        f"one call on each at once: p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, "
+        f"errors {held['errors']}")  # fmt: skip
+    lat = alone["latency_ms"]
+    add(f"   {alone['requests']} stateless 2026-07-28 requests over {alone['over_seconds']} s (at most "
+        f"{alone['most_in_flight']} in flight): p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, errors "
+        f"{alone['errors']}, server RSS {alone.get('rss_mb')} MB")  # fmt: skip
+    verdict = "PASS" if held["errors"] == 0 and alone["errors"] == 0 else "FAIL"
+    add(f"   errors (target 0): {verdict}")
     add("")
 
 

@@ -121,6 +121,11 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
         res["per_call"] = pc
         print("throughput ...", flush=True)
         res["throughput"] = await throughput(servers, sandbox, OPERATION_DONE, args.concurrency, args.duration)
+        if args.shared:
+            from shared_endpoint import shared_endpoint
+
+            print("shared endpoint: 1,000 sessions, 2,000 stateless requests over 60 s ...", flush=True)
+            res["shared_endpoint"] = await shared_endpoint(sandbox, OPERATION_DONE)
     finally:
         for s in servers:
             stop(s.proc)
@@ -138,6 +143,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per throughput level and server (default 3)")
     ap.add_argument("--concurrency", default="1,8,32", help="throughput levels (default 1,8,32)")
     ap.add_argument("--no-peer", action="store_true", help="skip the FastMCP peer")
+    ap.add_argument("--shared", action="store_true", help="also the shared endpoint: 1,000 sessions, 2,000 requests")
     ap.add_argument("--setup-peer", action="store_true", help=f"create bench/.venv-fastmcp ({PEER_PIN}) if missing")
     ap.add_argument(
         "--quick", action="store_true", help="smoke run: --runs 3 --importtime-runs 1 --calls 40 --duration 1"
