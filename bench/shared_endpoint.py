@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from callers import McpCaller
-from common import COMMON_TOOLS, ERRORS, PY, base_env, free_port, proc_memory_mb, stop, summary
+from common import COMMON_TOOLS, ERRORS, PY, base_env, free_port, proc_cpu_seconds, proc_memory_mb, stop, summary
 from sandbox import Sandbox, start_http
 
 MAX_CONNECTIONS = "4096"  # a team's endpoint sets MCP_CLOUDOPS_HTTP_MAX_CONNECTIONS above its users
@@ -48,9 +48,12 @@ async def sessions(sandbox: Sandbox, op_id: str, count: int = 1000) -> dict[str,
             async def one(caller: McpCaller) -> None:
                 latencies.append(await caller.call("get-nirvana-operation"))
 
+            cpu0, wall0 = (proc_cpu_seconds(server.proc.pid), time.process_time()), time.perf_counter()
             async with anyio.create_task_group() as group:
                 for caller in callers:
                     group.start_soon(one, caller)
+            wall = time.perf_counter() - wall0
+            cpu = (proc_cpu_seconds(server.proc.pid) - cpu0[0], time.process_time() - cpu0[1])
         return {
             "sessions": count,
             "open_seconds": round(open_seconds, 1),
@@ -58,6 +61,8 @@ async def sessions(sandbox: Sandbox, op_id: str, count: int = 1000) -> dict[str,
             "rss_mb_with_sessions": held,
             "kb_per_session": round((held - before) * 1024 / count, 1),
             "latency_ms": summary(latencies),
+            "burst_wall_s": round(wall, 1),
+            "burst_cpu_s": {"server": round(cpu[0], 1), "bench_clients": round(cpu[1], 1)},
             "errors": len(ERRORS.items) - errors_before,
         }
     finally:
