@@ -252,25 +252,7 @@ def error_text(
     """One line: who failed, the upstream's words (redacted with `redactor`, then cut), what to do next.
     Without a redactor, only credential shapes are masked before the cut: the caller's final
     Redactor.cut then masks any piece of a configured secret left before it."""
-    head, step = error_parts(tool, provider, status, body, text, headers, redactor)
-    return f"{head} {step}"
-
-
-def error_parts(
-    tool: ToolSpec,
-    provider: Provider,
-    status: int,
-    body: Any,
-    text: str,
-    headers: Mapping[str, str] | None = None,
-    redactor: Redactor | None = None,
-) -> tuple[str, str]:
-    """error_text's two halves: who failed with the upstream's words, and the next step."""
-    wait = retry_after(headers or {}, body, provider.retry_after_field)
-    said = upstream_message(provider.errors, body, text, redactor)
-    return f"{provider.title} returned HTTP {status} for {tool.name}: {said}.", next_step(
-        status, tool, provider, body, wait, said
-    )
+    return str(failed_with(tool, provider, status, body, text, headers, redactor))
 
 
 def failed_with(
@@ -282,6 +264,10 @@ def failed_with(
     headers: Mapping[str, str] | None = None,
     redactor: Redactor | None = None,
 ) -> UpstreamError:
-    """The error for an upstream's failure answer: its text, status and head kept for a diagnosis to reword."""
-    head, step = error_parts(tool, provider, status, body, text, headers, redactor)
+    """The error for an upstream's failure answer (error_text's words): its status, and its head (who failed,
+    with the upstream's words) apart from the next step, kept for a diagnosis to reword."""
+    wait = retry_after(headers or {}, body, provider.retry_after_field)
+    said = upstream_message(provider.errors, body, text, redactor)
+    head = f"{provider.title} returned HTTP {status} for {tool.name}: {said}."
+    step = next_step(status, tool, provider, body, wait, said)
     return UpstreamError(f"{head} {step}", unknown=tool.mutating and status >= 500, status=status, head=head)
