@@ -34,14 +34,11 @@ def explains(tool: ToolSpec, error: UpstreamError) -> bool:
 async def cause(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> str | None:
     """What the first failing check says, or None when every check passes (or a check cannot be read: the
     upstream's own words then stand)."""
-    from mcp_cloudops.upstream import UpstreamRequest, fill
-
     assert tool.diagnose is not None
     provider = upstreams.registry.provider_of(tool)
-    base = upstreams.base_for(tool, args)
     for check in tool.diagnose.checks:
         try:
-            data = await upstreams.send(tool, provider, UpstreamRequest("GET", base + fill(check.read, args)))
+            data = await upstreams.send(tool, provider, upstreams.reading(tool, args, check.read))
         except UpstreamError:
             return None
         if (said := failed(check, data, args)) is not None:

@@ -35,7 +35,7 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
     base = upstreams.base_for(tool, args)
     result: dict[str, Any] = {key: dig(op, field) for key, field in spec.pick.items()}
     if spec.read is not None:
-        result |= await read_back(upstreams, tool, args, op, base + fill(spec.read, args))
+        result |= await read_back(upstreams, tool, args, op, spec.read)
     paths: dict[str, str | None] = {}
     for key, field in spec.files.items():  # every path checked before any file is read (or removed)
         located = dig(op, field)
@@ -64,16 +64,14 @@ async def read(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: d
 
 
 async def read_back(
-    upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: dict[str, Any], url: str
+    upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any], op: dict[str, Any], path: str
 ) -> dict[str, Any]:
     """The fields `show` keeps of what the change came to, read with the call's query arguments (its project)."""
     spec = tool.outcome
     assert spec is not None
     provider = upstreams.registry.provider_of(tool)
-    query = [(p.name, str(args[p.name]).lower() if isinstance(args[p.name], bool) else str(args[p.name]))
-             for p in tool.params_in("query") if args.get(p.name) is not None]  # fmt: skip
     try:
-        data = await upstreams.send(tool, provider, UpstreamRequest("GET", url, query))
+        data = await upstreams.send(tool, provider, upstreams.reading(tool, args, path, with_query=True))
     except UpstreamError as exc:  # the change happened: say so, and what is unknown
         raise UpstreamError(
             f"{tool.name} finished (operation {op.get('id')}), but what it came to could not be read back: {exc}"

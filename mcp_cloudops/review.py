@@ -14,14 +14,12 @@ from typing import Any
 from mcp_cloudops.operations import dig
 from mcp_cloudops.registry_models import FollowUp, Target, ToolSpec
 from mcp_cloudops.results import UpstreamError
-from mcp_cloudops.upstream import UpstreamRequest, Upstreams, fill, zone_values
+from mcp_cloudops.upstream import Upstreams, zone_values
 
 
 async def picked(upstreams: Upstreams, tool: ToolSpec, read: FollowUp, args: dict[str, Any]) -> dict[str, Any]:
     """One GET of `read.path` (filled with the call's arguments), and the fields `read.pick` names."""
-    provider = upstreams.registry.provider_of(tool)
-    request = UpstreamRequest("GET", upstreams.base_for(tool, args) + fill(read.path, args))
-    data = await upstreams.send(tool, provider, request)
+    data = await upstreams.send(tool, upstreams.registry.provider_of(tool), upstreams.reading(tool, args, read.path))
     return {name: dig(data, field) for name, field in read.pick.items()}
 
 
@@ -46,11 +44,8 @@ async def target(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> 
     spec: Target = tool.ask.target
     provider = upstreams.registry.provider_of(tool)
     zones = zone_values(tool, provider, args, upstreams.account(provider))
-    url = upstreams.base_for(tool, args) + fill(fill(spec.read, args), zones)
-    query = [(p.name, json.dumps(args[p.name]) if isinstance(args[p.name], bool) else str(args[p.name]))
-             for p in tool.params_in("query") if args.get(p.name) is not None]  # fmt: skip
     try:
-        data = await upstreams.send(tool, provider, UpstreamRequest("GET", url, query))
+        data = await upstreams.send(tool, provider, upstreams.reading(tool, args, spec.read, with_query=True))
     except UpstreamError as exc:
         raise UpstreamError(
             f"{tool.name} was refused and nothing was changed: what it acts on could not be read to show the user "

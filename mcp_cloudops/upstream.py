@@ -140,6 +140,11 @@ def zone_values(tool: ToolSpec, provider: Provider, args: dict[str, Any], accoun
     return {"zone": zone} if zone is not None else {}
 
 
+def query_of(tool: ToolSpec, args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The call's own query arguments, as they travel."""
+    return [(p.name, query_value(args[p.name])) for p in tool.params_in("query") if p.name in args]
+
+
 def build_request(
     tool: ToolSpec, provider: Provider, args: dict[str, Any], base_url: str, account: Account
 ) -> UpstreamRequest:
@@ -148,8 +153,7 @@ def build_request(
     zone = zone_values(tool, provider, args, account)
     values = {p.name: args[p.name] for p in tool.params_in("path")} | zone
     url = fill(base_url, zone) + fill(tool.path, values)
-    params = list(tool.query.items())
-    params += [(p.name, query_value(args[p.name])) for p in tool.params_in("query") if p.name in args]
+    params = list(tool.query.items()) + query_of(tool, args)
     given = {p.name: args[p.name] for p in tool.params_in("body") if p.name in args}
     body = {**tool.body, **given} if tool.body or given else None  # the registry keeps the two apart
     return UpstreamRequest(method=tool.method, url=url, params=params, body=body)
@@ -190,6 +194,17 @@ class Upstreams:
         """The provider's base URL for this call, its zone filled in from the arguments."""
         provider = self.registry.provider_of(tool)
         return fill(self.base_url(provider), zone_values(tool, provider, args, self.account(provider)))
+
+    def reading(self, tool: ToolSpec, args: dict[str, Any], path: str, *, with_query: bool = False) -> UpstreamRequest:
+        """A GET made on a call's behalf (a target, a read-back, a diagnosis): `path` filled from the call's
+        arguments and zone; `with_query`, also the call's query arguments, with the account's default project
+        where the call names none, as the call itself sends them."""
+        provider = self.registry.provider_of(tool)
+        account = self.account(provider)
+        args = {**args, **account.project_for(tool, provider, args)}
+        zone = zone_values(tool, provider, args, account)
+        url = fill(self.base_url(provider), zone) + fill(path, {**args, **zone})
+        return UpstreamRequest("GET", url, query_of(tool, args) if with_query else [])
 
     def _new_client(self, provider: Provider, account: Account) -> httpx.AsyncClient:
         connect, read = self.settings.timeouts(provider)

@@ -270,3 +270,18 @@ async def test_a_log_that_cannot_be_read_says_the_command_ran_and_its_exit_code(
     assert result.is_error
     assert f"exec-instance ran (operation {op.id}, exit_code 5), but its stdout could not be read back" in text
     assert "HTTP 404" in text and "Do not simply rerun" in text
+
+
+@pytest.mark.anyio
+async def test_the_read_back_carries_the_accounts_default_project(sandbox: Sandbox) -> None:
+    """What a change came to is read where the change was made: the call's project, or the account's default
+    (INCUS_PROJECT) where the call names none, as a restricted certificate needs (LXD refuses it elsewhere)."""
+    from mcp_cloudops.server import build_server
+    from mcp_cloudops.settings import Settings
+
+    env = {**sandbox.env, "INCUS_PROJECT": "default", "MCP_CLOUDOPS_CONFIRM_FALLBACK": "allow"}
+    async with Client(build_server(Settings.from_env(env))) as client:
+        result = await client.call_tool("update-instance-state", {"name": "c2", "action": "start"})
+    assert not result.is_error, result.content[0].text
+    reads = [r for r in sandbox["incus"].requests if r.method == "GET" and r.path == "/1.0/instances/c2"]
+    assert [r.query.get("project") for r in reads] == [["default"]]
