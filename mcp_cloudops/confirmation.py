@@ -35,6 +35,7 @@ from mcp_cloudops import metrics
 from mcp_cloudops.accounts import ACCOUNT
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.redaction import Redactor
+from mcp_cloudops.registry_checks import PLACEHOLDER
 from mcp_cloudops.registry_models import ToolSpec
 from mcp_cloudops.schema import ArgumentError, tool_params
 from mcp_cloudops.settings import ConfigError
@@ -59,7 +60,6 @@ DEFAULT_IGNORABLE = (
 )  # fmt: skip
 BLANK_GLYPHS = frozenset({0x2800, 0x1D159})  # visible characters whose glyph is empty: braille blank, null notehead
 _RUNS = re.compile(r"(.)\1{2,}", re.DOTALL)
-_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_-]*)\}")
 
 HEADINGS = {  # what follows is each tool's own words (tools.yaml `ask`, which every asking tool has)
     "destructive": "Confirm a destructive change",
@@ -95,12 +95,15 @@ class Remembered:
         return self._until.get(key, 0.0) > (time.monotonic() if now is None else now)
 
 
+def acted_on(spec: ToolSpec) -> list[str]:
+    """The arguments naming what a call acts on (its listed ids, zone and project): what a remembered yes
+    covers, beside who, the tool and the account. A command, a new name or a flag is not part of it."""
+    return [p.name for p in spec.params if p.listed_by or p.location == "zone" or p.name == "project"]
+
+
 def remember_key(spec: ToolSpec, arguments: Mapping[str, Any], principal: str | None) -> tuple[Any, ...]:
-    """Who, which tool, which account, and the ids the call acts on (its listed ids, zone and project): what a
-    remembered yes covers. A command, a new name or a flag is not part of it."""
-    ids = {
-        p.name: arguments.get(p.name) for p in spec.params if p.listed_by or p.location == "zone" or p.name == "project"
-    }
+    """Who, which tool, which account, and the ids the call acts on."""
+    ids = {name: arguments.get(name) for name in acted_on(spec)}
     return principal, spec.name, arguments.get(ACCOUNT), json.dumps(ids, sort_keys=True, default=str)
 
 
@@ -112,9 +115,9 @@ def remembers(spec: ToolSpec, seconds: float) -> bool:
 def remember_offer(spec: ToolSpec, arguments: Mapping[str, Any], seconds: float, redactor: Redactor) -> str:
     """The question's last line where a yes can be remembered: what it would cover, and for how long."""
     if spec.ask is not None and spec.ask.covers is not None:
-        what = _PLACEHOLDER.sub(lambda m: shown(redactor.data(arguments.get(m.group(1)))), spec.ask.covers)
+        what = PLACEHOLDER.sub(lambda m: shown(redactor.data(arguments.get(m.group(1)))), spec.ask.covers)
     else:
-        ids = [p.name for p in spec.params if p.listed_by or p.location == "zone"]
+        ids = acted_on(spec)
         what = f"{spec.name} on the same {', '.join(ids)}" if ids else f"every call of {spec.name}"
     return f"Answer remember: true to also allow {what} for {seconds:g} s, unasked."
 
@@ -215,7 +218,7 @@ def action(spec: ToolSpec, arguments: Mapping[str, Any], redactor: Redactor, tar
         name = match.group(1)
         return shown(redactor.data(arguments[name])) if name in arguments else "(not given)"
 
-    text = _PLACEHOLDER.sub(value, words)
+    text = PLACEHOLDER.sub(value, words)
     text = text[:1].upper() + text[1:] + (f" {redactor.text(_visible(target))}" if target else "")
     return f"{text} in account {shown(arguments[ACCOUNT])}" if ACCOUNT in arguments else text
 

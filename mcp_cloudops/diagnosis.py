@@ -13,13 +13,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from mcp_cloudops.operations import dig
+from mcp_cloudops.registry_checks import PLACEHOLDER
 from mcp_cloudops.registry_models import Check, Find, ToolSpec
 from mcp_cloudops.results import UpstreamError
 
 if TYPE_CHECKING:
     from mcp_cloudops.upstream import Upstreams
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_-]*)\}")
 
 
 def explains(tool: ToolSpec, error: UpstreamError) -> bool:
@@ -79,4 +78,4 @@ def words(template: str, values: dict[str, Any]) -> str:
         found = values.get(match.group(1))
         return found if isinstance(found, str) else json.dumps(found)
 
-    return _PLACEHOLDER.sub(value, template)
+    return PLACEHOLDER.sub(value, template)
