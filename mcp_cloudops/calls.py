@@ -112,7 +112,7 @@ async def _attempt(upstreams: Upstreams, spec: ToolSpec, args: dict[str, Any], c
         return await websocket.stream(upstreams, spec, args)
     if spec.long_poll:
         return await operations.long_poll(upstreams, spec, args, progress)
-    if zones.asks_every_zone(spec, args):
+    if spec.asks_every_zone(args):
         return await zones.every_zone(upstreams, spec, args)
     data = await upstreams.call(spec, args)
     if spec.returns_operation and args.get("wait"):

@@ -4,6 +4,7 @@ the checks a single field can make; what spans fields is registry_checks.py's, l
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 ID_NAME = re.compile(r"(^id$|[_-]id$|Id$)")  # a parameter naming an id an agent must find somewhere
+EVERY_ZONE = "all"  # the zone a zonal listing (tools.yaml `zonal`) also takes: every zone at once
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 ParamLocation = Literal["path", "query", "body", "zone", "option"]
@@ -436,6 +438,10 @@ class ToolSpec(_Frozen):
 
     def params_in(self, *locations: ParamLocation) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.location in locations)
+
+    def asks_every_zone(self, args: Mapping[str, Any]) -> bool:
+        """Whether this call of a zonal listing asks for every zone at once (zone "all")."""
+        return self.zonal is not None and any(args.get(p.name) == EVERY_ZONE for p in self.params_in("zone"))
 
     @property
     def mutating(self) -> bool:

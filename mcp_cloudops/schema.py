@@ -9,9 +9,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mcp_cloudops.accounts import ACCOUNT
-from mcp_cloudops.registry_models import Param, Provider, ToolSpec
+from mcp_cloudops.registry_models import EVERY_ZONE, Param, Provider, ToolSpec
 from mcp_cloudops.settings import Settings
-from mcp_cloudops.zones import EVERY_ZONE, EVERY_ZONE_WORDS
+from mcp_cloudops.zones import EVERY_ZONE_WORDS
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator

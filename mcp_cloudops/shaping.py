@@ -190,7 +190,7 @@ def cap(
 
 def _per_zone(data: dict[str, Any], tool: ToolSpec, args: dict[str, Any] | None) -> dict[str, int]:
     """For a listing of every zone (zone "all"), how many items each zone gave, in zone order; else {}."""
-    if tool.zonal is None or args is None or not any(args.get(p.name) == "all" for p in tool.params_in("zone")):
+    if args is None or not tool.asks_every_zone(args):
         return {}
     counts: dict[str, int] = {}
     for item in data.get(tool.zonal) or []:

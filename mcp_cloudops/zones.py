@@ -15,13 +15,8 @@ from mcp_cloudops.results import UpstreamError, one_line
 if TYPE_CHECKING:  # the call machinery loads on the first call; the schema reads the words below at start
     from mcp_cloudops.upstream import Upstreams
 
-EVERY_ZONE = "all"
 EVERY_ZONE_WORDS = ' "all": every zone at once.'  # appended to the zone's description on zonal tools
 AT_ONCE = 4  # zones asked at the same time: enough to answer in one wait, few enough to spare the upstream
-
-
-def asks_every_zone(tool: ToolSpec, args: dict[str, Any]) -> bool:
-    return tool.zonal is not None and any(args.get(p.name) == EVERY_ZONE for p in tool.params_in("zone"))
 
 
 async def every_zone(upstreams: Upstreams, tool: ToolSpec, args: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry_models import EVERY_ZONE
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.schema import input_schema
-from mcp_cloudops.zones import EVERY_ZONE
 
 pytestmark = pytest.mark.anyio
 REGISTRY = load_registry()
