@@ -26,7 +26,7 @@ from mcp.server.context import ServerRequestContext
 from mcp_types import CallToolResult, TextContent
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcp_cloudops.accounts import ACCOUNT, Account, Accounts
+from mcp_cloudops.accounts import ACCOUNT, Account, Accounts, Caller
 from mcp_cloudops.audit import Journal, caller
 from mcp_cloudops.nearest import nearest
 from mcp_cloudops.policy import who_calls
@@ -176,8 +176,7 @@ class SessionToolsets:
             if spec is None:
                 seen.append(tool)  # the discovery tools
                 continue
-            usable = accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential)
-            if usable:
+            if usable := usable_accounts(spec, accounts, who):
                 seen.append(with_account_choice(tool, accounts, self.registry.providers[spec.provider], usable))
         return seen
 
@@ -211,7 +210,7 @@ class SessionToolsets:
             spec = self.specs.get(name)
             if spec is None:
                 usable[name] = ""  # a discovery tool
-            elif accounts is None or accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential):
+            elif accounts is None or usable_accounts(spec, accounts, who):
                 usable[name] = spec.provider
         return usable
 
@@ -256,6 +255,12 @@ class SessionToolsets:
                 "open a session whose header names it."
             )
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def usable_accounts(spec: ToolSpec, accounts: Accounts, who: Caller) -> dict[str, Account]:
+    """The accounts `who` may call this tool in: for one that changes things or hands out a credential, those
+    it may write with. None: the tool is not this caller's."""
+    return accounts.usable(spec.provider, who, writing=spec.mutating or spec.credential)
 
 
 def with_account_choice(
