@@ -66,18 +66,14 @@ class Registry(_Frozen):
                     f"tool {tool.name!r} field 'lookup': a tool that changes things must name the tool that reads "
                     "what it changed (its outcome can be unknown)"
                 )
-            for n, advice in enumerate(tool.when_failed):
-                if advice.tool not in seen:
-                    problems.append(f"tool {tool.name!r} field 'when_failed.{n}.tool': no tool named {advice.tool!r}")
-                elif advice.tool not in advice.next:
-                    problems.append(f"tool {tool.name!r} field 'when_failed.{n}.next': say to use {advice.tool}")
-            for n, check in enumerate(tool.diagnose.checks if tool.diagnose else ()):
-                if check.tool not in seen:
-                    problems.append(
-                        f"tool {tool.name!r} field 'diagnose.checks.{n}.tool': no tool named {check.tool!r}"
-                    )
-                elif check.tool not in check.say:
-                    problems.append(f"tool {tool.name!r} field 'diagnose.checks.{n}.say': say to use {check.tool}")
+            named = [(f"when_failed.{n}", a.tool, "next", a.next) for n, a in enumerate(tool.when_failed)]
+            checks = tool.diagnose.checks if tool.diagnose else ()
+            named += [(f"diagnose.checks.{n}", c.tool, "say", c.say) for n, c in enumerate(checks)]
+            for field, step, words, text in named:  # a next step names a tool that exists, in its own words
+                if step not in seen:
+                    problems.append(f"tool {tool.name!r} field '{field}.tool': no tool named {step!r}")
+                elif step not in text:
+                    problems.append(f"tool {tool.name!r} field '{field}.{words}': say to use {step}")
             for param in tool.params:
                 where = f"tool {tool.name!r} field 'params.{param.name}"
                 if param.listed_by is not None and param.listed_by not in seen:
