@@ -254,23 +254,33 @@ def _destination(proc: Proc, target: str) -> tuple[str, bool]:
     return path, bool(node is not None and node.is_dir)
 
 
+async def _operands(proc: Proc, command: str, names: list[str]) -> tuple[list[str], str, str, bool] | int:
+    """cp's and mv's operands: the sources, the target as given and as a path, and whether the sources go
+    into it (a directory); or the exit status once GNU's message for a missing or wrong target is written."""
+    if len(names) < 2:
+        text = (
+            "missing file operand" if not names else f"missing destination file operand after {shell_quote(names[0])}"
+        )
+        return await usage_error(proc, command, OptionError(text))
+    *sources, target = names
+    target_path, into = _destination(proc, target)
+    if len(sources) > 1 and not into:
+        reason = ": No such file or directory" if proc.fs.get(target_path) is None else " is not a directory"
+        await proc.err(f"{command}: target {shell_quote(target)}{reason}\n")
+        return 1
+    return sources, target, target_path, into
+
+
 async def _cp(args: list[str], proc: Proc) -> int:
     try:
         options, names = getopt(args, "rRafpvn", {"recursive": "r", "archive": "a", "force": "f"})
     except OptionError as error:
         return await usage_error(proc, "cp", error)
     flags = {flag for flag, _ in options}
-    if len(names) < 2:
-        text = (
-            "missing file operand" if not names else f"missing destination file operand after {shell_quote(names[0])}"
-        )
-        return await usage_error(proc, "cp", OptionError(text))
-    *sources, target = names
-    target_path, into = _destination(proc, target)
-    if len(sources) > 1 and not into:
-        reason = ": No such file or directory" if proc.fs.get(target_path) is None else " is not a directory"
-        await proc.err(f"cp: target {shell_quote(target)}{reason}\n")
-        return 1
+    operands = await _operands(proc, "cp", names)
+    if isinstance(operands, int):
+        return operands
+    sources, target, target_path, into = operands
     status = 0
     for source in sources:
         path = proc.path(source)
@@ -313,17 +323,10 @@ async def _mv(args: list[str], proc: Proc) -> int:
         _, names = getopt(args, "fivn", {"force": "f", "verbose": "v"})
     except OptionError as error:
         return await usage_error(proc, "mv", error)
-    if len(names) < 2:
-        text = (
-            "missing file operand" if not names else f"missing destination file operand after {shell_quote(names[0])}"
-        )
-        return await usage_error(proc, "mv", OptionError(text))
-    *sources, target = names
-    target_path, into = _destination(proc, target)
-    if len(sources) > 1 and not into:
-        reason = ": No such file or directory" if proc.fs.get(target_path) is None else " is not a directory"
-        await proc.err(f"mv: target {shell_quote(target)}{reason}\n")
-        return 1
+    operands = await _operands(proc, "mv", names)
+    if isinstance(operands, int):
+        return operands
+    sources, target, target_path, into = operands
     status = 0
     for source in sources:
         path = proc.path(source)

@@ -256,15 +256,8 @@ async def _head(args: list[str], proc: Proc) -> int:
                 return 1
             lines, size = (number, None) if flag == "n" else (lines, number)
         headers = {"q": False, "v": True}.get(flag, headers)
-    status = 0
-    first = True
-    async for name, stream in _inputs(proc, "head", names, "{program}: cannot open {quoted} for reading: {error}"):
-        if stream is None:
-            status = 1
-            continue
-        if headers:
-            await proc.out(("" if first else "\n") + f"==> {'standard input' if name == '-' else name} <==\n")
-        first = False
+
+    async def each(stream: Stdin) -> None:
         if size is not None:
             await _head_bytes(stream, size, proc)
         elif lines < 0:
@@ -272,7 +265,8 @@ async def _head(args: list[str], proc: Proc) -> int:
             await proc.write(1, b"".join(kept[: len(kept) + lines]))
         else:
             await _head_lines(stream, lines, proc)
-    return status
+
+    return await _each_input(proc, "head", names, headers, each)
 
 
 async def _head_lines(stream: Stdin, lines: int, proc: Proc) -> None:
@@ -318,17 +312,10 @@ async def _tail(args: list[str], proc: Proc) -> int:
     if number is None:
         await proc.err(f"tail: invalid number of {'lines' if unit == 'n' else 'bytes'}: {proc.quote(count)}\n")
         return 1
-    status = 0
-    first = True
-    async for name, stream in _inputs(proc, "tail", names, "{program}: cannot open {quoted} for reading: {error}"):
-        if stream is None:
-            status = 1
-            continue
-        if headers:
-            await proc.out(("" if first else "\n") + f"==> {'standard input' if name == '-' else name} <==\n")
-        first = False
+    number = abs(number)
+
+    async def each(stream: Stdin) -> None:
         data = await stream.read_all()
-        number = abs(number)
         if unit == "n":
             items = _lines(data)
             kept = (
@@ -340,6 +327,24 @@ async def _tail(args: list[str], proc: Proc) -> int:
                 1,
                 data[max(number - 1, 0) :] if count.startswith("+") else data[len(data) - number :] if number else b"",
             )
+
+    return await _each_input(proc, "tail", names, headers, each)
+
+
+async def _each_input(
+    proc: Proc, program: str, names: list[str], headers: bool, each: Callable[[Stdin], Awaitable[None]]
+) -> int:
+    """head's and tail's walk over their inputs: `each` on every one that opens, after a `==> name <==` header
+    when asked; exit 1 if any could not be opened."""
+    status, first = 0, True
+    async for name, stream in _inputs(proc, program, names, "{program}: cannot open {quoted} for reading: {error}"):
+        if stream is None:
+            status = 1
+            continue
+        if headers:
+            await proc.out(("" if first else "\n") + f"==> {'standard input' if name == '-' else name} <==\n")
+        first = False
+        await each(stream)
     return status
 
 
