@@ -55,10 +55,11 @@ class McpCaller(Caller):
 
 
 class DirectCaller(Caller):
-    """The same upstream request made directly, pooled and authenticated as ours are: with httpx (what
-    mcp-cloudops uses upstream) or httpx2 (what the SDK and the peer use), to show the library's share."""
+    """The same upstream request made directly, pooled and authenticated as ours are: with httpx2 (what
+    mcp-cloudops, the SDK and the peer use upstream) or httpx 0.28 (what we used before), to show the
+    library's share."""
 
-    def __init__(self, label: str, op_id: str, sandbox: Sandbox, lib: str = "httpx") -> None:
+    def __init__(self, label: str, op_id: str, sandbox: Sandbox, lib: str = "httpx2") -> None:
         from pydantic import SecretStr
 
         from mcp_cloudops.auth import ExoscaleV2Auth, exo2_authorization
@@ -69,29 +70,29 @@ class DirectCaller(Caller):
         self.sign = exo2_authorization
         headers = {"Accept": "application/json"}
         bearer = {"Authorization": f"Bearer {sandbox.env['NIRVANA_LABS_API_KEY']}"}
-        if lib == "httpx":
-            import httpx
+        if lib == "httpx2":
+            import httpx2
 
-            timeout = httpx.Timeout(30.0, connect=5.0)
+            timeout = httpx2.Timeout(30.0, connect=5.0)
             auth = ExoscaleV2Auth(SecretStr(self.key), SecretStr(self.secret))
-            self.nirvana: Any = httpx.AsyncClient(base_url=sandbox.nirvana, headers=headers | bearer, timeout=timeout)
-            self.exoscale: Any = httpx.AsyncClient(
+            self.nirvana: Any = httpx2.AsyncClient(base_url=sandbox.nirvana, headers=headers | bearer, timeout=timeout)
+            self.exoscale: Any = httpx2.AsyncClient(
                 base_url=sandbox.exoscale_zone_url, auth=auth, timeout=timeout, headers=headers
             )
         else:
-            import httpx2
+            import httpx
 
-            timeout2 = httpx2.Timeout(30.0, connect=5.0)
-            self.nirvana = httpx2.AsyncClient(base_url=sandbox.nirvana, headers=headers | bearer, timeout=timeout2)
-            self.exoscale = httpx2.AsyncClient(base_url=sandbox.exoscale_zone_url, timeout=timeout2, headers=headers)
+            timeout1 = httpx.Timeout(30.0, connect=5.0)
+            self.nirvana = httpx.AsyncClient(base_url=sandbox.nirvana, headers=headers | bearer, timeout=timeout1)
+            self.exoscale = httpx.AsyncClient(base_url=sandbox.exoscale_zone_url, timeout=timeout1, headers=headers)
         self.exo_path = "/" + sandbox.exoscale_zone_url.split("/", 3)[3] + "/instance"
 
     async def _call(self, tool: str) -> str:
         if tool == "get-nirvana-operation":
             response = await self.nirvana.get(f"/v1/operations/{self.op_id}")
-        elif self.lib == "httpx":
+        elif self.lib == "httpx2":
             response = await self.exoscale.get("/instance")
-        else:  # httpx2 has no ExoscaleV2Auth (an httpx.Auth): sign the same way, by hand
+        else:  # ExoscaleV2Auth is an httpx2.Auth: for httpx, sign the same way, by hand
             sig = self.sign(self.key, self.secret, "GET", self.exo_path, "", b"", int(time.time()) + 600)
             response = await self.exoscale.get("/instance", headers={"Authorization": sig})
         ok = response.status_code == 200 and expect(tool, self.op_id) in response.text

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from mcp.server.mcpserver import MCPServer
 from pydantic import SecretStr
 
@@ -27,15 +27,15 @@ from mcp_cloudops.auth import ExoscaleV2Auth  # the same signer our tools use
 
 
 def build(env: Mapping[str, str]) -> MCPServer:
-    timeout = httpx.Timeout(30.0, connect=5.0)
+    timeout = httpx2.Timeout(30.0, connect=5.0)
     headers = {"Accept": "application/json", "User-Agent": "floor"}
-    nirvana = httpx.AsyncClient(
+    nirvana = httpx2.AsyncClient(
         base_url=env["NIRVANA_LABS_BASE_URL"],
         headers=headers | {"Authorization": f"Bearer {env['NIRVANA_LABS_API_KEY']}"},
         timeout=timeout,
     )
     auth = ExoscaleV2Auth(SecretStr(env["EXOSCALE_API_KEY"]), SecretStr(env["EXOSCALE_API_SECRET"]))
-    exoscale = httpx.AsyncClient(
+    exoscale = httpx2.AsyncClient(
         base_url=env["EXOSCALE_API_URL"].replace("{zone}", "ch-gva-2"), auth=auth, headers=headers, timeout=timeout
     )
     server = MCPServer(name="floor", log_level="WARNING")

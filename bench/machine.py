@@ -44,7 +44,7 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "mcp": version("mcp"),
-        "httpx": version("httpx"),
+        "httpx2": version("httpx2"),
     }
     import importlib.util
 

@@ -94,7 +94,7 @@ async def profile_calls(client: Any, op_id: str, n: int) -> dict[str, Any]:
 
 
 async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: bool) -> dict[str, Any]:
-    """Ours in-process (mcp.Client(server), legacy) vs direct httpx, interleaved per call; the peer's
+    """Ours in-process (mcp.Client(server), legacy) vs direct httpx2, interleaved per call; the peer's
     own in-process block (in its venv) alternates with ours, block by block."""
     from floor_server import build as build_floor
     from mcp import Client
@@ -105,9 +105,9 @@ async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: boo
     server = build_server(Settings.from_env(base_env(**sandbox.env)))
     floor_server = build_floor(sandbox.env)
     direct = DirectCaller("direct", op_id, sandbox)
-    direct2 = DirectCaller("direct_httpx2", op_id, sandbox, lib="httpx2")
+    direct2 = DirectCaller("direct_httpx", op_id, sandbox, lib="httpx")
     ours: dict[str, dict[str, list[float]]] = {
-        t: {"mcp": [], "direct": [], "direct_httpx2": [], "floor": []} for t in COMMON_TOOLS
+        t: {"mcp": [], "direct": [], "direct_httpx": [], "floor": []} for t in COMMON_TOOLS
     }
     theirs: dict[str, dict[str, list[float]]] = {t: {"mcp": [], "direct": []} for t in COMMON_TOOLS}
     peer_proc = None
@@ -162,13 +162,13 @@ async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: boo
                 **added(s, "mcp"),
                 "direct_client": direct_client,
             }
-            if s.get("direct_httpx2"):
-                out[t]["direct_httpx2_ms"] = summary(s["direct_httpx2"])
+            if s.get("direct_httpx"):
+                out[t]["direct_httpx_ms"] = summary(s["direct_httpx"])
             if s.get("floor"):
                 out[t]["floor"] = {"mcp_ms": summary(s["floor"]), **added(s, "floor")}
         return out
 
-    out: dict[str, Any] = {"rounds": rounds, "calls_per_tool": per_round * rounds, "ours": report(ours, "httpx")}
+    out: dict[str, Any] = {"rounds": rounds, "calls_per_tool": per_round * rounds, "ours": report(ours, "httpx2")}
     out["ours_profile"] = profiled
     if peer:
         out["peer"] = report(theirs, "httpx2 (peer venv)")
@@ -189,7 +189,7 @@ async def over_http(servers: list[HttpServer], sandbox: Sandbox, op_id: str, n: 
             samples = await interleaved(callers, n, warmup=20)
     finally:
         await direct.aclose()
-    out: dict[str, Any] = {"calls_per_tool": n, "direct_client": "httpx"}
+    out: dict[str, Any] = {"calls_per_tool": n, "direct_client": "httpx2"}
     for t in COMMON_TOOLS:
         out[t] = {"direct_ms": summary(samples[t]["direct"])}
         for s in servers:

@@ -24,7 +24,7 @@ def render(res: dict[str, Any]) -> str:
         f"machine: {m['cpu_model']}, {m['cores']} cores ({m['usable_cores']} usable), "
         f"{m.get('mem_total_gb', '?')} GB RAM"
     )
-    add(f"         {m['platform']}; Python {m['python']}, mcp {m['mcp']}, httpx {m['httpx']}")
+    add(f"         {m['platform']}; Python {m['python']}, mcp {m['mcp']}, httpx2 {m['httpx2']}")
     add(f"peer:    {res['peer']['status']}")
     if not m.get("sniffio_installed", True):
         add("env:     sniffio is not installed: httpcore retries a failing `import sniffio` several times per request")
@@ -188,7 +188,7 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
     if not pc:
         return
     add("3. PER-CALL OVERHEAD  ms, same upstream request against the sandbox, interleaved call by call;")
-    add("   added = MCP percentile - direct percentile (direct = httpx, pooled, same auth)")
+    add("   added = MCP percentile - direct percentile (direct = httpx2, pooled, same auth)")
     add(row(("path / server", "<30"), ("tool", "<24"), ("direct p50", ">11"), ("p99", ">7"), ("mcp p50", ">9"),
             ("p99", ">7"), ("added p50", ">10"), ("p99", ">7")))  # fmt: skip
 
@@ -209,9 +209,9 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
             if key != "direct_ms":
                 line(f"HTTP {res['servers'][key]}", t, http[t]["direct_ms"], v)
     for t, v in mem.get("ours", {}).items():
-        if "direct_httpx2_ms" in v:
-            d1, d2 = v["direct_ms"]["p50"], v["direct_httpx2_ms"]["p50"]
-            add(f"   {t}: direct with httpx2 p50 {d2:.2f} ms vs httpx {d1:.2f}"
+        if "direct_httpx_ms" in v:
+            d2, d1 = v["direct_ms"]["p50"], v["direct_httpx_ms"]["p50"]
+            add(f"   {t}: direct with httpx2 p50 {d2:.2f} ms vs httpx 0.28 {d1:.2f}"
                 " ms (same process, interleaved): the HTTP library's share")  # fmt: skip
     if "ours_profile" in mem:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in list(mem["ours_profile"]["share_by_package"].items())[:9])

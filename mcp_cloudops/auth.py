@@ -1,4 +1,4 @@
-"""How each provider proves who we are: httpx.Auth classes and the Incus TLS context."""
+"""How each provider proves who we are: httpx2.Auth classes and the Incus TLS context."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import httpx
+import httpx2
 from pydantic import SecretStr
 
 from mcp_cloudops.accounts import INCUS_ENV, Account, IncusEndpoint
@@ -47,7 +47,7 @@ def exo2_authorization(key: str, secret: str, method: str, path: str, raw_query:
     return ",".join(parts)
 
 
-class ExoscaleV2Auth(httpx.Auth):
+class ExoscaleV2Auth(httpx2.Auth):
     """Signs each request with Exoscale's EXO2-HMAC-SHA256 scheme (key + secret, 10-minute expiry)."""
 
     requires_request_body = True
@@ -57,7 +57,7 @@ class ExoscaleV2Auth(httpx.Auth):
         self._secret = secret
         self._now = (clock or time).time
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         request.headers["Authorization"] = exo2_authorization(
             self._key.get_secret_value(),
             self._secret.get_secret_value(),
@@ -70,7 +70,7 @@ class ExoscaleV2Auth(httpx.Auth):
         yield request
 
 
-class HeaderAuth(httpx.Auth):
+class HeaderAuth(httpx2.Auth):
     """A static secret in one header: Scaleway's X-Auth-Token, Portainer's X-API-Key, a bearer token."""
 
     def __init__(self, header: str, secret: SecretStr, prefix: str = "") -> None:
@@ -81,7 +81,7 @@ class HeaderAuth(httpx.Auth):
     def header_value(self) -> str:
         return self._prefix + self._secret.get_secret_value()
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
         request.headers[self.header] = self.header_value()
         yield request
 
@@ -142,7 +142,7 @@ def why(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
 
-def credential(provider: Provider, account: Account) -> httpx.Auth | None:
+def credential(provider: Provider, account: Account) -> httpx2.Auth | None:
     """How a request to `provider` through `account` proves who we are: the one place an auth scheme
     becomes a credential, for HTTP and websocket handshakes alike. None for Incus without a token: its
     TLS client certificate or unix socket does. ConfigError names the variable that is not set, and where."""
@@ -157,7 +157,7 @@ def credential(provider: Provider, account: Account) -> httpx.Auth | None:
     return bearer(token) if token is not None else None
 
 
-def handshake_headers(auth: httpx.Auth | None) -> dict[str, str]:
+def handshake_headers(auth: httpx2.Auth | None) -> dict[str, str]:
     """The credential as headers, for a websocket handshake (which httpx does not carry); a signing
     scheme such as EXO2 has none, and no websocket tool of ours needs one."""
     return {auth.header: auth.header_value()} if isinstance(auth, HeaderAuth) else {}

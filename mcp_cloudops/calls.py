@@ -50,7 +50,7 @@ async def dispatch(
     operation = provider.operation
     if operation is not None and operation.secrets and not shows_secrets(upstreams.settings):
         keys = frozenset(operation.secrets)
-        return await off_loop(lambda result: hide_secrets(result, keys), data)  # a big listing: off the loop
+        return await off_loop(lambda result: hide_secrets(result, keys), data, upstreams.received)  # a big one: off
     return data
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 
-import httpx
+import httpx2
 
 from mcp_cloudops.accounts import INCUS_ENV, INCUS_SOCKET_HOST
 from mcp_cloudops.redaction import Redactor
@@ -20,12 +20,12 @@ from mcp_cloudops.results import UpstreamError, one_line
 
 # httpx failures raised before any byte of the request left this machine.
 _NOT_SENT_HTTP = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.UnsupportedProtocol,
-    httpx.LocalProtocolError,
-    httpx.ProxyError,
+    httpx2.ConnectError,
+    httpx2.ConnectTimeout,
+    httpx2.PoolTimeout,
+    httpx2.UnsupportedProtocol,
+    httpx2.LocalProtocolError,
+    httpx2.ProxyError,
 )
 # OS-level failures of opening a connection (websockets raise these directly).
 _NOT_SENT_OS = (ConnectionRefusedError, FileNotFoundError, socket.gaierror, ssl.SSLError)
@@ -37,12 +37,12 @@ def may_have_arrived(exc: BaseException) -> bool:
 
 
 def over_socket(url: str) -> bool:
-    return httpx.URL(url).host == httpx.URL(INCUS_SOCKET_HOST).host
+    return httpx2.URL(url).host == httpx2.URL(INCUS_SOCKET_HOST).host
 
 
 def where(url: str) -> str:
     """The host a failure happened at, for messages: never the path or query (they may carry secrets)."""
-    return "its unix socket" if over_socket(url) else httpx.URL(url).host or "the unix socket"
+    return "its unix socket" if over_socket(url) else httpx2.URL(url).host or "the unix socket"
 
 
 def address_settings(provider: Provider, url: str) -> str:
@@ -69,7 +69,7 @@ def no_answer(
     tool: ToolSpec, provider: Provider, url: str, exc: BaseException, redactor: Redactor, tries: int = 1
 ) -> UpstreamError:
     """The request went out and no complete answer came back."""
-    what = "did not answer in time" if isinstance(exc, (httpx.TimeoutException, TimeoutError)) else "gave no answer"
+    what = "did not answer in time" if isinstance(exc, (httpx2.TimeoutException, TimeoutError)) else "gave no answer"
     head = f"{provider.title} {what} ({where(url)}, {_why(exc, redactor)}) for {tool.name}."
     if tool.mutating:
         check = f" with {tool.state_lookup}" if tool.state_lookup else ""

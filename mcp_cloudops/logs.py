@@ -21,8 +21,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("mcp_cloudops").setLevel(level)
-    # httpx logs every request URL at INFO; URLs are not for logs.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx2 (our upstream client, and the SDK's) logs every request URL at INFO; URLs are not for logs.
+    for name in ("httpx2", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -130,13 +130,13 @@ def jwks_uri_of(issuer: str, metadata: Any, source: str) -> str:
 
 def discover(issuer: str, timeout: float = FETCH_TIMEOUT) -> str:
     """The issuer's key set URL, from the first of its metadata documents that answers."""
-    import httpx
+    import httpx2
 
     tried = []
     for url in metadata_urls(issuer):
         try:
-            response = httpx.get(url, timeout=timeout, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
+            response = httpx2.get(url, timeout=timeout, headers={"Accept": "application/json"})
+        except httpx2.HTTPError as exc:
             raise Refused(f"cannot reach the authorization server at {url} ({type(exc).__name__}): "
                           f"check {ISSUER_ENV} and that it is up") from None  # fmt: skip
         if response.status_code == 200:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 from mcp_cloudops.registry_models import OperationSpec, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError
@@ -52,8 +52,8 @@ def resource_path(spec: OperationSpec, op: dict[str, Any], base_url: str) -> str
     link = dig(op, spec.link_field) if spec.link_field else None
     if not isinstance(link, str) or not spec.link_prefix or spec.link_prefix not in link:
         return None
-    url = httpx.URL(link)
-    if url.host and url.host != httpx.URL(base_url).host:
+    url = httpx2.URL(link)
+    if url.host and url.host != httpx2.URL(base_url).host:
         return None  # never follow a link to another host
     rest = url.path.split(spec.link_prefix, 1)[1]
     return "/" + "/".join(encode_segment(part) for part in rest.split("/") if part)

@@ -36,7 +36,7 @@ from mcp_cloudops.registry_models import MetaTool, Param, Provider, ToolSpec
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, account_param, input_schema, listed_schema
 from mcp_cloudops.settings import ConfigError, Settings
-from mcp_cloudops.shaping import cap, dumps, off_loop
+from mcp_cloudops.shaping import cap, dumps, fits, off_loop
 from mcp_cloudops.toolsets import SessionToolsets
 
 if TYPE_CHECKING:
@@ -54,10 +54,14 @@ class _PassThrough(ArgModelBase):
         return dict(self.model_extra or {})
 
 
-def shaped(redactor: Redactor, result: Any, limit: int, spec: ToolSpec, args: dict[str, Any]) -> Any:
-    """The result redacted, then cut to the output cap: in place when redaction made a copy nobody else reads."""
+def answer(redactor: Redactor, result: Any, limit: int, spec: ToolSpec, args: dict[str, Any]) -> CallToolResult:
+    """The result as the agent reads it: redacted, then cut to the output cap (in place when redaction made a
+    copy nobody else reads). Most results need neither, which their JSON, made once, tells."""
+    text = dumps(result)
+    if fits(text, limit) and redactor.clean_json(text, result):
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
     redacted = redactor.data(result)
-    return cap(redacted, limit, spec, args, own=redacted is not result)
+    return ok(cap(redacted, limit, spec, args, own=redacted is not result))
 
 
 def ok(data: dict[str, Any]) -> CallToolResult:
@@ -134,7 +138,8 @@ class Connections:
         """The account a call would act in, named for the question when its provider has several (else None)."""
         return self.account_for(spec, args).name if self.choices[spec.provider] else None
 
-    async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], int]:
+        """The call's result, and the bytes of the upstream bodies it was made from (shaping.off_loop)."""
         from mcp_cloudops.calls import dispatch
 
         try:
@@ -143,7 +148,7 @@ class Connections:
             if self.journal is not None:
                 await self.journal.refused(spec, str(exc), *audit_caller(ctx), account=exc.name)
             raise
-        return await dispatch(upstreams, spec, args, ctx, self.journal)
+        return await dispatch(upstreams, spec, args, ctx, self.journal), upstreams.received
 
     async def what_runs(self, spec: ToolSpec, args: dict[str, Any]) -> dict[str, Any] | str:
         """What a call naming it only by id runs, for the confirmation question; or why that cannot be
@@ -194,11 +199,11 @@ def make_tool(spec: ToolSpec, connections: Connections, redactor: Redactor) -> T
         except ArgumentError as exc:
             return failed(redactor.cut(f"Invalid arguments for {spec.name}: {exc}. Fix them and call again."))
         try:
-            data = await connections.call(spec, args, ctx)
+            data, received = await connections.call(spec, args, ctx)
             # Redact before shaping: a cut must never leave half a secret behind. Both walk the whole result,
             # so a big one is done on a worker thread while the event loop serves other clients; the cut
             # works on the redacted copy in place (own: no one else reads it).
-            return await off_loop(lambda result: ok(shaped(redactor, result, limit, spec, args)), data)
+            return await off_loop(lambda result: answer(redactor, result, limit, spec, args), data, received)
         except (UpstreamError, ConfigError) as exc:
             logger.info("%s failed: %s", spec.name, type(exc).__name__)
             metrics.call_failed(exc)  # a write that may have happened counts as `unknown`

@@ -26,10 +26,16 @@ RESUME_ROOM = 250  # characters more, for a cut listing: how the next call resum
 ZONE_ROOM = 150  # and for a listing of every zone: the zone to resume in, and the zones after it
 MIN_CAP = 1000  # a cap below this would leave no room for both content and note
 LIGHT = 1024  # values (and 64-character pieces of strings) of a result redacted and cut on the event loop
+LIGHT_BYTES = 16384  # or bytes of the upstream bodies it was made from (honest API JSON: 16-30 bytes a value)
 
 
 def dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def fits(text: str, limit: int) -> bool:
+    """Whether a result whose JSON is `text` is within the output cap `limit` as it is."""
+    return len(text) <= max(limit, MIN_CAP)
 
 
 def light(data: Any, budget: int = LIGHT) -> bool:
@@ -44,17 +50,19 @@ def light(data: Any, budget: int = LIGHT) -> bool:
         elif isinstance(value, dict | list):
             budget -= len(value)  # its items, counted before any is read: a huge one is never walked
             if budget >= 0 and isinstance(value, dict):
-                budget -= sum(len(key) // 64 for key in value if isinstance(key, str))
+                budget -= sum(map(len, value)) // 64  # its keys (JSON's: strings), 64 characters a value
                 stack.extend(value.values())
             elif budget >= 0:
                 stack.extend(value)
     return budget >= 0
 
 
-async def off_loop(shape: Callable[[Any], T], data: Any) -> T:
+async def off_loop(shape: Callable[[Any], T], data: Any, received: int = 0) -> T:
     """shape(data) at once for a light result, else on a worker thread: redacting and cutting a big one
-    (up to MCP_CLOUDOPS_MAX_RESPONSE_BYTES of it) takes long enough to hold up every other client."""
-    if light(data):
+    (up to MCP_CLOUDOPS_MAX_RESPONSE_BYTES of it) takes long enough to hold up every other client.
+    `received`, the bytes of the upstream bodies `data` was made from, tells without walking it; 0 (none
+    counted: a websocket's output) has it walked."""
+    if received < LIGHT_BYTES if received else light(data):
         return shape(data)  # a thread would cost more than the work (0.1-0.2 ms a call)
     return await anyio.to_thread.run_sync(shape, data)
 
@@ -154,11 +162,11 @@ def cap(
     Time is linear in the size of `data`: it is serialized once, and each part that is cut is
     measured once more (the cut parts together are no bigger than the whole).
     """
-    limit = max(limit, MIN_CAP)
     text = dumps(data)
-    size = len(text)
-    if size <= limit:
+    if fits(text, limit):
         return data
+    limit = max(limit, MIN_CAP)
+    size = len(text)
     pages = tool.pages if args is not None else None  # tools.yaml `pages`: how a listing pages
     per_zone = _per_zone(data, tool, args)  # zone "all": each zone's items, counted before the cut
     budget = limit - NOTE_ROOM - (min(_resume_room(pages, args or {}), limit // 4) if pages else 0)

@@ -1,6 +1,6 @@
 """Registry tool + validated arguments -> one upstream HTTP request -> payload or UpstreamError.
 
-Request building is pure (`build_request`); sending goes through one pooled httpx.AsyncClient per
+Request building is pure (`build_request`); sending goes through one pooled httpx2.AsyncClient per
 provider account, created on first use so an account without credentials costs nothing until called.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import httpx
+import httpx2
 
 from mcp_cloudops import metrics
 from mcp_cloudops.accounts import INCUS_SOCKET_HOST, Account, Accounts
@@ -97,6 +97,11 @@ class UpstreamRequest:
     params: list[tuple[str, str]] = field(default_factory=list)
     body: dict[str, Any] | None = None
 
+    @property
+    def query(self) -> list[tuple[str, str]] | None:
+        """The params as httpx should get them: None when there are none, else it parses the URL again."""
+        return self.params or None
+
 
 def encode_segment(value: Any) -> str:
     """Percent-encode a path value so it stays one segment: no '/', '?', '#', '%' or dot-segment survives."""
@@ -172,12 +177,14 @@ class Upstreams:
         self.redactor = redactor or Redactor()  # masks upstream words before they are cut to length
         self.accounts = accounts if accounts is not None else settings.accounts_for(registry)
         self.chosen: Mapping[str, Account] = {}  # provider key -> the account this call uses
-        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        self.received = 0  # bytes of upstream bodies this call's view read: how heavy its result can be
+        self._clients: dict[tuple[str, str], httpx2.AsyncClient] = {}
 
     def using(self, account: Account) -> Upstreams:
         """These upstreams for a call that uses `account` of its provider (the pooled clients are shared)."""
         view = copy.copy(self)
         view.chosen = {**self.chosen, account.provider: account}
+        view.received = 0
         return view
 
     def account(self, provider: Provider) -> Account:
@@ -206,23 +213,23 @@ class Upstreams:
         url = fill(self.base_url(provider), zone) + fill(path, {**args, **zone})
         return UpstreamRequest("GET", url, query_of(tool, args) if with_query else [])
 
-    def _new_client(self, provider: Provider, account: Account) -> httpx.AsyncClient:
+    def _new_client(self, provider: Provider, account: Account) -> httpx2.AsyncClient:
         connect, read = self.settings.timeouts(provider)
-        timeout = httpx.Timeout(read, connect=connect)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        timeout = httpx2.Timeout(read, connect=connect)
+        limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
         headers = {"User-Agent": "mcp-cloudops", "Accept": "application/json"}
         auth = credential(provider, account)
         if provider.auth.scheme == "incus":
             endpoint = account.incus(provider)
             if endpoint.socket is not None:  # the socket's file permissions are the credential
-                transport = httpx.AsyncHTTPTransport(uds=endpoint.socket, limits=limits)
-                return httpx.AsyncClient(transport=transport, timeout=timeout, headers=headers)
-            return httpx.AsyncClient(
+                transport = httpx2.AsyncHTTPTransport(uds=endpoint.socket, limits=limits)
+                return httpx2.AsyncClient(transport=transport, timeout=timeout, headers=headers)
+            return httpx2.AsyncClient(
                 verify=incus_ssl_context(endpoint), auth=auth, timeout=timeout, limits=limits, headers=headers
             )
-        return httpx.AsyncClient(auth=auth, timeout=timeout, limits=limits, headers=headers)
+        return httpx2.AsyncClient(auth=auth, timeout=timeout, limits=limits, headers=headers)
 
-    def client(self, provider: Provider) -> httpx.AsyncClient:
+    def client(self, provider: Provider) -> httpx2.AsyncClient:
         account = self.account(provider)
         key = (provider.key, account.name)
         if key not in self._clients:
@@ -258,7 +265,7 @@ class Upstreams:
         for attempt in range(1, attempts + 1):
             try:
                 response = await self._exchange(tool, provider, request)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except (httpx2.TimeoutException, httpx2.TransportError) as exc:
                 metrics.upstream(provider.key, None, self.account(provider).name)
                 if attempt < attempts:
                     await anyio.sleep(backoff(attempt))
@@ -278,7 +285,7 @@ class Upstreams:
         client = self.client(provider)
         cap = self.settings.max_response_bytes
         started = time.perf_counter()
-        async with client.stream(request.method, request.url, params=request.params, json=request.body) as response:
+        async with client.stream(request.method, request.url, params=request.query, json=request.body) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body.extend(chunk)
@@ -288,7 +295,10 @@ class Upstreams:
                         "reading. Narrow the request (filters, a smaller page) and call again."
                     )
         elapsed = (time.perf_counter() - started) * 1000
-        logger.info("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
+        self.received += len(body)
+        # DEBUG: a line for every exchange cost a tenth of our per-call time; metrics count them, the journal
+        # keeps writes, failures are logged at INFO.
+        logger.debug("%s -> %s %s (%.0f ms)", tool.name, provider.key, response.status_code, elapsed)
         saw_status(response.status_code)
         metrics.upstream(provider.key, response.status_code, self.account(provider).name)
         headers = {k.lower(): v for k, v in response.headers.items()}
@@ -301,7 +311,7 @@ class Upstreams:
         """The first `limit` bytes of a file the upstream serves as it is (a command's output), and whether
         there was more. Never parsed: the bytes are the answer. Not retried: a read is cheap to ask again."""
         try:
-            async with self.client(provider).stream(request.method, request.url, params=request.params) as response:
+            async with self.client(provider).stream(request.method, request.url, params=request.query) as response:
                 metrics.upstream(provider.key, response.status_code, self.account(provider).name)
                 if response.status_code >= 300:
                     content = bytearray()
@@ -315,9 +325,10 @@ class Upstreams:
                 async for chunk in response.aiter_bytes():
                     data.extend(chunk)
                     if len(data) > limit:
-                        return bytes(data[:limit]), True
-                return bytes(data), False
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
+                        break
+                self.received += len(data)
+                return bytes(data[:limit]), len(data) > limit
+        except (httpx2.TimeoutException, httpx2.TransportError) as exc:
             metrics.upstream(provider.key, None, self.account(provider).name)
             raise transport_failure(tool, provider, request.url, exc, self.redactor) from None
 

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import requests
 from exoscale_auth import ExoscaleV2Auth as ReferenceAuth
@@ -50,14 +50,14 @@ def test_published_vector_with_query() -> None:
 
 
 def sign_with_httpx(method: str, url: str, body: bytes = b"") -> str:
-    seen: list[httpx.Request] = []
+    seen: list[httpx2.Request] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request)
-        return httpx.Response(200, json={})
+        return httpx2.Response(200, json={})
 
     auth = ExoscaleV2Auth(SecretStr(KEY), SecretStr(SECRET), clock=FrozenClock)  # type: ignore[arg-type]
-    with httpx.Client(transport=httpx.MockTransport(handler), auth=auth) as client:
+    with httpx2.Client(transport=httpx2.MockTransport(handler), auth=auth) as client:
         client.request(method, url, content=body)
     return seen[0].headers["Authorization"]
 

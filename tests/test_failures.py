@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from fakes import hang_up, raw_server, stall
 from mcp import Client
@@ -73,10 +73,10 @@ async def error_of(client: Client, tool: str, arguments: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     "exc",
     [
-        httpx.ConnectError("refused"),
-        httpx.ConnectTimeout("slow connect"),
-        httpx.PoolTimeout("pool"),
-        httpx.UnsupportedProtocol("ftp"),
+        httpx2.ConnectError("refused"),
+        httpx2.ConnectTimeout("slow connect"),
+        httpx2.PoolTimeout("pool"),
+        httpx2.UnsupportedProtocol("ftp"),
         ConnectionRefusedError(),
         FileNotFoundError(),
         socket.gaierror(),
@@ -91,11 +91,11 @@ def test_failures_before_sending_are_safe_to_retry(exc: BaseException) -> None:
 @pytest.mark.parametrize(
     "exc",
     [
-        httpx.ReadTimeout("slow answer"),
-        httpx.WriteTimeout("slow send"),
-        httpx.ReadError("reset"),
-        httpx.WriteError("reset"),
-        httpx.RemoteProtocolError("dropped"),
+        httpx2.ReadTimeout("slow answer"),
+        httpx2.WriteTimeout("slow send"),
+        httpx2.ReadError("reset"),
+        httpx2.WriteError("reset"),
+        httpx2.RemoteProtocolError("dropped"),
         TimeoutError(),
         ConnectionResetError(),
     ],

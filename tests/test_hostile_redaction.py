@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote, quote_plus
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from fakes import (
     REGISTRY,
@@ -262,7 +262,7 @@ async def test_a_secret_across_the_cut_of_a_connection_error_leaks_no_half(
     said = "connection refused by proxy " + "x" * 82 + credentials.SCW_SECRET_KEY + " (check the proxy)"
 
     async def refuse(*_: Any) -> None:
-        raise httpx.ConnectError(said)
+        raise httpx2.ConnectError(said)
 
     def refuse_websocket(*_: Any) -> None:
         raise ConnectionRefusedError(said)

@@ -86,7 +86,8 @@ async def test_untrusted_client_certificate_is_refused(incus_https) -> None:
     # TLS 1.3: the client's handshake ends before the server checks its certificate, then the server
     # drops the connection: the request went out, so this is "no answer", pointing at the credentials.
     text = result.content[0].text
-    assert result.is_error and "Incus gave no answer (127.0.0.1, ReadError)" in text
+    # httpx2 names the drop RemoteProtocolError ("Server disconnected without sending a response").
+    assert result.is_error and "Incus gave no answer (127.0.0.1, RemoteProtocolError" in text
     assert "check INCUS_URL and the credentials (an untrusted TLS client certificate" in text
 
 

@@ -296,3 +296,32 @@ def test_a_result_with_nothing_to_redact_is_returned_as_it_is() -> None:
         assert redacted is not dirty
         assert not {secret, "abcdefghijklmnop", "hunter22"} & set(re.split(r"[\s'\"]+", str(redacted)))
         assert secret.lower() not in str(redacted).lower()
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [["s3cr3t-token-value-123"], ['quo"ted-secret'], ["back\\slash-secret"], ["ünïcode-sécret"], ["tab\tsecret"]],
+    ids=["plain", "quote", "backslash", "non-ascii", "control"],
+)
+def test_clean_json_answers_no_wherever_the_walk_does(secrets: list[str]) -> None:
+    """The call path asks a result's JSON text (made for the agent anyway) instead of walking it: never "clean"
+    where the walk finds something, whatever characters a secret has that JSON escapes."""
+    from mcp_cloudops.shaping import dumps
+
+    redactor = Redactor(secrets)
+    secret = secrets[0]
+    cases = [
+        {"instances": [{"name": "web-1", "state": "running"}], "n": 2},
+        {"items": [{"note": f"echo {secret}"}]},
+        {"items": [{"note": secret.upper()}]},
+        {secret: 1},
+        {"note": json.dumps(secret)},  # the escaped form, as a string of the result
+        {"log": "Authorization: Bearer abcdefghijklmnop"},
+        {"Authorization": "hunter22"},
+        {"headers": {"X-Auth-Token": ""}},  # a sensitive key even without a value: told no, walked (time only)
+        {"ſtate": "ǅ", "n": [1, 2.5, None, True]},
+    ]
+    for value in cases:
+        said = redactor.clean_json(dumps(value), value)
+        assert not said or redactor.clean(value), value
+    assert redactor.clean_json(dumps(cases[0]), cases[0])  # and a clean result is told clean

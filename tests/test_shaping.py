@@ -325,3 +325,7 @@ async def test_off_loop_runs_a_light_result_at_once_and_a_heavy_one_on_a_worker_
     loop_thread = threading.current_thread().name
     assert await shaping.off_loop(where, listing(10)) == loop_thread
     assert await shaping.off_loop(where, listing(500)) != loop_thread
+    # The bytes the upstream sent for it tell without a walk; none counted (a websocket's output): walked.
+    assert await shaping.off_loop(where, listing(500), received=shaping.LIGHT_BYTES - 1) == loop_thread
+    assert await shaping.off_loop(where, listing(10), received=shaping.LIGHT_BYTES) != loop_thread
+    assert await shaping.off_loop(where, listing(500), received=0) != loop_thread

@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
-from support import SECRETS, free_port, server_env, wait_until_serving
+from support import SECRETS, debug_server_env, free_port, server_env, wait_until_serving
 
 from mcp_cloudops.registry import load_registry
 
@@ -85,7 +85,7 @@ def http_server() -> Iterator[HttpServer]:
             "--port",
             str(port),
         ],
-        env=server_env(),
+        env=debug_server_env(),  # every upstream exchange is logged at DEBUG
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from mcp_cloudops.accounts import Account
@@ -31,7 +31,7 @@ def test_hostile_values_stay_one_segment(value: str) -> None:
     encoded = encode_segment(value)
     assert "/" not in encoded and "?" not in encoded and "#" not in encoded
     assert encoded not in (".", "..")
-    url = httpx.URL(f"http://h/base/{encoded}/tail")
+    url = httpx2.URL(f"http://h/base/{encoded}/tail")
     assert url.raw_path.decode().startswith("/base/") and url.raw_path.decode().endswith("/tail")
     assert url.raw_path.decode().count("/") == 3
 
@@ -80,7 +80,7 @@ def test_free_form_path_values_cannot_escape(value: str) -> None:
     registry = free_form_registry()
     tool = registry.tools[0]
     built = build_request(tool, registry.providers["p"], {"name": value}, BASE, ACCOUNT)
-    raw = httpx.Request("GET", built.url, params=built.params).url.raw_path.decode()
+    raw = httpx2.Request("GET", built.url, params=built.params).url.raw_path.decode()
     path = raw.split("?")[0]
     assert path.startswith("/api/things/") and path.endswith(":show") and path.count("/") == 3
     assert raw.endswith("?recursion=1")
@@ -183,7 +183,7 @@ def test_a_body_of_too_many_values_is_never_parsed(monkeypatch: pytest.MonkeyPat
 def nirvana_upstreams(handler: Any, **env: str) -> tuple[Upstreams, Any]:
     """Upstreams whose Nirvana client answers through `handler`, and the tool list-nirvana-projects."""
     upstreams = Upstreams(REGISTRY, Settings.from_env({"NIRVANA_LABS_API_KEY": "k" * 20, **env}))
-    upstreams._clients["nirvana", "default"] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    upstreams._clients["nirvana", "default"] = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return upstreams, REGISTRY.by_name["list-nirvana-projects"]
 
 
@@ -191,9 +191,9 @@ def nirvana_upstreams(handler: Any, **env: str) -> tuple[Upstreams, Any]:
 async def test_too_many_values_is_an_error_naming_the_narrowing_arguments() -> None:
     answers = {"sent": 0}
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         answers["sent"] += 1
-        return httpx.Response(200, content=b'{"items":[' + b"{}," * 20_000 + b"{}]}")
+        return httpx2.Response(200, content=b'{"items":[' + b"{}," * 20_000 + b"{}]}")
 
     upstreams, tool = nirvana_upstreams(handler, MCP_CLOUDOPS_MAX_RESPONSE_BYTES="320000")
     with pytest.raises(UpstreamError) as raised:
@@ -217,8 +217,24 @@ async def test_a_big_body_is_counted_and_parsed_on_a_worker_thread(monkeypatch: 
     monkeypatch.setattr(upstream, "parse_body", lambda c: where.append(threading.current_thread().name) or real(c))
     big = {"items": [{"id": str(n)} for n in range(5000)]}  # over OFF_LOOP_BYTES
     bodies = iter([{"items": []}, big])
-    upstreams, tool = nirvana_upstreams(lambda request: httpx.Response(200, json=next(bodies)))
+    upstreams, tool = nirvana_upstreams(lambda request: httpx2.Response(200, json=next(bodies)))
     assert await upstreams.call(tool, {}) == {"items": []}
     assert await upstreams.call(tool, {}) == big
     assert where[0] == threading.current_thread().name and where[1] != where[0]
+    await upstreams.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_calls_view_counts_the_bytes_its_upstream_bodies_had() -> None:
+    """What says whether a result is shaped on the event loop (shaping.off_loop), without walking it."""
+    from mcp_cloudops.accounts import Account
+
+    body = b'{"items":[{"id":"a"},{"id":"b"}]}'
+    upstreams, tool = nirvana_upstreams(lambda request: httpx2.Response(200, content=body))
+    view = upstreams.using(upstreams.account(REGISTRY.provider_of(tool)))
+    assert isinstance(view.account(REGISTRY.provider_of(tool)), Account)
+    await view.call(tool, {})
+    await view.call(tool, {})
+    assert (view.received, upstreams.received) == (2 * len(body), 0)  # each call's view its own
+    assert upstreams.using(view.account(REGISTRY.provider_of(tool))).received == 0
     await upstreams.aclose()
