@@ -17,7 +17,8 @@ INCUS = REGISTRY.providers["incus"]
 def test_every_setting_the_readme_or_the_code_names_is_known() -> None:
     """A variable missing from settings.KNOWN_SETTINGS would be refused at start as a misspelling."""
     root = Path(__file__).parent.parent
-    texts = [(root / "README.md").read_text(), *(path.read_text() for path in (root / "mcp_cloudops").glob("*.py"))]
+    docs = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "mcp_cloudops").glob("*.py")]
+    texts = [path.read_text() for path in docs]
     named = {name for text in texts for name in re.findall(r"MCP_CLOUDOPS_[A-Z0-9_]*[A-Z0-9]", text)}
     assert "MCP_CLOUDOPS_READ_ONLY" in named and "MCP_CLOUDOPS_EXOSCALE_READ_TIMEOUT" in named
     assert unknown_settings(dict.fromkeys(named, "1"), REGISTRY) == []
