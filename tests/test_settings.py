@@ -24,9 +24,10 @@ def test_every_setting_the_readme_or_the_code_names_is_known() -> None:
     assert unknown_settings(dict.fromkeys(named, "1"), REGISTRY) == []
     assert unknown_settings({"MCP_CLOUDOPS_READONLY": "1", "MCP_CLOUDOPS_AWS_READ_TIMEOUT": "3"}, REGISTRY) == [
         "MCP_CLOUDOPS_AWS_READ_TIMEOUT is not an mcp-cloudops setting: no provider is called aws (per-provider "
-        "timeouts name one of INCUS, EXOSCALE, SCALEWAY, PORTAINER, NIRVANA). Unset it (see README, Configuration)",
+        "timeouts name one of INCUS, EXOSCALE, SCALEWAY, PORTAINER, NIRVANA). Unset it "
+        '(see docs/configuration.md, "Checked at start")',
         "MCP_CLOUDOPS_READONLY is not an mcp-cloudops setting: did you mean MCP_CLOUDOPS_READ_ONLY? Unset it "
-        "(see README, Configuration)",
+        '(see docs/configuration.md, "Checked at start")',
     ]
 
 
