@@ -88,6 +88,17 @@ def test_every_relative_link_resolves(path: Path) -> None:
     assert problems == [], f"{path.relative_to(ROOT)}: broken links"
 
 
+# A file of the repository the docs name in code (`tests/test_replicas.py`, `tests/test_hostile_*.py`).
+NAMED_PATH = re.compile(r"`((?:tests|bench|deploy|interop|mcp_cloudops|bundle|docs|\.ci)/[^`\s]*)`")
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_file_the_docs_name_exists(path: Path) -> None:
+    """A test, module or script renamed or removed is not left behind in the docs."""
+    named = [found for line in prose(path) for found in NAMED_PATH.findall(line)]
+    assert [name for name in named if not any(ROOT.glob(name.rstrip("/")))] == []
+
+
 def test_links_and_anchors_are_checked() -> None:
     """The checker itself: GitHub's slugs, and a broken file or anchor is caught."""
     assert slug("Dynamic toolsets: when the list is too long") == "dynamic-toolsets-when-the-list-is-too-long"
