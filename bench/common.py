@@ -177,8 +177,9 @@ def peer_name(tool: str) -> str:
 
 
 def accounts_file(per_provider: int, directory: Path) -> Path:
-    """An accounts file (README, Accounts) giving every provider `per_provider` accounts beyond the environment's,
-    each described, with made-up credentials: what a team with staging and production organisations writes."""
+    """An accounts file (docs/configuration.md, "Accounts") giving every provider `per_provider` accounts beyond
+    the environment's, each described, with made-up credentials: what a team with staging and production
+    organisations writes."""
     import json
 
     from mcp_cloudops.registry import load_registry

@@ -163,7 +163,7 @@ MCP_HINT_DEFAULTS = {"readOnlyHint": False, "destructiveHint": True, "idempotent
 
 
 def what_if(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Savings of the cuts we chose not to make (README, "What tools/list shows"), measured on the
+    """Savings of the cuts we chose not to make (docs/performance.md, "What tools/list shows"), measured on the
     real entries: each alone, then together. Every parameter keeps its description."""
 
     def without_annotations(t: dict[str, Any], a: dict[str, Any]) -> dict[str, Any]:

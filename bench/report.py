@@ -144,7 +144,9 @@ def render_context(res: dict[str, Any], add: Callable[[str], None]) -> None:
         "   costliest enums: "
         + "; ".join(f"{e['count']}x {e['enum'][:30]}... = {e['bytes_total']}" for e in o["top_enums"][:2])
     )
-    add("   what-if, cuts we chose not to make (README: What tools/list shows), measured on our entries:")
+    add(
+        '   what-if, cuts we chose not to make (docs/performance.md, "What tools/list shows"), measured on our entries:'
+    )
     for w in cc["what_if"]:
         tail = f"  -> {w['bytes_per_tool_after']:.0f} B/tool" if "bytes_per_tool_after" in w else ""
         add(f"     -{w['saves_per_tool']:>5.1f} B/tool  {w['change']}{tail}")

@@ -1,5 +1,5 @@
 """Accounts: one provider's connection (its URL, credentials, zone, Incus socket or certificates), as the
-variables README Configuration lists for it. A provider may have several; the environment's is `default`.
+variables docs/configuration.md, "Providers" lists for it. A provider may have several; the environment's is `default`.
 
 Everything that reaches a provider asks an Account, never the environment: the base URL, the credential,
 the default zone, how Incus is reached. An account's values come from the environment (`default`), or from
@@ -72,7 +72,7 @@ class IncusEndpoint:
 
 
 def variables_of(provider: Provider) -> tuple[str, ...]:
-    """The variables that say where `provider` is and how to sign in to it (README Configuration)."""
+    """The variables that say where `provider` is and how to sign in to it (docs/configuration.md, "Providers")."""
     names = [provider.url_env, *provider.auth.env_names, *([provider.zone_env] if provider.zone_env else [])]
     if provider.default_project is not None:
         names.append(provider.default_project.env)
@@ -497,12 +497,14 @@ def read_accounts_file(path: Path, settings: Configured, registry: Registry) -> 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{subject} is not YAML{where}: fix it (see README, Accounts)") from None
+        raise ConfigError(f'{subject} is not YAML{where}: fix it (see docs/configuration.md, "Accounts")') from None
     except ValidationError as exc:
         lines = [
             f"{subject}: {'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:10]
         ]
-        raise ConfigError("\n".join(lines) + "\n(see README, Accounts, for the file's shape)") from None
+        raise ConfigError(
+            "\n".join(lines) + '\n(see docs/configuration.md, "Accounts", for the file\'s shape)'
+        ) from None
     problems: list[str] = []
     accounts = []
     exposed = bool(path_mode(path) & (stat.S_IRWXG | stat.S_IRWXO))

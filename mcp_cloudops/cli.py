@@ -48,7 +48,7 @@ def hint_flags(tool_hints: object) -> str:
 
 
 def list_tools(registry: Registry, fmt: str, tools: Sequence[ToolSpec] | None = None) -> str:
-    """The tools (all, or those a policy selected) as text, JSON or the README's Markdown table."""
+    """The tools (all, or those a policy selected) as text, JSON or the Markdown table of docs/tools.md, "The tools"."""
     selected = registry.tools if tools is None else tools
     rows = [{"name": t.name, "provider": t.provider, "title": t.title, "hints": t.hints.model_dump()} for t in selected]
     if fmt == "json":
@@ -95,7 +95,10 @@ def check(registry: Registry, settings: Settings, selected: Sequence[ToolSpec]) 
     if unusable:
         lines.append(f"not ready: {', '.join(unusable)} configured but not usable: fix the lines above")
     elif not ready:
-        lines.append("not ready: no offered provider is configured: set one's variables (README, Providers)")
+        lines.append(
+            "not ready: no offered provider is configured: set one's variables "
+            '(see docs/configuration.md, "Providers")'
+        )
     return "\n".join(lines), 1 if unusable or not ready else 0
 
 
@@ -313,7 +316,9 @@ def parser() -> argparse.ArgumentParser:
     policy.add_argument("--tools", metavar="LIST", help="only these tools (comma-separated names)")
     policy.add_argument("--exclude-tools", metavar="LIST", help="never these tools")
     policy.add_argument(
-        "--accounts", metavar="FILE", help="more accounts per provider, beside the environment's (README, Accounts)"
+        "--accounts",
+        metavar="FILE",
+        help='more accounts per provider, beside the environment\'s (see docs/configuration.md, "Accounts")',
     )
     policy.add_argument(
         "--cli-accounts",
@@ -448,7 +453,7 @@ def run_server(args: argparse.Namespace, settings: Settings, registry: Registry,
         return refuse(
             f"refusing to bind {args.host} without a token: set MCP_CLOUDOPS_HTTP_TOKEN (or --http-token), "
             "or bind a loopback address"
-        )  # or OAuth (--oauth-issuer), which the README's "Run it for a team" shows
+        )  # or OAuth (--oauth-issuer), which docs/team.md, "Signing in with OAuth" shows
     if problem := metrics.stdio_problem(settings, args.transport):
         return refuse(problem)
     problems = [] if settings.sandbox else offered_problems(settings, registry, selected)

@@ -31,7 +31,7 @@ PLATFORM = sys.platform  # read at each call: where the CLIs keep their files di
 
 @dataclass(frozen=True)
 class Found:
-    """One account a CLI would use, as the variables README "Configuration" names for its provider."""
+    """One account a CLI would use, as the variables docs/configuration.md, "Providers" names for its provider."""
 
     provider: str  # "scaleway" | "incus" | "exoscale": the provider keys of tools.yaml
     name: str  # the profile, remote or account name, as the CLI spells it

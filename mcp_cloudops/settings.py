@@ -261,7 +261,9 @@ def unknown_settings(env: Mapping[str, str], registry: Registry) -> list[str]:
         else:
             close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.8)
             hint = f"did you mean {close[0]}? " if close else ""
-        problems.append(f"{name} is not an mcp-cloudops setting: {hint}Unset it (see README, Configuration)")
+        problems.append(
+            f'{name} is not an mcp-cloudops setting: {hint}Unset it (see docs/configuration.md, "Checked at start")'
+        )
     return problems
 
 

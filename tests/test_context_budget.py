@@ -47,7 +47,8 @@ async def test_trimming_never_drops_a_description() -> None:
 
 
 async def test_two_accounts_on_every_provider_stay_within_budget(tmp_path: Path) -> None:
-    """The `account` argument is paid for with the cuts bench/context.py lists (README, What tools/list shows)."""
+    """The `account` argument is paid for with the cuts bench/context.py lists (docs/performance.md, "What
+    tools/list shows")."""
     registry = load_registry()
     accounts = {key: {"team": {"description": "Team account", "variables": {}}} for key in registry.providers}
     path = tmp_path / "accounts.yaml"

@@ -1,7 +1,7 @@
 """server.json, the MCP Registry entry, kept in step with the project: it validates against the registry's
 schema (vendored in tests/schemas/, see its README), names the version and distribution pyproject.toml
 declares, and declares every credential and location variable the providers in tools.yaml read, in both
-packages (PyPI and the container image); the README's Configuration section documents each of them."""
+packages (PyPI and the container image); docs/configuration.md, "Providers" documents each of them."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ def package(registry_type: str) -> dict[str, Any]:
 
 
 def configuration_section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"^## Configuration\n(.*?)(?=^## )", readme, re.S | re.M)
-    assert match, "README.md has no '## Configuration' section"
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    match = re.search(r"^## Providers\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, "docs/configuration.md has no '## Providers' section"
     return match.group(1)
 
 

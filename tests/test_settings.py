@@ -17,15 +17,17 @@ INCUS = REGISTRY.providers["incus"]
 def test_every_setting_the_readme_or_the_code_names_is_known() -> None:
     """A variable missing from settings.KNOWN_SETTINGS would be refused at start as a misspelling."""
     root = Path(__file__).parent.parent
-    texts = [(root / "README.md").read_text(), *(path.read_text() for path in (root / "mcp_cloudops").glob("*.py"))]
+    docs = [root / "README.md", *(root / "docs").glob("*.md"), *(root / "mcp_cloudops").glob("*.py")]
+    texts = [path.read_text() for path in docs]
     named = {name for text in texts for name in re.findall(r"MCP_CLOUDOPS_[A-Z0-9_]*[A-Z0-9]", text)}
     assert "MCP_CLOUDOPS_READ_ONLY" in named and "MCP_CLOUDOPS_EXOSCALE_READ_TIMEOUT" in named
     assert unknown_settings(dict.fromkeys(named, "1"), REGISTRY) == []
     assert unknown_settings({"MCP_CLOUDOPS_READONLY": "1", "MCP_CLOUDOPS_AWS_READ_TIMEOUT": "3"}, REGISTRY) == [
         "MCP_CLOUDOPS_AWS_READ_TIMEOUT is not an mcp-cloudops setting: no provider is called aws (per-provider "
-        "timeouts name one of INCUS, EXOSCALE, SCALEWAY, PORTAINER, NIRVANA). Unset it (see README, Configuration)",
+        "timeouts name one of INCUS, EXOSCALE, SCALEWAY, PORTAINER, NIRVANA). Unset it "
+        '(see docs/configuration.md, "Checked at start")',
         "MCP_CLOUDOPS_READONLY is not an mcp-cloudops setting: did you mean MCP_CLOUDOPS_READ_ONLY? Unset it "
-        "(see README, Configuration)",
+        '(see docs/configuration.md, "Checked at start")',
     ]
 
 

@@ -148,8 +148,8 @@ def _server(sim: Simulator) -> uvicorn.Server:
 
 
 def write_accounts_file(path: Path, team: Sandbox) -> Path:
-    """The accounts file (README Accounts) naming each team simulator its provider's `team` account. It holds
-    their keys, so it is made 0600 from the start: the server refuses a secret others may read."""
+    """The accounts file (docs/configuration.md, "Accounts") naming each team simulator its provider's `team`
+    account. It holds their keys, so it is made 0600 from the start: the server refuses a secret others may read."""
     accounts = {
         provider: {TEAM: {"description": TEAM_DESCRIPTION, "variables": sim.env(team.addresses[provider])}}
         for provider, sim in team.simulators.items()
