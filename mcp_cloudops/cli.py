@@ -1,4 +1,4 @@
-"""`mcp-cloudops`: serve (stdio | streamable HTTP, optionally against the sandbox), list-tools, check.
+"""`mcp-cloudops`: serve (stdio | streamable HTTP, optionally against the sandbox), list-tools, check, generate.
 
 Logs go to stderr only: on stdio, stdout carries nothing but the protocol.
 """
@@ -14,6 +14,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
 
-COMMANDS = ("serve", "list-tools", "check", "-h", "--help")
+COMMANDS = ("serve", "list-tools", "check", "generate", "-h", "--help")
 
 
 def hint_flags(tool_hints: object) -> str:
@@ -48,18 +49,15 @@ def hint_flags(tool_hints: object) -> str:
 
 
 def list_tools(registry: Registry, fmt: str, tools: Sequence[ToolSpec] | None = None) -> str:
-    """The tools (all, or those a policy selected) as text, JSON or the README's Markdown table."""
+    """The tools (all, or those a policy selected) as text, JSON or the docs' Markdown table."""
     selected = registry.tools if tools is None else tools
     rows = [{"name": t.name, "provider": t.provider, "title": t.title, "hints": t.hints.model_dump()} for t in selected]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "markdown":
-        lines = ["| tool | provider | readOnly | destructive | idempotent |", "|---|---|---|---|---|"]
-        for t in selected:
-            h = t.hints
-            marks = ["yes" if v else "no" for v in (h.readOnly, h.destructive, h.idempotent)]
-            lines.append(f"| `{t.name}` | {registry.providers[t.provider].title} | " + " | ".join(marks) + " |")
-        return "\n".join(lines)
+        from mcp_cloudops.mirrors import tool_table
+
+        return tool_table(registry, selected)
     width = max((len(t.name) for t in selected), default=0)
     return "\n".join(f"{t.name:<{width}}  {t.provider:<9}  {hint_flags(t.hints)}" for t in selected)
 
@@ -417,6 +415,14 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", parents=[policy], help="validate tools.yaml and report which providers have credentials"
     )
+    generate = commands.add_parser(
+        "generate",
+        help="in a source checkout: rewrite every file that mirrors tools.yaml (docs' tool table, bundle, "
+        "server.json, tests/snapshots/)",
+    )
+    generate.add_argument(
+        "--check", action="store_true", help="write nothing: list the stale files and exit 1 if there are any"
+    )
     return root  # fmt: skip
 
 
@@ -481,11 +487,37 @@ def refuse(*lines: str) -> int:
     return 2
 
 
+def generate(check_only: bool) -> int:
+    """`generate`: every mirror of tools.yaml in this checkout brought up to date, or with --check only named
+    (exit 1 when one is stale). Exit 2 when they cannot be made: no checkout here, a broken tools.yaml..."""
+    from mcp_cloudops.mirrors import COMMAND, expected, find_checkout, stale, write
+    from mcp_cloudops.snapshots import MirrorError
+
+    configure_logging("WARNING")  # the calls made against the sandbox are no news
+    try:
+        checkout = find_checkout(Path.cwd())
+        files = anyio.run(expected, checkout)
+    except (MirrorError, RegistryError) as exc:
+        return refuse(str(exc))
+    paths = list(stale(checkout, files))
+    if check_only:
+        lines = [f"stale: {path}" for path in paths]
+        lines += [f"run `{COMMAND}` in {checkout.root}, then review the diff"] if paths else []
+        print("\n".join(lines or [f"every mirror of tools.yaml is current ({len(files)} files)"]))
+        return 1 if paths else 0
+    write(checkout, files, paths)
+    lines = [f"{'deleted' if files[path] is None else 'wrote'} {path}" for path in paths]
+    print("\n".join([*lines, "review the diff (git diff)"] if lines else ["every mirror was current: nothing written"]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if not words or words[0] not in (*COMMANDS, "--version", "--help", "-h"):
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
     args = parser().parse_args(words)
+    if args.command == "generate":
+        return generate(args.check)
     os.environ.update(flags_as_env(args))
     try:
         settings, registry, selected = start(args)

@@ -81,14 +81,6 @@ def test_non_loopback_bind_is_refused() -> None:
     assert not is_loopback("192.0.2.1")
 
 
-def test_readme_tool_table_matches_the_registry() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme.split("<!-- tools:start -->\n", 1)[1].split("<!-- tools:end -->", 1)[0]
-    assert table.strip() == list_tools(load_registry(), "markdown").strip(), (
-        "README tool table is stale: regenerate it with `mcp-cloudops list-tools --markdown`"
-    )
-
-
 def offered_counts(**env: str) -> tuple[int, Counter[str]]:
     """What `serve` would offer under this policy: the tools select_tools keeps, in all and per provider."""
     settings = Settings.from_env(env)
