@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
 
+    from mcp_cloudops.sandbox.runner import Sandbox
+
 COMMANDS = ("serve", "list-tools", "check", "generate", "-h", "--help")
 
 
@@ -221,8 +223,32 @@ async def serve(
             ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items()),
             ", ".join(f"{k}={v}" for k, v in (sandbox.team.addresses if sandbox.team else {}).items()),
         )
-        settings = Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
+        settings = sandbox_settings(registry, sandbox)
         await run(build_server(settings, registry), settings)
+
+
+def sandbox_settings(registry: Registry, sandbox: Sandbox) -> Settings:
+    """The environment's settings with every provider's own replaced by the simulators' addresses and
+    credentials (accounts.sandboxed): what `serve --sandbox` serves and `check --sandbox` checks."""
+    return Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
+
+
+async def check_sandbox(registry: Registry, selected: Sequence[ToolSpec]) -> tuple[str, int]:
+    """`check --sandbox`: the simulators started as `serve --sandbox` starts them, and the check run against
+    them; then whether `serve --sandbox` would be ready."""
+    from mcp_cloudops.sandbox.runner import run_sandbox
+
+    async with run_sandbox(team=True) as sandbox:
+        text, status = check(registry, sandbox_settings(registry, sandbox), selected)
+        count = len(sandbox.simulators)
+        started = f"sandbox: {count} simulators running on this machine, and {count} more as the team account"
+    verdict = (
+        "ready: `mcp-cloudops serve --sandbox` serves against these simulators, no account needed"
+        if status == 0
+        else "the sandbox is not ready: see the lines above"
+    )
+    first, _, rest = text.partition("\n")
+    return "\n".join([first, started, rest, verdict]), status
 
 
 FLAG_ENV = {
@@ -329,10 +355,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="let a person's yes also cover the same tool on the same target for SECONDS (default 0: off)",
     )
+    sandbox = Parser(add_help=False)
+    sandbox.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start local simulators of every API and use them, no account needed (MCP_CLOUDOPS_SANDBOX=1 too)",
+    )
     root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     root.add_argument("--version", action=VersionAction, help="print the version and exit")
     commands = root.add_subparsers(dest="command")
-    run = commands.add_parser("serve", parents=[policy], help="run the MCP server (default)")
+    run = commands.add_parser("serve", parents=[policy, sandbox], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     run.add_argument("--host", default="127.0.0.1", help="HTTP bind address; beyond loopback needs a token")
     run.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000)")
@@ -378,11 +410,6 @@ def parser() -> argparse.ArgumentParser:
         help="open HTTP connections at most; beyond it the longest-idle one is closed (default 256)",
     )
     run.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="start local simulators of every API and use them, no account needed (MCP_CLOUDOPS_SANDBOX=1 too)",
-    )
-    run.add_argument(
         "--show-operation-secrets",
         action="store_true",
         default=None,
@@ -413,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
     commands.add_parser(
-        "check", parents=[policy], help="validate tools.yaml and report which providers have credentials"
+        "check", parents=[policy, sandbox], help="validate tools.yaml and report which providers have credentials"
     )
     generate = commands.add_parser(
         "generate",
@@ -529,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     if args.command == "list-tools":
         text = list_tools(registry, args.format or "text", selected)
+    elif settings.sandbox:
+        text, status = anyio.run(check_sandbox, registry, selected)
     else:
         text, status = check(registry, settings, selected)
     with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`

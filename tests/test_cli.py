@@ -1,4 +1,5 @@
-"""The command line: list-tools, check, and refusals that happen before anything is served."""
+"""The command line: list-tools, check (also against the sandbox), and refusals that happen before anything
+is served."""
 
 from __future__ import annotations
 
@@ -210,3 +211,25 @@ def test_a_bad_accounts_file_stops_serve_with_one_line_per_problem(tmp_path: Pat
     assert any("accounts.nirvana.a: variables.NIRVANA_LABS_API_KEY: {env: UNSET_KEY}" in line for line in lines)
     assert any(f"chmod 600 {accounts}" in line for line in lines)
     assert "literal-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("how", [{"args": ["--sandbox"]}, {"env": {"MCP_CLOUDOPS_SANDBOX": "1"}}])
+def test_check_against_the_sandbox_starts_it_and_says_it_is_ready(how: dict) -> None:
+    """As `serve --sandbox` does: the simulators started, every provider pointed at them (a real key set
+    beside the switch is never used), checked, and the verdict on the last line."""
+    env = {"EXOSCALE_API_KEY": "EXOreal", "EXOSCALE_API_SECRET": "real-secret", **how.get("env", {})}
+    result = cli("check", *how.get("args", []), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("sandbox: 5 simulators running on this machine")
+    rows = check_counts(result.stdout)
+    assert rows == dict(Counter(tool.provider for tool in load_registry().tools))
+    assert all(f"{key:<9} ready" in result.stdout for key in load_registry().providers)
+    assert lines[-1] == "ready: `mcp-cloudops serve --sandbox` serves against these simulators, no account needed"
+    assert "real-secret" not in result.stdout + result.stderr
+
+
+def test_check_against_the_sandbox_keeps_the_policy() -> None:
+    result = cli("check", "--sandbox", "--toolsets", "nirvana")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nirvana   ready" in result.stdout and "exoscale  off" in result.stdout
