@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
     from mcp_cloudops.sandbox.runner import Sandbox
-
-COMMANDS = ("serve", "list-tools", "check", "generate", "-h", "--help")
 
 
 def hint_flags(tool_hints: object) -> str:
@@ -311,10 +310,47 @@ class VersionAction(argparse.Action):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (exit 2), like every other configuration error."""
+    """argparse whose errors are one line (exit 2), like every other configuration error; the root one
+    knows its commands (`commands`: name -> the command's parser)."""
+
+    commands: dict[str, Parser]
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def flags(self) -> list[str]:
+        """Every flag this parser takes, as typed (--read-only)."""
+        return [name for action in self._actions for name in action.option_strings]
+
+
+def spelled_like(word: str, choices: Iterable[str]) -> str:
+    """ ": did you mean X?" when one of `choices` is spelt like `word` (difflib, as misspelt settings are
+    matched; flags without their dashes, which every flag shares), else nothing."""
+    bare = {choice.lstrip("-"): choice for choice in choices}
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
+    return f": did you mean {bare[close[0]]}?" if close else ""
+
+
+def unknown_command(word: str, commands: Iterable[str]) -> str:
+    """A first word that is no command (serve takes none): the command spelt like it, and every command."""
+    names = list(commands)
+    listed = f"(commands: {', '.join(names)}; see mcp-cloudops --help)"
+    return f"mcp-cloudops: {word} is not a command{spelled_like(word, names)} {listed}"
+
+
+def unknown_arguments(extra: Sequence[str], command: str, commands: dict[str, Parser]) -> str:
+    """What is wrong with the words `command` did not take: the first unknown flag, with the flag of this
+    command spelt like it, or the command that does take it; else the first stray word."""
+    prog, parsed = f"mcp-cloudops {command}", commands[command]
+    see = f"(see {prog} --help)"
+    flags = [word.split("=", 1)[0] for word in extra if word.startswith("-")]
+    if not flags:
+        return f"{prog}: unexpected argument {extra[0]!r}: {command} takes flags only {see}"
+    flag = flags[0]
+    elsewhere = [name for name, other in commands.items() if name != command and flag in other.flags()]
+    if elsewhere:
+        return f"{prog}: {flag} is a flag of {' and '.join(elsewhere)}, not of {command} {see}"
+    return f"{prog}: {flag} is not a flag of {command}{spelled_like(flag, parsed.flags())} {see}"
 
 
 def port_number(text: str) -> int:
@@ -325,7 +361,7 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1-65535 (or 0 for any free one)") from None
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> Parser:
     policy = Parser(add_help=False)
     policy.add_argument(
         "--read-only",
@@ -363,7 +399,7 @@ def parser() -> argparse.ArgumentParser:
     )
     root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     root.add_argument("--version", action=VersionAction, help="print the version and exit")
-    commands = root.add_subparsers(dest="command")
+    commands = root.add_subparsers(dest="command", parser_class=Parser)
     run = commands.add_parser("serve", parents=[policy, sandbox], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     run.add_argument("--host", default="127.0.0.1", help="HTTP bind address; beyond loopback needs a token")
@@ -450,6 +486,7 @@ def parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--check", action="store_true", help="write nothing: list the stale files and exit 1 if there are any"
     )
+    root.commands = dict(commands.choices)
     return root  # fmt: skip
 
 
@@ -540,9 +577,14 @@ def generate(check_only: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or words[0] not in (*COMMANDS, "--version", "--help", "-h"):
+    root = parser()
+    if words and not words[0].startswith("-") and words[0] not in root.commands:
+        return refuse(unknown_command(words[0], root.commands))
+    if not words or words[0] not in (*root.commands, "--version", "--help", "-h"):
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
-    args = parser().parse_args(words)
+    args, extra = root.parse_known_args(words)
+    if extra:
+        return refuse(unknown_arguments(extra, args.command, root.commands))
     if args.command == "generate":
         return generate(args.check)
     os.environ.update(flags_as_env(args))

@@ -1,5 +1,5 @@
-"""The command line: list-tools, check (also against the sandbox), and refusals that happen before anything
-is served."""
+"""The command line: list-tools, check (also against the sandbox), refusals that happen before anything is
+served, and what a mistyped command or flag is told."""
 
 from __future__ import annotations
 
@@ -233,3 +233,36 @@ def test_check_against_the_sandbox_keeps_the_policy() -> None:
     result = cli("check", "--sandbox", "--toolsets", "nirvana")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "nirvana   ready" in result.stdout and "exoscale  off" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["sevre"], "mcp-cloudops: sevre is not a command: did you mean serve? "
+                 "(commands: serve, list-tools, check, generate; see mcp-cloudops --help)"),
+     (["lsit-tools", "--json"], "mcp-cloudops: lsit-tools is not a command: did you mean list-tools?"),
+     (["deploy"], "mcp-cloudops: deploy is not a command (commands: serve, list-tools, check, generate;"),
+     (["serve", "--sandbx"], "mcp-cloudops serve: --sandbx is not a flag of serve: did you mean --sandbox? "
+                             "(see mcp-cloudops serve --help)"),
+     (["--sandbx", "--transport", "http"], "mcp-cloudops serve: --sandbx is not a flag of serve: did you mean "
+                                           "--sandbox?"),
+     (["check", "--readonly"], "mcp-cloudops check: --readonly is not a flag of check: did you mean --read-only?"),
+     (["serve", "--port=80", "--tolsets=x"], "mcp-cloudops serve: --tolsets is not a flag of serve: did you mean "
+                                             "--toolsets?"),
+     (["serve", "--bogus"], "mcp-cloudops serve: --bogus is not a flag of serve (see mcp-cloudops serve --help)"),
+     (["check", "--transport", "http"], "mcp-cloudops check: --transport is a flag of serve, not of check"),
+     (["list-tools", "--sandbox"], "mcp-cloudops list-tools: --sandbox is a flag of serve and check, not of "
+                                   "list-tools"),
+     (["serve", "now"], "mcp-cloudops serve: unexpected argument 'now': serve takes flags only")],
+)  # fmt: skip
+def test_a_mistyped_command_or_flag_is_refused_with_the_nearest(args: list[str], message: str) -> None:
+    """Like a misspelt setting: one line, exit 2, the command or flag spelt like it when there is one."""
+    result = cli(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_flag_abbreviated_is_still_taken() -> None:
+    """argparse takes an unambiguous prefix (--read for --read-only): no suggestion gets in its way."""
+    result = cli("list-tools", "--read")
+    assert result.returncode == 0 and len(result.stdout.splitlines()) < TOOL_COUNT
