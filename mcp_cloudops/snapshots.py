@@ -29,6 +29,7 @@ ASKING_CALLS = Path(__file__).parent / "sandbox" / "asking_calls.yaml"
 FIELD = re.compile(r"\{[a-z_]+(?:\.\w+|\[\w+\])*\}")
 # The ids the sandbox and the SDK make up: random UUIDs (v4) and Docker's 64-hex ids.
 MADE_UP = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|\b[0-9a-f]{64}\b")
+# Any id, as asking_calls.yaml writes some out: those stay as they are in the questions.
 ID = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|\b[0-9a-f]{64}\b")
 
 
