@@ -1,4 +1,4 @@
-"""`mcp-cloudops`: serve (stdio | streamable HTTP, optionally against the sandbox), list-tools, check.
+"""`mcp-cloudops`: serve (stdio | streamable HTTP, optionally against the sandbox), list-tools, check, generate.
 
 Logs go to stderr only: on stdio, stdout carries nothing but the protocol.
 """
@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
 import socket
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
 
-COMMANDS = ("serve", "list-tools", "check", "-h", "--help")
+    from mcp_cloudops.sandbox.runner import Sandbox
 
 
 def hint_flags(tool_hints: object) -> str:
@@ -54,12 +56,9 @@ def list_tools(registry: Registry, fmt: str, tools: Sequence[ToolSpec] | None = 
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "markdown":
-        lines = ["| tool | provider | readOnly | destructive | idempotent |", "|---|---|---|---|---|"]
-        for t in selected:
-            h = t.hints
-            marks = ["yes" if v else "no" for v in (h.readOnly, h.destructive, h.idempotent)]
-            lines.append(f"| `{t.name}` | {registry.providers[t.provider].title} | " + " | ".join(marks) + " |")
-        return "\n".join(lines)
+        from mcp_cloudops.mirrors import tool_table
+
+        return tool_table(registry, selected)
     width = max((len(t.name) for t in selected), default=0)
     return "\n".join(f"{t.name:<{width}}  {t.provider:<9}  {hint_flags(t.hints)}" for t in selected)
 
@@ -226,8 +225,32 @@ async def serve(
             ", ".join(f"{k}={v}" for k, v in sandbox.addresses.items()),
             ", ".join(f"{k}={v}" for k, v in (sandbox.team.addresses if sandbox.team else {}).items()),
         )
-        settings = Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
+        settings = sandbox_settings(registry, sandbox)
         await run(build_server(settings, registry), settings)
+
+
+def sandbox_settings(registry: Registry, sandbox: Sandbox) -> Settings:
+    """The environment's settings with every provider's own replaced by the simulators' addresses and
+    credentials (accounts.sandboxed): what `serve --sandbox` serves and `check --sandbox` checks."""
+    return Settings.from_env(sandboxed(os.environ, registry, sandbox.env))
+
+
+async def check_sandbox(registry: Registry, selected: Sequence[ToolSpec]) -> tuple[str, int]:
+    """`check --sandbox`: the simulators started as `serve --sandbox` starts them, and the check run against
+    them; then whether `serve --sandbox` would be ready."""
+    from mcp_cloudops.sandbox.runner import run_sandbox
+
+    async with run_sandbox(team=True) as sandbox:
+        text, status = check(registry, sandbox_settings(registry, sandbox), selected)
+        count = len(sandbox.simulators)
+        started = f"sandbox: {count} simulators running on this machine, and {count} more as the team account"
+    verdict = (
+        "ready: `mcp-cloudops serve --sandbox` serves against these simulators, no account needed"
+        if status == 0
+        else "the sandbox is not ready: see the lines above"
+    )
+    first, _, rest = text.partition("\n")
+    return "\n".join([first, started, rest, verdict]), status
 
 
 FLAG_ENV = {
@@ -290,10 +313,47 @@ class VersionAction(argparse.Action):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (exit 2), like every other configuration error."""
+    """argparse whose errors are one line (exit 2), like every other configuration error; the root one
+    knows its commands (`commands`: name -> the command's parser)."""
+
+    commands: dict[str, Parser]
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def flags(self) -> list[str]:
+        """Every flag this parser takes, as typed (--read-only)."""
+        return [name for action in self._actions for name in action.option_strings]
+
+
+def spelled_like(word: str, choices: Iterable[str]) -> str:
+    """ ": did you mean X?" when one of `choices` is spelt like `word` (difflib, as misspelt settings are
+    matched; flags without their dashes, which every flag shares), else nothing."""
+    bare = {choice.lstrip("-"): choice for choice in choices}
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
+    return f": did you mean {bare[close[0]]}?" if close else ""
+
+
+def unknown_command(word: str, commands: Iterable[str]) -> str:
+    """A first word that is no command (serve takes none): the command spelt like it, and every command."""
+    names = list(commands)
+    listed = f"(commands: {', '.join(names)}; see mcp-cloudops --help)"
+    return f"mcp-cloudops: {word} is not a command{spelled_like(word, names)} {listed}"
+
+
+def unknown_arguments(extra: Sequence[str], command: str, commands: dict[str, Parser]) -> str:
+    """What is wrong with the words `command` did not take: the first unknown flag, with the flag of this
+    command spelt like it, or the command that does take it; else the first stray word."""
+    prog, parsed = f"mcp-cloudops {command}", commands[command]
+    see = f"(see {prog} --help)"
+    flags = [word.split("=", 1)[0] for word in extra if word.startswith("-")]
+    if not flags:
+        return f"{prog}: unexpected argument {extra[0]!r}: {command} takes flags only {see}"
+    flag = flags[0]
+    elsewhere = [name for name, other in commands.items() if name != command and flag in other.flags()]
+    if elsewhere:
+        return f"{prog}: {flag} is a flag of {' and '.join(elsewhere)}, not of {command} {see}"
+    return f"{prog}: {flag} is not a flag of {command}{spelled_like(flag, parsed.flags())} {see}"
 
 
 def port_number(text: str) -> int:
@@ -304,7 +364,7 @@ def port_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: use 1-65535 (or 0 for any free one)") from None
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> Parser:
     policy = Parser(add_help=False)
     policy.add_argument(
         "--read-only",
@@ -336,10 +396,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="let a person's yes also cover the same tool on the same target for SECONDS (default 0: off)",
     )
+    sandbox = Parser(add_help=False)
+    sandbox.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start local simulators of every API and use them, no account needed (MCP_CLOUDOPS_SANDBOX=1 too)",
+    )
     root = Parser(prog="mcp-cloudops", description=__doc__.splitlines()[0])
     root.add_argument("--version", action=VersionAction, help="print the version and exit")
-    commands = root.add_subparsers(dest="command")
-    run = commands.add_parser("serve", parents=[policy], help="run the MCP server (default)")
+    commands = root.add_subparsers(dest="command", parser_class=Parser)
+    run = commands.add_parser("serve", parents=[policy, sandbox], help="run the MCP server (default)")
     run.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     run.add_argument("--host", default="127.0.0.1", help="HTTP bind address; beyond loopback needs a token")
     run.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000)")
@@ -385,11 +451,6 @@ def parser() -> argparse.ArgumentParser:
         help="open HTTP connections at most; beyond it the longest-idle one is closed (default 256)",
     )
     run.add_argument(
-        "--sandbox",
-        action="store_true",
-        help="start local simulators of every API and use them, no account needed (MCP_CLOUDOPS_SANDBOX=1 too)",
-    )
-    run.add_argument(
         "--show-operation-secrets",
         action="store_true",
         default=None,
@@ -420,8 +481,17 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--markdown", dest="format", action="store_const", const="markdown")
     commands.add_parser(
-        "check", parents=[policy], help="validate tools.yaml and report which providers have credentials"
+        "check", parents=[policy, sandbox], help="validate tools.yaml and report which providers have credentials"
     )
+    generate = commands.add_parser(
+        "generate",
+        help="in a source checkout: rewrite every file that mirrors tools.yaml (docs' tool table, bundle, "
+        "server.json, tests/snapshots/)",
+    )
+    generate.add_argument(
+        "--check", action="store_true", help="write nothing: list the stale files and exit 1 if there are any"
+    )
+    root.commands = dict(commands.choices)
     return root  # fmt: skip
 
 
@@ -486,11 +556,42 @@ def refuse(*lines: str) -> int:
     return 2
 
 
+def generate(check_only: bool) -> int:
+    """`generate`: every mirror of tools.yaml in this checkout brought up to date, or with --check only named
+    (exit 1 when one is stale). Exit 2 when they cannot be made: no checkout here, a broken tools.yaml..."""
+    from mcp_cloudops.mirrors import COMMAND, expected, find_checkout, stale, write
+    from mcp_cloudops.snapshots import MirrorError
+
+    configure_logging("WARNING")  # the calls made against the sandbox are no news
+    try:
+        checkout = find_checkout(Path.cwd())
+        files = anyio.run(expected, checkout)
+    except (MirrorError, RegistryError) as exc:
+        return refuse(str(exc))
+    paths = list(stale(checkout, files))
+    if check_only:
+        lines = [f"stale: {path}" for path in paths]
+        lines += [f"run `{COMMAND}` in {checkout.root}, then review the diff"] if paths else []
+        print("\n".join(lines or [f"every mirror of tools.yaml is current ({len(files)} files)"]))
+        return 1 if paths else 0
+    write(checkout, files, paths)
+    lines = [f"{'deleted' if files[path] is None else 'wrote'} {path}" for path in paths]
+    print("\n".join([*lines, "review the diff (git diff)"] if lines else ["every mirror was current: nothing written"]))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or words[0] not in (*COMMANDS, "--version", "--help", "-h"):
+    root = parser()
+    if words and not words[0].startswith("-") and words[0] not in root.commands:
+        return refuse(unknown_command(words[0], root.commands))
+    if not words or words[0] not in (*root.commands, "--version", "--help", "-h"):
         words.insert(0, "serve")  # `mcp-cloudops --transport http` means serve
-    args = parser().parse_args(words)
+    args, extra = root.parse_known_args(words)
+    if extra:
+        return refuse(unknown_arguments(extra, args.command, root.commands))
+    if args.command == "generate":
+        return generate(args.check)
     os.environ.update(flags_as_env(args))
     try:
         settings, registry, selected = start(args)
@@ -502,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 0
     if args.command == "list-tools":
         text = list_tools(registry, args.format or "text", selected)
+    elif settings.sandbox:
+        text, status = anyio.run(check_sandbox, registry, selected)
     else:
         text, status = check(registry, settings, selected)
     with contextlib.suppress(BrokenPipeError):  # e.g. piped into `head`

