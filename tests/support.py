@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from mcp import Client
 
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
@@ -182,8 +184,29 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")
 
 
+CALL_SECONDS = 30  # one tool call through the in-memory client; a hang fails the test, not the run
+
+
 def text_of(result: Any) -> str:
     return result.content[0].text
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any] | None = None, /, **more: Any) -> dict[str, Any]:
+    """What an agent reads back from `tool`: its structured result. A failed call fails the test with the
+    error text the agent would have read. Arguments with dashes in their names go in `arguments`."""
+    with anyio.fail_after(CALL_SECONDS):
+        result = await client.call_tool(tool, {**(arguments or {}), **more})
+    assert not result.is_error, f"{tool} failed: {text_of(result)}"
+    assert isinstance(result.structured_content, dict), f"{tool} returned no structured result"
+    return result.structured_content
+
+
+async def refused(client: Client, tool: str, arguments: dict[str, Any] | None = None, /, **more: Any) -> str:
+    """The error text of a call that must fail; a success fails the test with what it returned."""
+    with anyio.fail_after(CALL_SECONDS):
+        result = await client.call_tool(tool, {**(arguments or {}), **more})
+    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
+    return text_of(result)
 
 
 def assert_nothing_leaked(sims: Iterable[Simulator], result: Any, logs: str) -> None:
