@@ -20,8 +20,10 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
+    """asyncio, for every async test and fixture; session-wide so that module-scoped async fixtures (one
+    sandbox and server for a whole module) may use it too."""
     return "asyncio"
 
 
