@@ -19,18 +19,16 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
+from registries import REAL
 
+from mcp_cloudops.accounts import provider_variables
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
 
-# Every credential the sandbox hands out: none may ever appear in a result, an error or a log line.
-SECRETS = (
-    credentials.EXOSCALE_API_KEY,
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-)
+# Every credential the sandbox hands out, its `team` account's too: none may ever appear in a result, an error
+# or a log line.
+SECRETS = tuple(value for name, value in vars(credentials).items() if name.isupper() and isinstance(value, str))
+TEAM_SECRETS = tuple(value for name, value in vars(credentials).items() if name.startswith("TEAM_"))
 
 # A raw MCP `initialize`, for tests that speak HTTP without the SDK client.
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -53,7 +51,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-PROVIDER_ENV = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_")
+# The first word of every provider variable (INCUS_, SCW_...): a server under test inherits no variable that
+# starts with one, so neither the user's own providers nor their CLIs' settings (SCW_PROFILE, CI's INCUS_LXD_*).
+PROVIDER_ENV = tuple(dict.fromkeys(name.split("_")[0] + "_" for name in provider_variables(REAL)))
 
 
 def server_env(*, strip: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
