@@ -50,6 +50,7 @@ def raw_tools_yaml() -> dict[str, Any]:
 def with_sixth_provider(raw: dict[str, Any]) -> dict[str, Any]:
     """A copy of the parsed tools.yaml `raw` with the sixth provider's block and its one tool added."""
     data = copy.deepcopy(raw)
+    assert SIXTH not in data["providers"], f"tools.yaml has a provider {SIXTH!r}: give the tests' sixth another key"
     data["providers"][SIXTH] = copy.deepcopy(SIXTH_PROVIDER)
     data["tools"].append(copy.deepcopy(SIXTH_TOOL))
     return data

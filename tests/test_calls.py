@@ -2,7 +2,7 @@
 write, a wait that never outlasts the server's cap, a failure the upstream does not explain diagnosed or
 left as it was, and a journaled call recorded however it ends. `dispatch` is driven directly, against
 hand-made upstreams on loopback whose every answer the test chooses; the same behaviours through an MCP
-client are in test_hostile_operation_secrets.py, test_operations.py, test_diagnosis.py and test_audit.py."""
+client are in test_hostile_operation_secrets.py, test_operations.py, test_next_steps.py and test_audit.py."""
 
 from __future__ import annotations
 
