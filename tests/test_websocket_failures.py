@@ -1,6 +1,7 @@
 """A websocket session that fails is a tool error (websocket.py), never an empty success: one that never
-reached its target, an exec that already ran, or an exit code that could not be read names what to check. Through the MCP client against the sandbox, whose Portainer drops such sessions after
-the upgrade as the real one does."""
+reached its target, an exec that already ran, or an exit code that could not be read names what to check.
+Through the MCP client against the sandbox, whose Portainer drops such sessions after the upgrade as the real
+one does."""
 
 from __future__ import annotations
 
