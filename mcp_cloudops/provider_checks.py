@@ -63,7 +63,7 @@ def http_problems(account: Account, provider: Provider) -> list[Problem]:
         problems.append(Problem(text, True))
     zone = account.value(provider.zone_env) if provider.zone_env else None
     if zone and zone not in provider.zones:
-        text = f"{provider.zone_env}={zone!r} is not a {provider.title} zone: use one of {', '.join(provider.zones)}"
+        text = f"{provider.zone_env}={zone!r} is not a zone of {provider.title}: use one of {', '.join(provider.zones)}"
         problems.append(Problem(f"{text}, or unset it for {provider.default_zone}", True))
     needed = [*([] if provider.base_url else [provider.url_env]), *provider.auth.env_names]
     if missing := [name for name in needed if not account.value(name)]:

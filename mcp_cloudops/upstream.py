@@ -123,7 +123,7 @@ def resolve_zone(tool: ToolSpec, provider: Provider, args: dict[str, Any], accou
     zone = args.get(zone_params[0].name) or account.default_zone(provider)
     if zone not in provider.zones:
         raise ConfigError(
-            f"{provider.zone_env} is set to {zone!r} in {account.where}, which is not a {provider.title} zone; "
+            f"{provider.zone_env} is set to {zone!r} in {account.where}, which is not a zone of {provider.title}; "
             f"use one of {', '.join(provider.zones)}"
         )
     return zone

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from mcp import Client
+from registries import REGISTRIES
 
+from mcp_cloudops.registry import Registry
 from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -20,9 +22,18 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
+    """asyncio, for every async test and fixture; session-wide so that module-scoped async fixtures (one
+    sandbox and server for a whole module) may use it too."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session", params=list(REGISTRIES))
+def registry(request: pytest.FixtureRequest) -> Registry:
+    """Each registry the registry-wide checks run over (registries.py): tools.yaml, and tools.yaml with a sixth
+    provider. A check taking it must derive every provider, tool and variable it expects from it."""
+    return REGISTRIES[request.param]
 
 
 @pytest.fixture

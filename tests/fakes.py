@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket
 
 from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry_models import Provider
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
@@ -96,6 +97,19 @@ class HostileIncus(Hostile):
 
     def env(self, address: str) -> dict[str, str]:
         return {"INCUS_SOCKET": address}
+
+
+class Keyed(Hostile):
+    """Any provider of a registry that signs in with a key it sends as is (tools.yaml auth `header` or `bearer`):
+    `env` points the provider's URL variable here and sets its key, whatever the provider is called."""
+
+    def __init__(self, provider: Provider, key: str) -> None:
+        self.spec, self.key = provider, key
+        self.provider = provider.key  # type: ignore[misc]  # per instance: the sandbox files it under this key
+        super().__init__()
+
+    def env(self, address: str) -> dict[str, str]:
+        return {self.spec.url_env: address, **dict.fromkeys(self.spec.auth.env_names, self.key)}
 
 
 class OtherHost(Hostile):

@@ -15,20 +15,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from mcp import Client
+from registries import REAL
 
+from mcp_cloudops.accounts import provider_variables
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.sandbox.base import Simulator
 
-# Every credential the sandbox hands out: none may ever appear in a result, an error or a log line.
-SECRETS = (
-    credentials.EXOSCALE_API_KEY,
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-)
+# Every credential the sandbox hands out, its `team` account's too: none may ever appear in a result, an error
+# or a log line.
+SECRETS = tuple(value for name, value in vars(credentials).items() if name.isupper() and isinstance(value, str))
+TEAM_SECRETS = tuple(value for name, value in vars(credentials).items() if name.startswith("TEAM_"))
 
 # A raw MCP `initialize`, for tests that speak HTTP without the SDK client.
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -51,7 +51,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-PROVIDER_ENV = ("EXOSCALE_", "SCW_", "PORTAINER_", "NIRVANA_", "INCUS_")
+# The first word of every provider variable (INCUS_, SCW_...): a server under test inherits no variable that
+# starts with one, so neither the user's own providers nor their CLIs' settings (SCW_PROFILE, CI's INCUS_LXD_*).
+PROVIDER_ENV = tuple(dict.fromkeys(name.split("_")[0] + "_" for name in provider_variables(REAL)))
 
 
 def server_env(*, strip: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
@@ -182,8 +184,29 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
 AUTH_HEADERS = ("authorization", "x-auth-token", "x-api-key")
 
 
+CALL_SECONDS = 30  # one tool call through the in-memory client; a hang fails the test, not the run
+
+
 def text_of(result: Any) -> str:
     return result.content[0].text
+
+
+async def call(client: Client, tool: str, arguments: dict[str, Any] | None = None, /, **more: Any) -> dict[str, Any]:
+    """What an agent reads back from `tool`: its structured result. A failed call fails the test with the
+    error text the agent would have read. Arguments with dashes in their names go in `arguments`."""
+    with anyio.fail_after(CALL_SECONDS):
+        result = await client.call_tool(tool, {**(arguments or {}), **more})
+    assert not result.is_error, f"{tool} failed: {text_of(result)}"
+    assert isinstance(result.structured_content, dict), f"{tool} returned no structured result"
+    return result.structured_content
+
+
+async def refused(client: Client, tool: str, arguments: dict[str, Any] | None = None, /, **more: Any) -> str:
+    """The error text of a call that must fail; a success fails the test with what it returned."""
+    with anyio.fail_after(CALL_SECONDS):
+        result = await client.call_tool(tool, {**(arguments or {}), **more})
+    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
+    return text_of(result)
 
 
 def assert_nothing_leaked(sims: Iterable[Simulator], result: Any, logs: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mcp_cloudops.accounts import Account, Accounts, environment_account, provider_variables, sandboxed
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.settings import ConfigError, Settings
 
 REGISTRY = load_registry()
@@ -57,9 +57,19 @@ def test_the_sandbox_never_reaches_a_real_provider() -> None:
     real = {"INCUS_URL": "https://incus.prod:8443", "SCW_SECRET_KEY": "real", "MCP_CLOUDOPS_READ_ONLY": "1"}
     env = sandboxed(real, registry, {"INCUS_SOCKET": "/tmp/sandbox/incus.socket"})
     assert env == {"MCP_CLOUDOPS_READ_ONLY": "1", "INCUS_SOCKET": "/tmp/sandbox/incus.socket"}
-    assert {"INCUS_URL", "INCUS_CLIENT_CERT", "EXOSCALE_API_SECRET", "PORTAINER_URL", "SCW_DEFAULT_ZONE"} <= (
-        provider_variables(registry)
-    )
+    assert {"INCUS_CLIENT_CERT", "INCUS_CLIENT_KEY", "INCUS_TOKEN"} <= provider_variables(registry)  # beyond tools.yaml
+
+
+def test_the_sandbox_drops_whatever_says_where_a_provider_is_or_how_to_sign_in(registry: Registry) -> None:
+    for provider in registry.providers.values():
+        named = [
+            provider.url_env,
+            *provider.auth.env_names,
+            provider.zone_env,
+            getattr(provider.default_project, "env", None),
+        ]
+        real = dict.fromkeys((name for name in named if name), "real")
+        assert sandboxed({**real, "HOME": "/home/me"}, registry, {}) == {"HOME": "/home/me"}, provider.key
 
 
 # --- the accounts file -------------------------------------------------------------------------------------------

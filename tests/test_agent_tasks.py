@@ -20,6 +20,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp_types import ElicitResult
+from support import call, refused
 
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
@@ -50,22 +51,6 @@ async def agent(sandbox: Sandbox, asked: list[str]) -> AsyncIterator[Client]:
 
     async with Client(build_server(Settings.from_env(sandbox.env)), elicitation_callback=user) as connected:
         yield connected
-
-
-async def call(client: Client, tool: str, **args: Any) -> dict[str, Any]:
-    """What the agent reads back: the tool's structured result. A failed call fails the test with
-    the error text the agent would have read."""
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, f"{tool} failed: {result.content[0].text}"
-    assert isinstance(result.structured_content, dict), f"{tool} returned no structured result"
-    return result.structured_content
-
-
-async def refused(client: Client, tool: str, **args: Any) -> str:
-    """The error text of a call that must fail."""
-    result = await client.call_tool(tool, args)
-    assert result.is_error, f"{tool} succeeded: {result.structured_content}"
-    return result.content[0].text
 
 
 def pick(items: list[dict[str, Any]], **wanted: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from mcp_cloudops.auth import (
     handshake_headers,
     incus_ssl_context,
 )
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.settings import ConfigError
 
 KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -129,6 +129,17 @@ def test_one_place_maps_each_scheme_to_its_credential(
     auth = credential(spec, environment_account(spec, env))
     assert isinstance(auth, kind)
     assert handshake_headers(auth) == headers
+
+
+def test_every_key_sent_as_is_goes_in_its_providers_header(registry: Registry) -> None:
+    """tools.yaml's `auth` alone decides the header, for requests and websocket handshakes alike."""
+    for spec in registry.providers.values():
+        if spec.auth.scheme not in ("header", "bearer"):
+            continue
+        assert spec.auth.secret_env
+        auth = credential(spec, environment_account(spec, {spec.auth.secret_env: "the-key"}))
+        expected = {spec.auth.header: "the-key"} if spec.auth.header else {"Authorization": "Bearer the-key"}
+        assert isinstance(auth, HeaderAuth) and handshake_headers(auth) == expected, spec.key
 
 
 def test_incus_over_the_socket_needs_no_credential_lookup() -> None:

@@ -5,11 +5,10 @@ describes. An agent's whole flow built only from what they return is in test_age
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
+from support import call
 
 from mcp_cloudops.sandbox import credentials, exoscale
 from mcp_cloudops.sandbox.recorder import RecordedRequest
@@ -65,14 +64,6 @@ LISTINGS = [
         sometimes={exoscale.SNAPSHOT_STOPPED: frozenset({"export"})},  # exported: its download link
     ),
 ]
-
-
-async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """A tool's structured result; fails the test, quoting the error, if the call failed."""
-    with anyio.fail_after(30):
-        result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content or {}
 
 
 def last_request(sandbox: Sandbox, path: str) -> RecordedRequest:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
+from support import call
 
 from mcp_cloudops.sandbox import credentials, nirvana
 from mcp_cloudops.sandbox.runner import Sandbox
@@ -16,14 +16,6 @@ from mcp_cloudops.sandbox.runner import Sandbox
 pytestmark = pytest.mark.anyio
 
 PROJECT_KEYS = {"id", "name", "tags", "created_at", "updated_at", "resources"}
-
-
-async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The tool's structured answer; a tool error fails the test with the agent's text."""
-    with anyio.fail_after(30):
-        result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content or {}
 
 
 async def test_answer_shape(client: Client) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
+from support import call, refused
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
@@ -116,28 +116,11 @@ def only_request(sim: PortainerSimulator, before: int) -> RecordedRequest:
     return made[0]
 
 
-async def call(client: Client, tool: str, args: dict[str, Any]) -> Any:
-    with anyio.fail_after(30):
-        return await client.call_tool(tool, args)
-
-
-async def succeeded(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    result = await call(client, tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content or {}
-
-
-async def failed(client: Client, tool: str, args: dict[str, Any]) -> str:
-    result = await call(client, tool, args)
-    assert result.is_error, result.structured_content
-    return result.content[0].text
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.tool}-{len(c.args)}")
 async def test_each_call_sends_exactly_the_vendors_request(case: Case, sandbox: Sandbox, client: Client) -> None:
     sim = sandbox["portainer"]
     before = len(sim.requests)
-    await succeeded(client, case.tool, case.args)
+    await call(client, case.tool, case.args)
     request = only_request(sim, before)
     assert (request.method, request.path, request.websocket) == (case.method, case.path, False)
     assert request.query == case.query
@@ -146,43 +129,43 @@ async def test_each_call_sends_exactly_the_vendors_request(case: Case, sandbox: 
 
 
 async def test_environments_answer_an_array_as_result_with_its_total_count(client: Client) -> None:
-    everything = await succeeded(client, "list-portainer-environments", {})
+    everything = await call(client, "list-portainer-environments", {})
     assert [(e["Id"], e["Name"], e["Type"], e["Status"]) for e in everything["result"]] == [
         (1, "local", 1, 1),
         (2, "k8s", 5, 1),
     ]
     assert everything["total_count"] == 2
     assert everything["result"][0]["Snapshots"] is None  # excludeSnapshots: no container lists in the answer
-    page = await succeeded(client, "list-portainer-environments", {"start": 2, "limit": 1})
+    page = await call(client, "list-portainer-environments", {"start": 2, "limit": 1})
     assert ([e["Id"] for e in page["result"]], page["total_count"]) == ([2], 2)  # the count is of all pages
 
 
 async def test_containers_pods_and_exec_answer_shapes(sandbox: Sandbox, client: Client) -> None:
-    containers = (await succeeded(client, "list-docker-containers", {"endpointId": 1}))["result"]
+    containers = (await call(client, "list-docker-containers", {"endpointId": 1}))["result"]
     assert {c["Names"][0]: c["State"] for c in containers} == {"/web": "running", "/ticker": "running", "/db": "exited"}
     assert all({"Id", "Image", "Status", "Labels"} <= c.keys() for c in containers)
 
-    namespaces = await succeeded(client, "list-kubernetes-namespaces", {"endpointId": 2})
+    namespaces = await call(client, "list-kubernetes-namespaces", {"endpointId": 2})
     assert namespaces["kind"] == "NamespaceList"
     assert [(n["metadata"]["name"], n["status"]["phase"]) for n in namespaces["items"]] == [
         ("default", "Active"),
         ("kube-system", "Active"),
     ]
-    pods = await succeeded(client, "list-kubernetes-pods", {"endpointId": 2, "namespace": "default"})
+    pods = await call(client, "list-kubernetes-pods", {"endpointId": 2, "namespace": "default"})
     assert pods["kind"] == "PodList"
     assert [(p["metadata"]["name"], p["status"]["phase"]) for p in pods["items"]] == [
         ("web-0", "Running"),
         ("web-1", "Running"),
     ]
-    page = await succeeded(client, "list-kubernetes-pods", {"endpointId": 2, "namespace": "default", "limit": 1})
-    rest = await succeeded(
+    page = await call(client, "list-kubernetes-pods", {"endpointId": 2, "namespace": "default", "limit": 1})
+    rest = await call(
         client,
         "list-kubernetes-pods",
         {"endpointId": 2, "namespace": "default", "limit": 1, "continue": page["metadata"]["continue"]},
     )
     assert [p["metadata"]["name"] for p in page["items"] + rest["items"]] == ["web-0", "web-1"]
 
-    created = await succeeded(client, "create-docker-exec", {"endpointId": 1, "id": "web", "Cmd": ["true"]})
+    created = await call(client, "create-docker-exec", {"endpointId": 1, "id": "web", "Cmd": ["true"]})
     assert set(created) == {"Id"} and len(created["Id"]) == 64
     inspect = sandbox["portainer"].get_exec(created["Id"]).inspect()
     assert (inspect["OpenStdout"], inspect["OpenStderr"], inspect["Running"]) == (True, True, False)  # not started
@@ -190,30 +173,30 @@ async def test_containers_pods_and_exec_answer_shapes(sandbox: Sandbox, client: 
 
 async def test_errors_say_what_went_wrong_and_what_to_check(sandbox: Sandbox, client: Client) -> None:
     sim = sandbox["portainer"]
-    text = await failed(client, "list-docker-containers", {"endpointId": 9})
+    text = await refused(client, "list-docker-containers", {"endpointId": 9})
     assert "HTTP 404 for list-docker-containers" in text and "Unable to find an environment" in text
     assert "Check endpointId (list them with list-portainer-environments)." in text  # no zone, no project
 
-    text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": "nope", "Cmd": ["ls"]})
+    text = await refused(client, "create-docker-exec", {"endpointId": 1, "id": "nope", "Cmd": ["ls"]})
     assert "HTTP 404 for create-docker-exec: No such container: nope." in text
     assert "id (list them with list-docker-containers)" in text
 
     db = sim.container_ids["db"]
-    text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": db, "Cmd": ["ls"]})
+    text = await refused(client, "create-docker-exec", {"endpointId": 1, "id": db, "Cmd": ["ls"]})
     assert f"HTTP 409 for create-docker-exec: Container {db} is not running." in text
     assert "read its current state" in text
 
-    text = await failed(client, "list-kubernetes-pods", {"endpointId": 9, "namespace": "default"})
+    text = await refused(client, "list-kubernetes-pods", {"endpointId": 9, "namespace": "default"})
     assert "HTTP 404" in text and "Unable to find an environment" in text
-    text = await failed(client, "list-docker-containers", {"endpointId": 2})  # a Kubernetes environment
+    text = await refused(client, "list-docker-containers", {"endpointId": 2})  # a Kubernetes environment
     assert "HTTP 400" in text and "not a Docker environment" in text
-    text = await failed(client, "list-docker-containers", {"endpointId": 1, "filters": '{"colour":["red"]}'})
+    text = await refused(client, "list-docker-containers", {"endpointId": 1, "filters": '{"colour":["red"]}'})
     assert "invalid filter 'colour'" in text
 
     before = len(sim.requests)
-    text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": "web", "Cmd": []})
+    text = await refused(client, "create-docker-exec", {"endpointId": 1, "id": "web", "Cmd": []})
     assert "Invalid arguments for create-docker-exec" in text and "'Cmd'" in text
-    text = await failed(client, "create-docker-exec", {"endpointId": 1, "id": "web"})
+    text = await refused(client, "create-docker-exec", {"endpointId": 1, "id": "web"})
     assert "missing required argument 'Cmd'" in text
     assert len(sim.requests) == before  # refused before anything was sent
 

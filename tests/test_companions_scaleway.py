@@ -4,11 +4,9 @@ listed snapshot to an image and back is in test_agent_tasks.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import anyio
 import pytest
 from mcp import Client
+from support import call
 
 from mcp_cloudops.sandbox import credentials, scaleway
 from mcp_cloudops.sandbox.runner import Sandbox
@@ -30,14 +28,6 @@ SNAPSHOT_KEYS = {
     "modification_date",
     "zone",
 }
-
-
-async def call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
-    """The tool's structured answer; a tool error fails the test with the agent's text."""
-    with anyio.fail_after(30):
-        result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return result.structured_content or {}
 
 
 def own_snapshots(sim: scaleway.ScalewaySimulator, zone: str) -> set[str]:

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 from fakes import hang_up, raw_server, stall
 from mcp import Client
+from support import refused
 
 from mcp_cloudops.failures import may_have_arrived
 from mcp_cloudops.sandbox import credentials
@@ -62,10 +62,8 @@ async def client_for(address: str, **settings: str) -> AsyncIterator[Client]:
 
 
 async def error_of(client: Client, tool: str, arguments: dict[str, Any]) -> str:
-    with anyio.fail_after(15):
-        result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    text = result.content[0].text
+    """The one-line error an agent reads, which never quotes a credential."""
+    text = await refused(client, tool, arguments)
     assert "\n" not in text and credentials.EXOSCALE_API_SECRET not in text
     return text
 

@@ -37,11 +37,6 @@ ENCODED = re.compile(r"[A-Za-z0-9._~%+-]*")
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # module scope: one sandbox and one server serve the whole module
-
-
-@pytest.fixture(scope="module")
 async def served() -> AsyncIterator[tuple[Sandbox, Client]]:
     async with (
         run_sandbox() as sandbox,

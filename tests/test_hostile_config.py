@@ -13,8 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from registries import tools_yaml_of
 from support import server_env, stop_process
 from test_hostile_settings import BAD_NUMBERS
+
+from mcp_cloudops.registry import Registry
 
 TIMEOUT = 30  # seconds any one run of the CLI may take
 
@@ -77,16 +80,27 @@ def test_every_bad_setting_is_told_at_once() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("env", "named"),
-    [({"PORTAINER_URL": "portainer.example:9443", "PORTAINER_API_KEY": "ptr_k"}, "PORTAINER_URL"),
-     ({"SCW_API_URL": "https://", "SCW_SECRET_KEY": "k"}, "SCW_API_URL"),
-     ({"NIRVANA_LABS_BASE_URL": "ftp://nirvana.example", "NIRVANA_LABS_API_KEY": "k"}, "NIRVANA_LABS_BASE_URL"),
-     ({"INCUS_URL": "http://incus.example:8443"}, "INCUS_URL"),
-     ({"EXOSCALE_API_KEY": "k", "EXOSCALE_API_SECRET": "s", "EXOSCALE_ZONE": "moon-1"}, "EXOSCALE_ZONE")],
-)  # fmt: skip
-def test_a_bad_provider_address_is_one_line(env: dict[str, str], named: str) -> None:
-    one_line_refusal(run("serve", **env), named)
+# Addresses wrong in each way a URL can be: no scheme, no host, a scheme that is not HTTP's; Incus's is not HTTPS.
+BAD_URLS = ["api.example:9443", "https://", "ftp://api.example"]
+BAD_INCUS_URL = "http://incus.example:8443"
+
+
+def test_every_bad_provider_address_and_zone_is_one_line_each(registry: Registry, tmp_path: Path) -> None:
+    """Every provider's address set wrong (and every zone), keys set: `serve` stops naming each setting, in
+    tools.yaml's order, one line each."""
+    env, named = {"MCP_CLOUDOPS_REGISTRY": str(tools_yaml_of(registry, tmp_path))}, []
+    for n, provider in enumerate(registry.providers.values()):
+        url = BAD_INCUS_URL if provider.auth.scheme == "incus" else BAD_URLS[n % len(BAD_URLS)]
+        env |= {provider.url_env: url, **dict.fromkeys(provider.auth.env_names, "k")}
+        named.append(provider.url_env)
+        if provider.zone_env:
+            env[provider.zone_env] = "moon-1"
+            named.append(provider.zone_env)
+    done = run("serve", **env)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert [line.split("=")[0] for line in lines] == named, lines
+    assert all(f"set {name}" in line or "use " in line for name, line in zip(named, lines, strict=True)), lines
 
 
 def test_a_bad_address_of_a_provider_left_out_by_the_policy_is_no_error() -> None:

@@ -18,6 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from support import INITIALIZE, MCP_HEADERS, HttpServer, debug_server_env, free_port
+from support import SECRETS as SANDBOX_SECRETS
 
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.sandbox import credentials
@@ -26,13 +27,7 @@ pytestmark = pytest.mark.anyio
 
 REGISTRY = load_registry()
 TOKEN = "hostile-http-token-" + secrets.token_hex(16)
-SECRETS = (
-    TOKEN,
-    credentials.EXOSCALE_API_SECRET,
-    credentials.SCW_SECRET_KEY,
-    credentials.PORTAINER_API_KEY,
-    credentials.NIRVANA_LABS_API_KEY,
-)
+SECRETS = (TOKEN, *SANDBOX_SECRETS)
 MODES = ["legacy", "auto"]
 UNAUTHORIZED = b'{"error":"unauthorized","message":"send Authorization: Bearer <the server\'s --http-token>"}'
 

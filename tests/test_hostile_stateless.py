@@ -25,11 +25,6 @@ DELETE = ("delete-compute-instance", {"id": INSTANCE_STOPPED})
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 def stateless() -> Iterator[HttpServer]:
     with HttpServer.running("--stateless") as server:
         yield server

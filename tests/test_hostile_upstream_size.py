@@ -81,12 +81,12 @@ async def test_tiny_items_do_not_stall_another_clients_tools_list(logs: pytest.L
         results: list[Any] = []
         listings: list[float] = []
 
-        async def call() -> None:
+        async def read_huge() -> None:
             results.append((await timed_call(hostile, TOOL, {}, limit=30))[0])
 
         async with loop_watch() as held, anyio.create_task_group() as calls:
-            calls.start_soon(call)
-            calls.start_soon(call)
+            calls.start_soon(read_huge)
+            calls.start_soon(read_huge)
             while len(results) < 2:  # another client lists tools all along, never from its cache
                 started = time.monotonic()
                 with anyio.fail_after(30):

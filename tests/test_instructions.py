@@ -6,20 +6,24 @@ import pytest
 
 from mcp_cloudops.instructions import instructions
 from mcp_cloudops.policy import select_tools
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.settings import Settings
 
 REGISTRY = load_registry()
 
 
-def text(env: dict[str, str]) -> str:
+def text(env: dict[str, str], registry: Registry = REGISTRY) -> str:
     settings = Settings.from_env(env)
-    return instructions(REGISTRY, settings, select_tools(REGISTRY, settings))
+    return instructions(registry, settings, select_tools(registry, settings))
 
 
-def test_every_provider_and_how_to_follow_an_operation() -> None:
+def test_every_provider_is_named_first(registry: Registry) -> None:
+    *others, last = [provider.title for provider in registry.providers.values()]
+    assert text({}, registry).startswith(f"Operate {', '.join(others)} and {last}. ")
+
+
+def test_how_to_follow_an_operation_and_what_asks_first() -> None:
     full = text({})
-    assert full.startswith("Operate Incus, Exoscale, Scaleway, Portainer CE and Nirvana Labs. ")
     assert "or follow it with get-exoscale-operation" in full and "ask the user first" in full
 
 

@@ -41,7 +41,7 @@ async def test_200_concurrent_calls_over_http() -> None:
             nonlocal done
             async with Client(url) as client, anyio.create_task_group() as tg:
 
-                async def call(i: int) -> None:
+                async def one_call(i: int) -> None:
                     nonlocal done
                     tool, args = (
                         ("list-compute-instances", {})
@@ -54,7 +54,7 @@ async def test_200_concurrent_calls_over_http() -> None:
                     done += 1
 
                 for i in range(CALLS_EACH):
-                    tg.start_soon(call, n * CALLS_EACH + i)
+                    tg.start_soon(one_call, n * CALLS_EACH + i)
 
         with anyio.fail_after(90):
             async with anyio.create_task_group() as tg:

@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 
 from mcp_cloudops.policy import PolicyError, check_names, enabled, read_only_refusal, select_tools
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.results import UpstreamError
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -69,11 +69,10 @@ def test_the_tables_cover_both_kinds_of_tool() -> None:
     assert "execute-websocket" not in READ_ONLY and "attach-websocket" in READ_ONLY
 
 
+KNOWN = ", ".join(REGISTRY.providers)  # in tools.yaml's order
 REFUSED = [
-    ("unknown-toolset", {"MCP_CLOUDOPS_TOOLSETS": "scaleway,aws"},
-     "unknown toolset(s) aws; known: incus, exoscale, scaleway, portainer, nirvana"),
-    ("toolset-case", {"MCP_CLOUDOPS_TOOLSETS": "Scaleway"},
-     "unknown toolset(s) Scaleway; known: incus, exoscale, scaleway, portainer, nirvana"),
+    ("unknown-toolset", {"MCP_CLOUDOPS_TOOLSETS": "scaleway,aws"}, f"unknown toolset(s) aws; known: {KNOWN}"),
+    ("toolset-case", {"MCP_CLOUDOPS_TOOLSETS": "Scaleway"}, f"unknown toolset(s) Scaleway; known: {KNOWN}"),
     ("unknown-tool", {"MCP_CLOUDOPS_TOOLS": "get-instance-imag"},
      "unknown tool(s) get-instance-imag; see `mcp-cloudops list-tools`"),
     ("unknown-excluded", {"MCP_CLOUDOPS_EXCLUDE_TOOLS": "delete-everything,delete-compute-instance"},
@@ -95,6 +94,19 @@ def test_unknown_names_are_refused(env: dict[str, str], message: str) -> None:
         select_tools(REGISTRY, settings)
     with pytest.raises(PolicyError):  # a server is never built with a typo in its policy
         build_server(Settings.from_env(env), REGISTRY)
+
+
+def test_each_toolset_offers_its_providers_tools_and_no_other(registry: Registry) -> None:
+    for key in registry.providers:
+        settings = Settings.from_env({"MCP_CLOUDOPS_TOOLSETS": key})
+        own = [tool.name for tool in registry.tools if tool.provider == key]
+        assert own and [tool.name for tool in select_tools(registry, settings)] == own, key
+
+
+def test_an_unknown_toolset_is_refused_naming_every_provider(registry: Registry) -> None:
+    with pytest.raises(PolicyError) as raised:
+        check_names(registry, Settings.from_env({"MCP_CLOUDOPS_TOOLSETS": "aws"}))
+    assert str(raised.value) == f"unknown toolset(s) aws; known: {', '.join(registry.providers)}"
 
 
 @pytest.mark.parametrize("name", ["MCP_CLOUDOPS_TOOLS", "MCP_CLOUDOPS_TOOLSETS"])

@@ -11,7 +11,8 @@ import pytest
 
 from mcp_cloudops.accounts import environment_account
 from mcp_cloudops.provider_checks import provider_problems
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
+from mcp_cloudops.registry_models import Provider
 
 REGISTRY = load_registry()
 INCUS = REGISTRY.providers["incus"]
@@ -24,15 +25,34 @@ def test_an_oidc_token_needs_no_client_certificate(tmp_path: Path) -> None:
     assert provider_problems(environment_account(INCUS, env), INCUS) == []
 
 
-def problems(env: dict[str, str], key: str) -> list[tuple[str, bool]]:
-    provider = REGISTRY.providers[key]
+def problems(env: dict[str, str], key: str, registry: Registry = REGISTRY) -> list[tuple[str, bool]]:
+    provider = registry.providers[key]
     return [(p.text, p.fatal) for p in provider_problems(environment_account(provider, env), provider)]
 
 
-def test_a_provider_not_configured_is_no_problem() -> None:
-    for key in ("exoscale", "scaleway", "portainer", "nirvana"):
-        assert problems({}, key) == []
+def over_http(registry: Registry) -> list[Provider]:
+    """The providers reached at a URL with keys (Incus has sockets and certificates of its own, checked below)."""
+    return [provider for provider in registry.providers.values() if provider.auth.scheme != "incus"]
+
+
+def test_a_provider_not_configured_is_no_problem(registry: Registry) -> None:
+    for provider in over_http(registry):
+        assert problems({}, provider.key, registry) == [], provider.key
     assert problems({"SCW_DEFAULT_ZONE": "xx-yyy-9"}, "scaleway") == []  # the scw CLI's: not ours until configured
+
+
+def test_a_providers_address_without_its_keys_names_each_key(registry: Registry) -> None:
+    for provider in over_http(registry):
+        [(text, fatal)] = problems({provider.url_env: "https://api.example"}, provider.key, registry)
+        keys = " and ".join(provider.auth.env_names)
+        assert not fatal and text.startswith(f"{provider.title}: {keys} ") and provider.url_env in text, text
+
+
+def test_a_providers_address_that_is_not_http_is_fatal_and_named(registry: Registry) -> None:
+    for provider in over_http(registry):
+        env = {provider.url_env: "ftp://api.example", **dict.fromkeys(provider.auth.env_names, "k")}
+        [(text, fatal)] = problems(env, provider.key, registry)
+        assert fatal and text.startswith(f"{provider.url_env}='ftp://api.example' does not start with http"), text
 
 
 def test_a_provider_set_in_part_is_not_fatal_but_named() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import SECRETS
 
 from mcp_cloudops.redaction import (
     _CUE,
@@ -21,18 +22,11 @@ from mcp_cloudops.redaction import (
     configured_secrets,
     install_log_redaction,
 )
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.sandbox import credentials
 from mcp_cloudops.settings import Settings
 
 REGISTRY = load_registry()
-SANDBOX_ENV = {
-    "EXOSCALE_API_KEY": credentials.EXOSCALE_API_KEY,
-    "EXOSCALE_API_SECRET": credentials.EXOSCALE_API_SECRET,
-    "SCW_SECRET_KEY": credentials.SCW_SECRET_KEY,
-    "PORTAINER_API_KEY": credentials.PORTAINER_API_KEY,
-    "NIRVANA_LABS_API_KEY": credentials.NIRVANA_LABS_API_KEY,
-}
 PEM_KEY = (
     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx1b2c3d4e5f6g7h8i9j0\nk1l2m3n4o5p6q7r8s9t0u1v2w3x4y5z6\n"
     "-----END RSA PRIVATE KEY-----"
@@ -43,8 +37,8 @@ PEM_KEY = (
 
 
 def test_configured_values_are_masked_wherever_they_appear() -> None:
-    redactor = Redactor(SANDBOX_ENV.values())
-    for secret in SANDBOX_ENV.values():
+    redactor = Redactor(SECRETS)
+    for secret in SECRETS:
         for text in (secret, f"key={secret};", f"prefix{secret}suffix", f"{secret} and {secret}"):
             masked = redactor.text(text)
             assert secret not in masked and MASK in masked
@@ -186,20 +180,31 @@ def test_credential_headers_echoed_as_a_json_object_are_masked() -> None:
 # --- which values the server holds ---------------------------------------------------------------------
 
 
+def keys_env(registry: Registry) -> dict[str, str]:
+    """Every provider's key variables (tools.yaml `auth`), each set to a value of its own."""
+    keys = (name for provider in registry.providers.values() for name in provider.auth.env_names)
+    return {name: f"{name.lower()}-value-0123456789" for name in keys}
+
+
+def test_every_providers_keys_are_secrets_the_server_holds(registry: Registry) -> None:
+    env = keys_env(registry)
+    assert env and set(env.values()) <= set(configured_secrets(registry, Settings.from_env(env)))
+
+
 def test_configured_secrets_are_every_credential_the_server_holds(tmp_path: Path) -> None:
     key = tmp_path / "client.key"
     key.write_text(
         "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIabcdefghijklmnop\nqrstuvwxyz0123456789\n"
         "-----END EC PRIVATE KEY-----\n"
     )
-    env = SANDBOX_ENV | {
+    env = keys_env(REGISTRY) | {
         "INCUS_TOKEN": "incus-oidc-token-123",
         "INCUS_CLIENT_KEY": str(key),
         "MCP_CLOUDOPS_HTTP_TOKEN": "http-token-456, http-token-789",  # one per agent: each a secret
         "PORTAINER_URL": "http://127.0.0.1:9",  # not a secret
     }
     values = configured_secrets(REGISTRY, Settings.from_env(env))
-    expected = {*SANDBOX_ENV.values(), "incus-oidc-token-123", "http-token-456", "http-token-789"}
+    expected = {*keys_env(REGISTRY).values(), "incus-oidc-token-123", "http-token-456", "http-token-789"}
     assert expected <= set(values)
     assert "MHcCAQEEIabcdefghijklmnop" in values and "qrstuvwxyz0123456789" in values  # the key's body lines
     assert not any("-----" in value for value in values)

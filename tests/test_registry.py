@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from registries import REAL, SIX, SIXTH, SIXTH_PROVIDER, SIXTH_TOOL, write_six_providers
 
-from mcp_cloudops.registry import RegistryError, default_path, load_registry, parse_registry
+from mcp_cloudops.registry import Registry, RegistryError, default_path, load_registry, parse_registry
 from mcp_cloudops.schema import input_schema
 
 # The seeds' 38 tools and Nirvana's 2, plus get-exoscale-operation (needed to follow Exoscale operations),
@@ -45,26 +46,46 @@ def broken(raw: dict[str, Any], tool: str, **changes: Any) -> str:
 
 
 def test_tools_yaml_has_every_seed_tool_once() -> None:
-    registry = load_registry()
+    """The seeds' providers keep every tool they had; a provider added since has tools of its own."""
     counts: dict[str, int] = {}
-    for tool in registry.tools:
+    for tool in REAL.tools:
         counts[tool.provider] = counts.get(tool.provider, 0) + 1
     companions = {provider: len(names) for provider, names in COMPANIONS.items()}
-    assert counts == {provider: n + companions.get(provider, 0) for provider, n in SEED_COUNTS.items()}
-    names = {t.name for t in registry.tools}
+    seeded = {provider: counts.get(provider, 0) for provider in SEED_COUNTS}
+    assert seeded == {provider: n + companions.get(provider, 0) for provider, n in SEED_COUNTS.items()}
+    names = {t.name for t in REAL.tools if t.provider in SEED_COUNTS}
     assert len(names) == 41 + sum(companions.values())
     assert {name for group in COMPANIONS.values() for name in group} <= names
 
 
-def test_every_tool_is_open_world_and_read_only_tools_only_get() -> None:
-    for tool in load_registry().tools:
+def test_a_scratch_tools_yaml_with_a_sixth_provider_is_what_the_registry_checks_run_over(tmp_path: Any) -> None:
+    """The acceptance of issue 24 item 3: a header-auth provider added to a copy of tools.yaml loads, and the
+    checks that take `registry` run over it (their ids end in [six-providers]) without naming it."""
+    loaded = load_registry(write_six_providers(tmp_path))
+    assert loaded == SIX
+    assert list(loaded.providers) == [*REAL.providers, SIXTH]
+    sixth = loaded.providers[SIXTH]
+    assert sixth.auth.model_dump(exclude_none=True) == SIXTH_PROVIDER["auth"]  # a header carries its key
+    assert [tool.name for tool in loaded.tools if tool.provider == SIXTH] == [SIXTH_TOOL["name"]]
+    assert loaded.tools[: len(REAL.tools)] == REAL.tools  # the rest is tools.yaml's, as it is
+
+
+def test_every_provider_offers_tools_and_says_what_its_toolset_covers(registry: Registry) -> None:
+    """list-toolsets shows each provider's summary and tool count; a provider without tools is a toolset of nothing."""
+    for key, provider in registry.providers.items():
+        assert any(tool.provider == key for tool in registry.tools), key
+        assert provider.summary, key
+
+
+def test_every_tool_is_open_world_and_read_only_tools_only_get(registry: Registry) -> None:
+    for tool in registry.tools:
         assert tool.hints.openWorld, tool.name
         if tool.hints.readOnly:
             assert tool.method == "GET" and not tool.hints.destructive, tool.name
 
 
-def test_no_credential_is_a_parameter() -> None:
-    for tool in load_registry().tools:
+def test_no_credential_is_a_parameter(registry: Registry) -> None:
+    for tool in registry.tools:
         names = {p.name.lower() for p in tool.params}
         assert not names & {"token", "api_key", "apikey", "secret_key", "password", "authorization"}, tool.name
 
@@ -243,9 +264,8 @@ def test_fixed_body_fields_go_with_a_body_and_never_shadow_a_parameter(raw: dict
     assert "tool 'create-docker-exec' field 'body.When': input was not a valid JSON value" in message
 
 
-def test_every_required_id_says_where_its_values_are_found() -> None:
+def test_every_required_id_says_where_its_values_are_found(registry: Registry) -> None:
     """Id closure: an agent that knows no ids can find each one through a tool of this server."""
-    registry = load_registry()
     for tool in registry.tools:
         for param in tool.params:
             if param.required and param.is_id:

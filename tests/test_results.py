@@ -10,7 +10,7 @@ import pytest
 
 from mcp_cloudops import results
 from mcp_cloudops.redaction import MASK, Redactor
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging
 from mcp_cloudops.results import (
     MESSAGE_MAX,
@@ -142,10 +142,15 @@ def test_upstream_words_are_redacted_before_any_cut() -> None:
 # --- what each provider declares in tools.yaml, and only that, is read -----------------------------------
 
 
-def test_paging_headers_are_read_only_where_declared() -> None:
-    for provider in (NIRVANA, EXOSCALE, INCUS):  # no paging declared: the same headers mean nothing
-        assert provider.paging is None
-        assert payload(provider, 200, PAGING_HEADERS, {"items": []}) == {"items": []}
+def test_paging_headers_mean_nothing_where_no_paging_is_declared(registry: Registry) -> None:
+    unpaged = [provider for provider in registry.providers.values() if provider.paging is None]
+    assert unpaged
+    for provider in unpaged:
+        assert payload(provider, 200, PAGING_HEADERS, {"items": []}) == {"items": []}, provider.key
+
+
+def test_paging_headers_are_read_where_declared() -> None:
+    assert NIRVANA.paging is None and payload(NIRVANA, 200, PAGING_HEADERS, {"items": []}) == {"items": []}
     assert payload(SCALEWAY, 200, PAGING_HEADERS, {"items": []}) == {"items": [], "total_count": 120, "next_page": 3}
     counted = NIRVANA.model_copy(update={"paging": Paging(total_count="X-Result-Count")})
     headers = {**PAGING_HEADERS, "x-result-count": "7"}

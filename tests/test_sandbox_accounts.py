@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 from mcp import Client, StdioServerParameters
-from support import server_env, text_of
+from support import TEAM_SECRETS, server_env, text_of
 
 from mcp_cloudops.accounts import sandboxed
 from mcp_cloudops.registry import load_registry
@@ -30,13 +30,6 @@ from mcp_cloudops.settings import Settings
 pytestmark = pytest.mark.anyio
 REGISTRY = load_registry()
 ACCOUNTS = ["default", "team"]
-TEAM_SECRETS = (
-    credentials.TEAM_EXOSCALE_API_KEY,
-    credentials.TEAM_EXOSCALE_API_SECRET,
-    credentials.TEAM_SCW_SECRET_KEY,
-    credentials.TEAM_PORTAINER_API_KEY,
-    credentials.TEAM_NIRVANA_LABS_API_KEY,
-)
 
 
 @pytest.fixture

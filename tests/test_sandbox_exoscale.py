@@ -47,11 +47,6 @@ from mcp_cloudops.sandbox.runner import run_sandbox
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 VECTOR_KEY = "EXOxxxxxxxxxxxxxxxxxxxxxxxx"
 VECTOR_SECRET = "X" * 43
 VECTOR_EXPIRES = 3376684800

@@ -36,11 +36,6 @@ OPERATION_KEYS = {
 }
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Incus:
     """A running simulator, an HTTP client on its socket, and websocket helpers."""
 

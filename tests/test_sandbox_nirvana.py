@@ -28,11 +28,6 @@ from mcp_cloudops.sandbox.runner import run_sandbox
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 OPERATION_KEYS = {"id", "created_at", "details", "kind", "project_id", "resource_id", "status", "type", "updated_at"}
 PROJECT_KEYS = {"id", "created_at", "name", "resources", "tags", "updated_at"}
 

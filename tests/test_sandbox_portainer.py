@@ -25,11 +25,6 @@ pytestmark = pytest.mark.anyio
 KEY = {"X-API-Key": credentials.PORTAINER_API_KEY}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Portainer:
     def __init__(self, sim: PortainerSimulator, url: str, client: httpx.AsyncClient) -> None:
         self.sim, self.url, self.client = sim, url, client

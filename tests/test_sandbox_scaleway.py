@@ -31,11 +31,6 @@ from mcp_cloudops.sandbox.scaleway import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 IMAGE_KEYS = {
     "id",
     "name",

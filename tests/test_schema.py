@@ -7,8 +7,10 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 from mcp import Client
+from registries import EVERY_TOOL
 
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
+from mcp_cloudops.registry_models import ToolSpec
 from mcp_cloudops.schema import ArgumentError, ArgumentValidator, input_schema, listed_schema
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -27,18 +29,20 @@ def reject(name: str, arguments: dict) -> str:
     return str(caught.value)
 
 
-@pytest.mark.parametrize("tool", REGISTRY.tools, ids=lambda t: t.name)
-def test_every_schema_is_closed_valid_and_described(tool) -> None:
-    schema = input_schema(tool, REGISTRY.provider_of(tool))
+@pytest.mark.parametrize(("registry", "tool"), EVERY_TOOL, ids=[tool.name for _, tool in EVERY_TOOL])
+def test_every_schema_is_closed_valid_and_described(registry: Registry, tool: ToolSpec) -> None:
+    schema = input_schema(tool, registry.provider_of(tool))
     Draft202012Validator.check_schema(schema)
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     for name, prop in schema["properties"].items():
         assert prop.get("description"), f"{tool.name}.{name} has no description"
 
 
-@pytest.mark.parametrize("tool", REGISTRY.tools, ids=lambda t: t.name)
-def test_listed_schema_is_the_checked_one_less_closed_objects_and_zone_lists(tool) -> None:
-    provider = REGISTRY.provider_of(tool)
+@pytest.mark.parametrize(("registry", "tool"), EVERY_TOOL, ids=[tool.name for _, tool in EVERY_TOOL])
+def test_listed_schema_is_the_checked_one_less_closed_objects_and_zone_lists(
+    registry: Registry, tool: ToolSpec
+) -> None:
+    provider = registry.provider_of(tool)
     checked = input_schema(tool, provider)
     listed = listed_schema(checked, tool)
     assert checked == input_schema(tool, provider)  # the validator's schema is left whole

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.sandbox import nirvana
 from mcp_cloudops.sandbox.base import Simulator
 from mcp_cloudops.sandbox.runner import run_sandbox
@@ -30,13 +30,13 @@ UUID = "2b8f5b1c-7a4e-4c7e-9b1a-0c2d3e4f5a6b"
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_tools_list_is_the_registry(mode: str) -> None:
-    async with Client(build_server(Settings.from_env({})), mode=mode) as client:
+async def test_tools_list_is_the_registry(registry: Registry, mode: str) -> None:
+    async with Client(build_server(Settings.from_env({}), registry), mode=mode) as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert list(listed) == [tool.name for tool in REGISTRY.tools]
-    for spec in REGISTRY.tools:
+    assert list(listed) == [tool.name for tool in registry.tools]
+    for spec in registry.tools:
         tool = listed[spec.name]
-        assert tool.input_schema == listed_schema(input_schema(spec, REGISTRY.provider_of(spec)), spec)
+        assert tool.input_schema == listed_schema(input_schema(spec, registry.provider_of(spec)), spec)
         assert tool.title == spec.title and tool.description == spec.description
         a = tool.annotations
         assert a is not None and a.title == spec.title

@@ -8,18 +8,23 @@ from typing import Any
 
 import anyio
 import pytest
+from fakes import Keyed
 from mcp import Client
 
-from mcp_cloudops.registry import load_registry
-from mcp_cloudops.sandbox import credentials, exoscale, nirvana, scaleway
+from mcp_cloudops.registry import Registry, load_registry
+from mcp_cloudops.registry_models import Provider, ToolSpec
+from mcp_cloudops.sandbox import exoscale, nirvana, scaleway
 from mcp_cloudops.sandbox.recorder import RecordedRequest
-from mcp_cloudops.sandbox.runner import Sandbox
+from mcp_cloudops.sandbox.runner import Sandbox, run_sandbox
+from mcp_cloudops.server import build_server
+from mcp_cloudops.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 RUN, STOP = exoscale.INSTANCE_RUNNING, exoscale.INSTANCE_STOPPED
 EXO = "/ch-gva-2/v2"
 IMAGES = "/instance/v1/zones/fr-par-1/images"
+REGISTRY = load_registry()
 
 
 Args = dict[str, Any] | Callable[[Any], dict[str, Any]]  # literal, or made from the simulator's state
@@ -463,16 +468,17 @@ CASES = [
 ]
 
 
-def check_auth(provider: str, request: RecordedRequest) -> None:
-    headers = request.headers
-    if provider == "exoscale":
-        assert headers["authorization"].startswith(f"EXO2-HMAC-SHA256 credential={credentials.EXOSCALE_API_KEY},")
-    elif provider == "scaleway":
-        assert headers["x-auth-token"] == credentials.SCW_SECRET_KEY
-    elif provider == "nirvana":
-        assert headers["authorization"] == f"Bearer {credentials.NIRVANA_LABS_API_KEY}"
-    elif provider == "portainer":
-        assert headers["x-api-key"] == credentials.PORTAINER_API_KEY
+def check_auth(provider: Provider, request: RecordedRequest, env: dict[str, str]) -> None:
+    """The request signs in as tools.yaml's `auth` says, with the key `env` gives the server."""
+    auth, headers = provider.auth, request.headers
+    if auth.scheme == "exoscale-v2":
+        assert auth.key_env and headers["authorization"].startswith(f"EXO2-HMAC-SHA256 credential={env[auth.key_env]},")
+    elif auth.scheme == "header":
+        assert auth.header and auth.secret_env and headers[auth.header.lower()] == env[auth.secret_env]
+    elif auth.scheme == "bearer":
+        assert auth.secret_env and headers["authorization"] == f"Bearer {env[auth.secret_env]}"
+    else:  # incus: the unix socket is the credential (a remote's client certificate: test_incus_tls.py)
+        assert "authorization" not in headers
 
 
 def check_expected(structured: dict[str, Any], expect: dict[str, Any]) -> None:
@@ -486,8 +492,8 @@ def check_expected(structured: dict[str, Any], expect: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.tool)
 async def test_tool_reaches_its_upstream(case: Case, sandbox: Sandbox, client: Client) -> None:
-    provider = load_registry().by_name[case.tool].provider
-    sim = sandbox[provider]
+    provider = REGISTRY.provider_of(REGISTRY.by_name[case.tool])
+    sim = sandbox[provider.key]
     args = case.args(sim) if callable(case.args) else case.args
     path = case.path(args) if callable(case.path) else case.path
     with anyio.fail_after(30):
@@ -500,12 +506,52 @@ async def test_tool_reaches_its_upstream(case: Case, sandbox: Sandbox, client: C
     for name, values in case.query.items():
         assert request.query.get(name) == values, (name, request.query)
     assert request.json() == case.body
-    check_auth(provider, request)
+    check_auth(provider, request, sandbox.env)
     check_expected(result.structured_content or {}, case.expect)
 
 
 def test_every_tool_has_a_case() -> None:
-    assert sorted(case.tool for case in CASES) == sorted(tool.name for tool in load_registry().tools)
+    assert sorted(case.tool for case in CASES) == sorted(tool.name for tool in REGISTRY.tools)
+
+
+KEY = "loopback-key-0123456789abcdef"
+
+
+def plain_read(registry: Registry, provider: Provider) -> ToolSpec | None:
+    """The provider's first read-only tool that needs no argument and opens no websocket, if it has one."""
+    return next(
+        (
+            tool
+            for tool in registry.tools
+            if tool.provider == provider.key
+            and tool.hints.readOnly
+            and not tool.websocket
+            and not any(param.required for param in tool.params)
+        ),
+        None,
+    )
+
+
+async def test_every_key_a_provider_sends_as_is_goes_in_its_header_and_nowhere_else(registry: Registry) -> None:
+    """Whatever the provider is called: a tools.yaml `auth` of scheme header or bearer is all it takes."""
+    keyed = [p for p in registry.providers.values() if p.auth.scheme in ("header", "bearer")]
+    assert keyed
+    for provider in keyed:
+        tool, sim = plain_read(registry, provider), Keyed(provider, KEY)
+        assert tool is not None, f"{provider.key} has no read-only tool that needs no argument"
+        async with (
+            run_sandbox([sim]) as sandbox,
+            Client(build_server(Settings.from_env(sandbox.env), registry)) as client,
+        ):
+            with anyio.fail_after(30):
+                result = await client.call_tool(tool.name, {})
+        assert not result.is_error, result.content[0].text
+        [request] = sim.requests
+        check_auth(provider, request, sandbox.env)
+        carrier = (provider.auth.header or "authorization").lower()
+        elsewhere = [request.path, request.raw_query, request.body.decode(), result.content[0].text]
+        elsewhere += [value for name, value in request.headers.items() if name != carrier]
+        assert not any(KEY in text for text in elsewhere), provider.key
 
 
 async def test_attach_returns_log_lines_without_docker_headers(sandbox: Sandbox, client: Client) -> None:

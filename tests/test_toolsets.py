@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from support import HttpServer, server_env
 
-from mcp_cloudops.registry import load_registry
+from mcp_cloudops.registry import Registry, load_registry
 from mcp_cloudops.sandbox.runner import Sandbox
 from mcp_cloudops.server import build_server
 from mcp_cloudops.settings import Settings
@@ -90,6 +90,28 @@ async def test_a_dynamic_session_starts_with_discovery_and_enables_a_toolset(san
             await anyio.sleep(0.1)
     if mode == "legacy":  # handshake era: the session is told, once; 2026-07-28: through subscriptions/listen
         assert notes.count("notifications/tools/list_changed") == 1
+
+
+async def test_every_provider_is_a_toolset_that_brings_exactly_its_tools(registry: Registry) -> None:
+    """Titles, summaries and counts come from tools.yaml: a provider added there is a toolset at once."""
+    settings = Settings.from_env({"MCP_CLOUDOPS_DYNAMIC_TOOLSETS": "1"})
+    with anyio.fail_after(30):
+        async with Client(build_server(settings, registry)) as client:
+            toolsets = (await client.call_tool("list-toolsets", {})).structured_content["toolsets"]
+            assert [t["name"] for t in toolsets] == list(registry.providers)
+            for listed, (key, provider) in zip(toolsets, registry.providers.items(), strict=True):
+                own = [tool.name for tool in registry.tools if tool.provider == key]
+                assert isinstance(listed.pop("configured"), bool)  # Incus: whether this machine has a socket
+                assert listed == {
+                    "name": key,
+                    "title": provider.title,
+                    "description": provider.summary,
+                    "tools": len(own),
+                    "enabled": False,
+                }
+                enabled = await client.call_tool("enable-toolset", {"toolset": key})
+                assert enabled.structured_content["tools"] == own, key
+            assert await names(client) == DISCOVERY + [tool.name for tool in registry.tools]
 
 
 async def test_the_server_declares_that_its_tool_list_changes(sandbox: Sandbox) -> None:
