@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import gc
 import json
 import pstats
 import re
@@ -104,6 +105,9 @@ async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: boo
 
     server = build_server(Settings.from_env(base_env(**sandbox.env)))
     floor_server = build_floor(sandbox.env)
+    # This process hosts its servers from now on, as `mcp-cloudops serve` does once built (server.settled):
+    # what exists now is kept out of the cyclic collector. The peer's in-memory host does the same.
+    gc.freeze()
     direct = DirectCaller("direct", op_id, sandbox)
     direct2 = DirectCaller("direct_httpx", op_id, sandbox, lib="httpx")
     ours: dict[str, dict[str, list[float]]] = {

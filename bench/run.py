@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(what a user must add); Nirvana uses a bearer header on its client.",
         "the peer's tools/list covers the 23 tools of bench/openapi-{nirvana,exoscale}.json; compare it with "
         "'mcp-cloudops, the peer's 23 tools'.",
-        "our HTTP server runs with its default logging (one INFO line per upstream call, to a file).",
+        "our HTTP server runs with its default logging (INFO, to a file; each upstream exchange is logged at DEBUG).",
     ]
     res["elapsed_s"] = round(time.perf_counter() - started, 1)
     busy1, steal1 = system_cpu_seconds()

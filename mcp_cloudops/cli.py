@@ -206,9 +206,10 @@ async def serve(
 ) -> None:
     """Serve `server` on stdio, or over HTTP on `sock`; with --sandbox (no `server` yet), one built against
     simulators started first."""
-    from mcp_cloudops.server import build_server
+    from mcp_cloudops.server import build_server, settled
 
     async def run(server: MCPServer, settings: Settings) -> None:
+        settled()  # this process serves this server from now on
         if sock is not None:
             await serve_http(server, settings, args.host, sock, metrics_sock)
         else:

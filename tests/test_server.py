@@ -193,3 +193,20 @@ async def test_an_internal_error_is_one_line_with_an_id_and_a_redacted_traceback
     assert len(crashes) == 1  # the same id, at ERROR, with the whole traceback
     assert "Traceback (most recent call last)" in logs.text and "RuntimeError: state went wrong near" in logs.text
     assert secret not in logs.text
+
+
+def test_a_built_server_leaves_the_collector_alone_and_serve_settles_it() -> None:
+    """build_server freezes nothing (a process building many would keep each one's cycles); settled(), which
+    `serve` calls once its server is built, moves what exists out of the cyclic collector's passes."""
+    import gc
+
+    from mcp_cloudops.server import settled
+
+    gc.unfreeze()
+    build_server(Settings.from_env({}))
+    assert gc.get_freeze_count() == 0
+    try:
+        settled()
+        assert gc.get_freeze_count() > 10_000  # the registry, its schemas, the SDK
+    finally:
+        gc.unfreeze()
