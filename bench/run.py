@@ -1,7 +1,7 @@
 """mcp-cloudops benchmark: cold start, context cost, per-call overhead, throughput, and the FastMCP
 peer, measured side by side in one run. Prints a table; writes bench/results/latest.json.
 
-    python bench/run.py [--runs 15] [--calls 300] [--duration 3] [--concurrency 1,8,32]
+    python bench/run.py [--runs 15] [--calls 1000] [--duration 3] [--concurrency 1,8,32,128]
                         [--no-peer] [--setup-peer] [--quick] [--out bench/results/latest.json]
 
 See bench/README.md for what each number means and how it is measured.
@@ -139,9 +139,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="mcp-cloudops benchmark (see bench/README.md)")
     ap.add_argument("--runs", type=int, default=15, help="cold starts per subject (default 15)")
     ap.add_argument("--importtime-runs", type=int, default=3, help="-X importtime runs per subject (default 3)")
-    ap.add_argument("--calls", type=int, default=300, help="measured calls per tool and path (default 300)")
+    ap.add_argument("--calls", type=int, default=1000, help="measured calls per tool and path (default 1000)")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per throughput level and server (default 3)")
-    ap.add_argument("--concurrency", default="1,8,32", help="throughput levels (default 1,8,32)")
+    ap.add_argument("--concurrency", default="1,8,32,128", help="throughput levels (default 1,8,32,128)")
     ap.add_argument("--no-peer", action="store_true", help="skip the FastMCP peer")
     ap.add_argument("--shared", action="store_true", help="also the shared endpoint: 1,000 sessions, 2,000 requests")
     ap.add_argument("--setup-peer", action="store_true", help=f"create bench/.venv-fastmcp ({PEER_PIN}) if missing")
