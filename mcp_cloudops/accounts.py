@@ -455,20 +455,21 @@ def default_name(provider: str, accounts: Mapping[str, Account], chosen: Mapping
 
 
 # --- the accounts file ------------------------------------------------------------------------------------------
+# Each model builds its validator when a file is first read (defer_build), not at every start without one.
 
 
 class _FromEnv(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     env: str = Field(min_length=1)
 
 
 class _FromFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     file: str = Field(min_length=1)
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     description: str | None = None
     variables: dict[str, str | _FromEnv | _FromFile] = Field(default_factory=dict)
     read_only: bool = False
@@ -476,7 +477,7 @@ class _Entry(BaseModel):
 
 
 class _File(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     accounts: dict[str, dict[str, _Entry | None]] = Field(default_factory=dict)
     default_accounts: dict[str, str] = Field(default_factory=dict)
 

@@ -29,7 +29,7 @@ from mcp.server.elicitation import ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.resolve import Elicit, Resolve, build_resolver_plans, find_resolved_parameters
 from mcp_types import CallToolResult
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mcp_cloudops import metrics
 from mcp_cloudops.accounts import ACCOUNT
@@ -69,6 +69,7 @@ HEADINGS = {  # what follows is each tool's own words (tools.yaml `ask`, which e
 
 
 class Confirmation(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built when a question is first asked, not at start
     confirm: StrictBool = Field(description="Yes: go ahead")
 
 
