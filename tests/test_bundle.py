@@ -38,6 +38,7 @@ from mcp import Client, StdioServerParameters
 from support import server_env
 
 from mcp_cloudops.accounts import INCUS_ENV
+from mcp_cloudops.mirrors import PICKED, SWITCHES  # the bundle's switches and Claude Desktop's file choosers
 from mcp_cloudops.registry import load_registry
 from mcp_cloudops.settings import Settings, unknown_settings
 
@@ -55,19 +56,6 @@ BIN_DIR = Path(sys.executable).parent  # the venv's bin, where the test extras p
 
 # What the archive may hold at its top: the manifest and the project uv installs.
 TOP_LEVEL = {"manifest.json", "pyproject.toml", "README.md", "mcp_cloudops"}
-SWITCHES = {
-    "sandbox": "MCP_CLOUDOPS_SANDBOX",
-    "read_only": "MCP_CLOUDOPS_READ_ONLY",
-    "cli_accounts": "MCP_CLOUDOPS_CLI_ACCOUNTS",
-}
-# Paths picked in Claude Desktop's file and folder choosers. INCUS_SOCKET stays a text field: a unix socket
-# is no regular file, and choosers do not offer one.
-PICKED = {
-    INCUS_ENV["cert"]: "file",
-    INCUS_ENV["key"]: "file",
-    INCUS_ENV["server_cert"]: "file",
-    INCUS_ENV["conf"]: "directory",
-}
 
 # mcpb's own getMcpConfigForManifest, which turns a manifest and a user's settings into the command, args and
 # env Claude Desktop starts the server with (its variables substituted). argv: extension dir, settings JSON.
