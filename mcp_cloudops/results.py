@@ -240,21 +240,6 @@ def next_step(
     return "See the upstream message."
 
 
-def error_text(
-    tool: ToolSpec,
-    provider: Provider,
-    status: int,
-    body: Any,
-    text: str,
-    headers: Mapping[str, str] | None = None,
-    redactor: Redactor | None = None,
-) -> str:
-    """One line: who failed, the upstream's words (redacted with `redactor`, then cut), what to do next.
-    Without a redactor, only credential shapes are masked before the cut: the caller's final
-    Redactor.cut then masks any piece of a configured secret left before it."""
-    return str(failed_with(tool, provider, status, body, text, headers, redactor))
-
-
 def failed_with(
     tool: ToolSpec,
     provider: Provider,
@@ -264,8 +249,10 @@ def failed_with(
     headers: Mapping[str, str] | None = None,
     redactor: Redactor | None = None,
 ) -> UpstreamError:
-    """The error for an upstream's failure answer (error_text's words): its status, and its head (who failed,
-    with the upstream's words) apart from the next step, kept for a diagnosis to reword."""
+    """The error for an upstream's failure answer, one line: who failed, the upstream's words (redacted with
+    `redactor`, then cut), what to do next. Its status and its head (who failed, with the upstream's words)
+    are kept apart from the next step, for a diagnosis to reword. Without a redactor, only credential shapes
+    are masked before the cut: the caller's final Redactor.cut then masks any piece of a configured secret."""
     wait = retry_after(headers or {}, body, provider.retry_after_field)
     said = upstream_message(provider.errors, body, text, redactor)
     head = f"{provider.title} returned HTTP {status} for {tool.name}: {said}."

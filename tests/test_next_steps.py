@@ -119,12 +119,12 @@ async def test_a_pod_exec_dropped_before_any_output_says_what_was_missing(
 
 def test_an_operation_that_cannot_be_cancelled_says_to_wait_for_it() -> None:
     from mcp_cloudops.registry import load_registry
-    from mcp_cloudops.results import error_text
+    from mcp_cloudops.results import failed_with
 
     registry = load_registry()
     tool = registry.by_name["cancel-operation"]
     body = {"type": "error", "error": "This operation can't be cancelled", "error_code": 400}
-    assert error_text(tool, registry.provider_of(tool), 400, body, "") == (
+    assert str(failed_with(tool, registry.provider_of(tool), 400, body, "")) == (
         "Incus returned HTTP 400 for cancel-operation: This operation can't be cancelled. This operation cannot be "
         "cancelled (its may_cancel is false): wait for its end with wait-operation instead."
     )

@@ -15,7 +15,7 @@ from mcp_cloudops.registry_models import Envelope, ErrorWords, Paging
 from mcp_cloudops.results import (
     MESSAGE_MAX,
     count_values,
-    error_text,
+    failed_with,
     one_line,
     payload,
     retry_after,
@@ -86,22 +86,22 @@ def test_upstream_messages_from_each_envelope() -> None:
 
 def test_error_text_names_provider_status_and_next_step() -> None:
     tool = REGISTRY.by_name["retrieve-compute-instance-details"]
-    text = error_text(tool, EXOSCALE, 404, {"message": "Instance not found"}, "")
+    text = str(failed_with(tool, EXOSCALE, 404, {"message": "Instance not found"}, ""))
     assert text.startswith("Exoscale returned HTTP 404 for retrieve-compute-instance-details: Instance not found.")
     assert "list-compute-instances" in text
-    assert "EXOSCALE_API_KEY" in error_text(tool, EXOSCALE, 401, {"message": "no"}, "")
+    assert "EXOSCALE_API_KEY" in str(failed_with(tool, EXOSCALE, 401, {"message": "no"}, ""))
     stop = REGISTRY.by_name["stop-compute-instance"]
-    assert "outcome is unknown" in error_text(stop, EXOSCALE, 503, None, "")
-    assert "wait 3 seconds" in error_text(stop, EXOSCALE, 429, {"message": "slow", "retry_after": 3}, "")
+    assert "outcome is unknown" in str(failed_with(stop, EXOSCALE, 503, None, ""))
+    assert "wait 3 seconds" in str(failed_with(stop, EXOSCALE, 429, {"message": "slow", "retry_after": 3}, ""))
 
 
 def test_rate_limit_quotes_the_wait_from_header_or_body() -> None:
     stop = REGISTRY.by_name["stop-compute-instance"]
-    assert "wait 7 seconds" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "7"})
-    assert "wait 3 seconds" in error_text(stop, EXOSCALE, 429, {"retry_after": 3}, "", {})
-    assert "wait a few seconds" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "soon"})
-    assert "wait 1 second," in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "0.2"})
-    assert "wait 60 minutes" in error_text(stop, EXOSCALE, 429, None, "", {"retry-after": "3600"})
+    assert "wait 7 seconds" in str(failed_with(stop, EXOSCALE, 429, None, "", {"retry-after": "7"}))
+    assert "wait 3 seconds" in str(failed_with(stop, EXOSCALE, 429, {"retry_after": 3}, "", {}))
+    assert "wait a few seconds" in str(failed_with(stop, EXOSCALE, 429, None, "", {"retry-after": "soon"}))
+    assert "wait 1 second," in str(failed_with(stop, EXOSCALE, 429, None, "", {"retry-after": "0.2"}))
+    assert "wait 60 minutes" in str(failed_with(stop, EXOSCALE, 429, None, "", {"retry-after": "3600"}))
 
 
 def test_retry_after_reads_seconds_dates_and_exoscale_bodies() -> None:
@@ -135,7 +135,7 @@ def test_upstream_words_are_redacted_before_any_cut() -> None:
     fields = {"name": ["y" * 280 + SECRET]}  # the fields are cut to 300 characters: across the secret
     said = upstream_message(SCALEWAY.errors, {"message": "invalid", "fields": fields}, "", redactor)
     assert said.startswith("invalid: fields: ") and "0a1b2c3d" not in said
-    text = error_text(REGISTRY.tools[0], SCALEWAY, 400, None, "z" * 190 + SECRET + "\nmore", {}, redactor)
+    text = str(failed_with(REGISTRY.tools[0], SCALEWAY, 400, None, "z" * 190 + SECRET + "\nmore", {}, redactor))
     assert "0a1b2c3d" not in text and text.endswith("Fix the arguments the message names and call again.")
 
 
@@ -195,8 +195,8 @@ def test_retry_after_is_read_from_a_body_field_only_where_declared() -> None:
     assert retry_after({}, {"wait": 4, "retry_after": 9}, "wait") == 4.0
     assert retry_after({"retry-after": "2"}, {"retry_after": 9}, "retry_after") == 2.0  # the header is HTTP's own
     tool = REGISTRY.by_name["get-instance-image"]
-    assert "wait a few seconds" in error_text(tool, SCALEWAY, 429, {"retry_after": 3}, "", {})
-    assert "wait 3 seconds" in error_text(tool, SCALEWAY, 429, None, "", {"retry-after": "3"})
+    assert "wait a few seconds" in str(failed_with(tool, SCALEWAY, 429, {"retry_after": 3}, "", {}))
+    assert "wait 3 seconds" in str(failed_with(tool, SCALEWAY, 429, None, "", {"retry-after": "3"}))
 
 
 def test_not_found_names_each_id_with_its_lister_and_only_the_scope_the_tool_has() -> None:
