@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
-import gc
 import json
 import pstats
 import re
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from callers import Caller, DirectCaller, McpCaller
-from common import BENCH, COMMON_TOOLS, ERRORS, PEER_PY, ROOT, BenchError, base_env, pct, stop, summary
+from common import BENCH, COMMON_TOOLS, ERRORS, PEER_PY, PY, ROOT, BenchError, base_env, pct, stop, summary
 from sandbox import HttpServer, Sandbox, peer_env
 
 
@@ -33,9 +32,10 @@ async def interleaved(callers: list[Caller], n: int, warmup: int) -> dict[str, d
     return samples
 
 
-def added(samples: dict[str, list[float]], label: str, base: str = "direct") -> dict[str, float]:
-    mcp, direct = samples[label], samples[base]
-    pairs = [m - d for m, d in zip(mcp, direct, strict=False)]
+def added(mcp: list[float], direct: list[float], paired: list[float] | None = None) -> dict[str, float]:
+    """MCP percentiles minus the direct request's; the paired difference against `paired` (the direct
+    calls made next to these MCP calls) when the baseline is pooled, else against `direct`."""
+    pairs = [m - d for m, d in zip(mcp, direct if paired is None else paired, strict=False)]
     return {
         "added_p50_ms": round(pct(mcp, 0.5) - pct(direct, 0.5), 3),
         "added_p99_ms": round(pct(mcp, 0.99) - pct(direct, 0.99), 3),
@@ -94,88 +94,92 @@ async def profile_calls(client: Any, op_id: str, n: int) -> dict[str, Any]:
     }
 
 
-async def in_memory(sandbox: Sandbox, op_id: str, n: int, rounds: int, peer: bool) -> dict[str, Any]:
-    """Ours in-process (mcp.Client(server), legacy) vs direct httpx2, interleaved per call; the peer's
-    own in-process block (in its venv) alternates with ours, block by block."""
-    from floor_server import build as build_floor
-    from mcp import Client
+class Host:
+    """A process hosting one server in memory with its own client and direct request (bench/inmem_host.py,
+    or the peer's `peer_fastmcp.py inmem`), answering one JSON line per job."""
 
-    from mcp_cloudops.server import build_server
-    from mcp_cloudops.settings import Settings
-
-    server = build_server(Settings.from_env(base_env(**sandbox.env)))
-    floor_server = build_floor(sandbox.env)
-    # This process hosts its servers from now on, as `mcp-cloudops serve` does once built (server.settled):
-    # what exists now is kept out of the cyclic collector. The peer's in-memory host does the same.
-    gc.freeze()
-    direct = DirectCaller("direct", op_id, sandbox)
-    direct2 = DirectCaller("direct_httpx", op_id, sandbox, lib="httpx")
-    ours: dict[str, dict[str, list[float]]] = {
-        t: {"mcp": [], "direct": [], "direct_httpx": [], "floor": []} for t in COMMON_TOOLS
-    }
-    theirs: dict[str, dict[str, list[float]]] = {t: {"mcp": [], "direct": []} for t in COMMON_TOOLS}
-    peer_proc = None
-    if peer:
-        peer_proc = subprocess.Popen(
-            [str(PEER_PY), str(BENCH / "peer_fastmcp.py"), "inmem"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=peer_env(sandbox), cwd=ROOT, text=True,
+    def __init__(self, key: str, argv: list[str], env: dict[str, str], first: dict[str, Any] | None = None) -> None:
+        self.key = key
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+            text=True,
         )  # fmt: skip
-        assert peer_proc.stdout
-        if not peer_proc.stdout.readline():
-            stop(peer_proc)
-            raise BenchError("the peer's in-memory runner exited at start")
-    import anyio.to_thread
+        assert self.proc.stdin and self.proc.stdout
+        if first is not None:
+            self.proc.stdin.write(json.dumps(first) + "\n")
+            self.proc.stdin.flush()
+        if not self.proc.stdout.readline():
+            stop(self.proc)
+            raise BenchError(f"the {key} in-memory host exited at start")
 
-    per_round = max(1, n // rounds)
+    async def ask(self, job: dict[str, Any]) -> dict[str, Any]:
+        import anyio.to_thread
+
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        line = await anyio.to_thread.run_sync(self.proc.stdout.readline)
+        if not line:
+            raise BenchError(f"the {self.key} in-memory host died")
+        return json.loads(line)
+
+
+BLOCK = 20  # calls per tool in one host's turn: short turns, so drift on the machine reaches every host alike
+
+
+async def in_memory(sandbox: Sandbox, op_id: str, n: int, peer: bool) -> dict[str, Any]:
+    """Ours, the floor and the peer each in memory in a process of its own, its tool calls interleaved with
+    the same request made directly; the hosts take turns every BLOCK calls, the order rotating. Added
+    latency is measured against the direct calls of all hosts pooled: the same request with the same
+    library against the same upstream, so one baseline for all, where each host's own would move its p99
+    by the noise of a few dozen calls. Between turns this process times httpx2 against httpx 0.28 for the
+    same requests: the HTTP library's share."""
+    first = {"env": sandbox.env, "addresses": sandbox.addresses}
+    hosts: list[Host] = []
+    library = [DirectCaller("direct", op_id, sandbox), DirectCaller("direct_httpx", op_id, sandbox, lib="httpx")]
     try:
-        async with Client(server, mode="legacy") as client, Client(floor_server, mode="legacy") as floor_client:
-            caller = McpCaller("mcp", op_id, client, lambda t: t)
-            floor = McpCaller("floor", op_id, floor_client, lambda t: t)
-            for r in range(rounds):
-                got = await interleaved([caller, direct, direct2, floor], per_round, warmup=20 if r == 0 else 0)
+        for key in ("ours", "floor"):
+            hosts.append(Host(key, [PY, str(BENCH / "inmem_host.py"), key], base_env(), first))
+        if peer:
+            hosts.append(Host("peer", [str(PEER_PY), str(BENCH / "peer_fastmcp.py"), "inmem"], peer_env(sandbox)))
+        samples = {h.key: {t: {"mcp": [], "direct": []} for t in COMMON_TOOLS} for h in hosts}
+        libs: dict[str, dict[str, list[float]]] = {t: {"direct": [], "direct_httpx": []} for t in COMMON_TOOLS}
+        rounds = max(1, n // BLOCK)
+        for r in range(rounds):
+            job = {"n": min(BLOCK, n), "warmup": 20 if r == 0 else 0, "op_id": op_id}
+            turn = r % len(hosts)
+            for host in hosts[turn:] + hosts[:turn]:
+                block = await host.ask(job)
+                for e in block["errors"]:
+                    ERRORS.add(f"{host.key} in-memory", e)
                 for t in COMMON_TOOLS:
-                    for k in ours[t]:
-                        ours[t][k] += got[t][k]
-                if peer_proc is not None:
-                    assert peer_proc.stdin and peer_proc.stdout
-                    job = {"n": per_round, "warmup": 20 if r == 0 else 0, "op_id": op_id}
-                    peer_proc.stdin.write(json.dumps(job) + "\n")
-                    peer_proc.stdin.flush()
-                    line = await anyio.to_thread.run_sync(peer_proc.stdout.readline)
-                    if not line:
-                        raise BenchError("the peer's in-memory runner died")
-                    block = json.loads(line)
-                    for e in block["errors"]:
-                        ERRORS.add("peer in-memory", e)
-                    for t in COMMON_TOOLS:
-                        theirs[t]["mcp"] += block["samples_ms"][t]["mcp"]
-                        theirs[t]["direct"] += block["samples_ms"][t]["direct"]
-            profiled = await profile_calls(client, op_id, 200)
+                    for kind in ("mcp", "direct"):
+                        samples[host.key][t][kind] += block["samples_ms"][t][kind]
+            got = await interleaved(library, job["n"], job["warmup"])
+            for t in COMMON_TOOLS:
+                for kind in libs[t]:
+                    libs[t][kind] += got[t][kind]
+        profiled = await hosts[0].ask({"profile": 200, "op_id": op_id})
     finally:
-        await direct.aclose()
-        await direct2.aclose()
-        stop(peer_proc)
+        for caller in library:
+            await caller.aclose()
+        for host in hosts:
+            stop(host.proc)
 
-    def report(samples: dict[str, dict[str, list[float]]], direct_client: str) -> dict[str, Any]:
-        out = {}
-        for t, s in samples.items():
-            out[t] = {
-                "mcp_ms": summary(s["mcp"]),
-                "direct_ms": summary(s["direct"]),
-                **added(s, "mcp"),
-                "direct_client": direct_client,
-            }
-            if s.get("direct_httpx"):
-                out[t]["direct_httpx_ms"] = summary(s["direct_httpx"])
-            if s.get("floor"):
-                out[t]["floor"] = {"mcp_ms": summary(s["floor"]), **added(s, "floor")}
-        return out
+    baseline = {t: [x for h in hosts for x in samples[h.key][t]["direct"]] for t in COMMON_TOOLS}
 
-    out: dict[str, Any] = {"rounds": rounds, "calls_per_tool": per_round * rounds, "ours": report(ours, "httpx2")}
+    def report(key: str) -> dict[str, Any]:
+        return {
+            t: {"mcp_ms": summary(v["mcp"]), "direct_ms": summary(baseline[t]), "own_direct_ms": summary(v["direct"]),
+                **added(v["mcp"], baseline[t], paired=v["direct"]),
+                "direct_client": "httpx2" + (" (peer venv)" if key == "peer" else "")}
+            for t, v in samples[key].items()
+        }  # fmt: skip
+
+    out: dict[str, Any] = {"block": BLOCK, "rounds": rounds, "calls_per_tool": rounds * job["n"]}
+    out |= {h.key: report(h.key) for h in hosts}
+    out["library"] = {t: {lib: summary(v) for lib, v in libs[t].items()} for t in COMMON_TOOLS}
     out["ours_profile"] = profiled
-    if peer:
-        out["peer"] = report(theirs, "httpx2 (peer venv)")
     return out
 
 
@@ -197,5 +201,5 @@ async def over_http(servers: list[HttpServer], sandbox: Sandbox, op_id: str, n: 
     for t in COMMON_TOOLS:
         out[t] = {"direct_ms": summary(samples[t]["direct"])}
         for s in servers:
-            out[t][s.key] = {"mcp_ms": summary(samples[t][s.key]), **added(samples[t], s.key)}
+            out[t][s.key] = {"mcp_ms": summary(samples[t][s.key]), **added(samples[t][s.key], samples[t]["direct"])}
     return out

@@ -190,12 +190,23 @@ def render_dynamic(cc: dict[str, Any], add: Callable[[str], None]) -> None:
         f"(target <= {most}: {'PASS' if ok else 'FAIL'})")  # fmt: skip
 
 
+def pinning(res: dict[str, Any]) -> str:
+    """Where the processes of the calls over HTTP ran (bench/sandbox.py, pinned)."""
+    cores = res.get("http_cores")
+    if not cores:
+        return "   over HTTP: client, upstream and server share the machine's cores (not pinned)"
+    return (f"   over HTTP: client and upstream pinned to cores {cores['load_generator_and_upstream']}, the server "
+            f"under test to {cores['server_under_test']}")  # fmt: skip
+
+
 def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
     pc = res.get("per_call")
     if not pc:
         return
     add("3. PER-CALL OVERHEAD  ms, same upstream request against the sandbox, interleaved call by call;")
-    add("   added = MCP percentile - direct percentile (direct = httpx2, pooled, same auth)")
+    add("   added = MCP percentile - direct percentile (direct = httpx2, pooled, same auth); in memory, each server")
+    add(f"   alone in a process, turns of {pc.get('in_memory', {}).get('block', '?')} calls, direct calls pooled")
+    add(pinning(res))
     add(row(("path / server", "<30"), ("tool", "<24"), ("direct p50", ">11"), ("p99", ">7"), ("mcp p50", ">9"),
             ("p99", ">7"), ("added p50", ">10"), ("p99", ">7")))  # fmt: skip
 
@@ -205,21 +216,18 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
                 (mcp["p99"], ">7.2f"), (v["added_p50_ms"], ">10.2f"), (v["added_p99_ms"], ">7.2f")))  # fmt: skip
 
     mem = pc.get("in_memory", {})
-    for key, label in (("ours", "in-memory mcp-cloudops"), ("peer", "in-memory fastmcp peer")):
+    for key in ("ours", "floor", "peer"):
         for t, v in mem.get(key, {}).items():
-            line(label, t, v["direct_ms"], v)
-            if key == "ours" and "floor" in v:
-                line("in-memory floor (bare server)", t, v["direct_ms"], v["floor"])
+            line(f"in-memory {res['servers'][key]}", t, v["direct_ms"], v)
     http = pc.get("http", {})
     for t in COMMON_TOOLS:
         for key, v in http.get(t, {}).items():
             if key != "direct_ms":
                 line(f"HTTP {res['servers'][key]}", t, http[t]["direct_ms"], v)
-    for t, v in mem.get("ours", {}).items():
-        if "direct_httpx_ms" in v:
-            d2, d1 = v["direct_ms"]["p50"], v["direct_httpx_ms"]["p50"]
-            add(f"   {t}: direct with httpx2 p50 {d2:.2f} ms vs httpx 0.28 {d1:.2f}"
-                " ms (same process, interleaved): the HTTP library's share")  # fmt: skip
+    for t, v in mem.get("library", {}).items():
+        d2, d1 = v["direct"]["p50"], v["direct_httpx"]["p50"]
+        add(f"   {t}: direct with httpx2 p50 {d2:.2f} ms vs httpx 0.28 {d1:.2f}"
+            " ms (same process, interleaved): the HTTP library's share")  # fmt: skip
     if "ours_profile" in mem:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in list(mem["ours_profile"]["share_by_package"].items())[:9])
         add(f"   where an in-memory call's time goes (cProfile self time, client + server): {shares}")
@@ -232,7 +240,7 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
         add(f"   in-memory added p50, worst tool: {worst:.2f} ms (target < 2 ms: {'PASS' if worst < 2 else 'FAIL'})")
     for t in COMMON_TOOLS:  # issue 23 item 6: at most 1.25x the floor's added latency, p50 and p99
         for where, ours, floor in (
-            ("in-memory", mem.get("ours", {}).get(t), mem.get("ours", {}).get(t, {}).get("floor")),
+            ("in-memory", mem.get("ours", {}).get(t), mem.get("floor", {}).get(t)),
             ("HTTP", http.get(t, {}).get("ours"), http.get(t, {}).get("floor")),
         ):
             if ours and floor:
@@ -259,8 +267,10 @@ def render_throughput(res: dict[str, Any], add: Callable[[str], None]) -> None:
     tp = res.get("throughput")
     if not tp:
         return
-    add(f"4. THROUGHPUT  streamable HTTP, one mcp.Client session per unit of concurrency, {tp['duration_s']:g} s per"
-        " level and server, both tools alternately; CPU in % of one core")  # fmt: skip
+    add(f"4. THROUGHPUT  streamable HTTP, one mcp.Client session per unit of concurrency, both tools alternately;"
+        f" {tp['rounds']} rounds of {tp['duration_s']:g} s per level and server, in turns (calls/s: the median"
+        " round); CPU in % of one core")  # fmt: skip
+    add(pinning(res))
     add(row(("server", "<16"), ("conc", ">5"), ("calls/s", ">9"), ("p50 ms", ">8"), ("p99 ms", ">8"), ("server", ">8"),
             ("upstream", ">9"), ("client", ">8"), ("calls/server-CPU-s", ">19"), ("errors", ">7")))  # fmt: skip
     for level, r in tp["levels"].items():

@@ -1,7 +1,8 @@
 """mcp-cloudops benchmark: cold start, context cost, per-call overhead, throughput, and the FastMCP
 peer, measured side by side in one run. Prints a table; writes bench/results/latest.json.
 
-    python bench/run.py [--runs 15] [--calls 1000] [--duration 3] [--concurrency 1,8,32,128]
+    python bench/run.py [--runs 15] [--calls 1000] [--duration 2] [--rounds 5]
+                        [--concurrency 1,8,32,128]
                         [--no-peer] [--setup-peer] [--quick] [--out bench/results/latest.json]
 
 See bench/README.md for what each number means and how it is measured.
@@ -43,7 +44,7 @@ from context import context_cost, dynamic_toolsets, our_tools_list, peer_tools_l
 from machine import machine, own_cpu_seconds, system_cpu_seconds
 from per_call import in_memory, over_http
 from report import render, write_json
-from sandbox import HttpServer, peer_env, start_http, start_sandbox
+from sandbox import HttpServer, peer_env, pinned, start_http, start_sandbox
 from startup import Subject, cold_start, importtime_summary, startup_profile
 from throughput import throughput
 
@@ -115,12 +116,16 @@ async def async_phases(args: argparse.Namespace, res: dict[str, Any], peer_ok: b
             s.key: {"start_to_listen_s": round(s.start_seconds, 3), **proc_memory_mb(s.proc.pid)} for s in servers
         }
         print("per-call in-memory ...", flush=True)
-        pc: dict[str, Any] = {"in_memory": await in_memory(sandbox, OPERATION_DONE, args.calls, 3, peer_ok)}
-        print("per-call HTTP ...", flush=True)
-        pc["http"] = await over_http(servers, sandbox, OPERATION_DONE, args.calls)
-        res["per_call"] = pc
-        print("throughput ...", flush=True)
-        res["throughput"] = await throughput(servers, sandbox, OPERATION_DONE, args.concurrency, args.duration)
+        pc: dict[str, Any] = {"in_memory": await in_memory(sandbox, OPERATION_DONE, args.calls, peer_ok)}
+        with pinned(servers, sandbox) as cores:
+            print("per-call HTTP ...", flush=True)
+            pc["http"] = await over_http(servers, sandbox, OPERATION_DONE, args.calls)
+            res["per_call"] = pc
+            print("throughput ...", flush=True)
+            res["throughput"] = await throughput(
+                servers, sandbox, OPERATION_DONE, args.concurrency, args.duration, args.rounds
+            )
+        res["http_cores"] = cores
         if args.shared:
             from shared_endpoint import shared_endpoint
 
@@ -140,18 +145,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, default=15, help="cold starts per subject (default 15)")
     ap.add_argument("--importtime-runs", type=int, default=3, help="-X importtime runs per subject (default 3)")
     ap.add_argument("--calls", type=int, default=1000, help="measured calls per tool and path (default 1000)")
-    ap.add_argument("--duration", type=float, default=3.0, help="seconds per throughput level and server (default 3)")
+    ap.add_argument("--duration", type=float, default=2.0, help="seconds per throughput window (default 2)")
+    ap.add_argument("--rounds", type=int, default=5, help="throughput windows per level and server (default 5)")
     ap.add_argument("--concurrency", default="1,8,32,128", help="throughput levels (default 1,8,32,128)")
     ap.add_argument("--no-peer", action="store_true", help="skip the FastMCP peer")
     ap.add_argument("--shared", action="store_true", help="also the shared endpoint: 1,000 sessions, 2,000 requests")
     ap.add_argument("--setup-peer", action="store_true", help=f"create bench/.venv-fastmcp ({PEER_PIN}) if missing")
     ap.add_argument(
-        "--quick", action="store_true", help="smoke run: --runs 3 --importtime-runs 1 --calls 40 --duration 1"
+        "--quick",
+        action="store_true",
+        help="smoke run: --runs 3 --importtime-runs 1 --calls 40 --duration 1 --rounds 1",
     )
     ap.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json", help="JSON output path")
     args = ap.parse_args(argv)
     if args.quick:
-        args.runs, args.importtime_runs, args.calls, args.duration = 3, 1, 40, 1.0
+        args.runs, args.importtime_runs, args.calls, args.duration, args.rounds = 3, 1, 40, 1.0, 1
     args.concurrency = [int(x) for x in str(args.concurrency).split(",") if x.strip()]
     return args
 

@@ -1,12 +1,14 @@
 """What the call measurements talk to: the sandbox simulators in a process of their own (the upstream)
-and MCP servers started over streamable HTTP.
+and MCP servers started over streamable HTTP, and where each runs (pinned).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,36 @@ def start_http(
         stop(proc)
         raise BenchError(f"{label}: {exc}; its stderr: {log.read_text(errors='replace')[-400:]}") from None
     return server
+
+
+def halves(cores: list[int]) -> tuple[set[int], set[int]] | None:
+    """(load generator's cores, servers' cores), or None on a single core."""
+    if len(cores) < 2:
+        return None
+    cut = len(cores) // 2
+    return set(cores[:cut]), set(cores[cut:])
+
+
+@contextlib.contextmanager
+def pinned(servers: list[HttpServer], sandbox: Sandbox) -> Iterator[dict[str, list[int]] | None]:
+    """For the calls over HTTP: this process (the load generator, the SDK's own client) and the upstream on
+    one half of the cores, the servers under test on the other, as a load test runs its client on another
+    machine. Sharing two cores, all three servers stopped at one ceiling set by the client's own CPU, and
+    the scheduler moving processes between cores set the p99. Yields which cores went where (None when
+    the machine cannot be split); undone on exit."""
+    split = halves(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_setaffinity") else None
+    if split is None:
+        yield None
+        return
+    load, serving = split
+    before = {pid: os.sched_getaffinity(pid) for pid in (0, sandbox.proc.pid)}
+    for pid in before:
+        os.sched_setaffinity(pid, load)
+    for s in servers:
+        os.sched_setaffinity(s.proc.pid, serving)
+    try:
+        yield {"load_generator_and_upstream": sorted(load), "server_under_test": sorted(serving)}
+    finally:
+        for pid, cores in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, cores)
