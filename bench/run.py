@@ -1,7 +1,7 @@
 """mcp-cloudops benchmark: cold start, context cost, per-call overhead, throughput, and the FastMCP
 peer, measured side by side in one run. Prints a table; writes bench/results/latest.json.
 
-    python bench/run.py [--runs 15] [--calls 1000] [--duration 2] [--rounds 5]
+    python bench/run.py [--runs 15] [--calls 2000] [--duration 1] [--rounds 10]
                         [--concurrency 1,8,32,128]
                         [--no-peer] [--setup-peer] [--quick] [--out bench/results/latest.json]
 
@@ -144,9 +144,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="mcp-cloudops benchmark (see bench/README.md)")
     ap.add_argument("--runs", type=int, default=15, help="cold starts per subject (default 15)")
     ap.add_argument("--importtime-runs", type=int, default=3, help="-X importtime runs per subject (default 3)")
-    ap.add_argument("--calls", type=int, default=1000, help="measured calls per tool and path (default 1000)")
-    ap.add_argument("--duration", type=float, default=2.0, help="seconds per throughput window (default 2)")
-    ap.add_argument("--rounds", type=int, default=5, help="throughput windows per level and server (default 5)")
+    ap.add_argument("--calls", type=int, default=2000, help="measured calls per tool and path (default 2000)")
+    ap.add_argument("--duration", type=float, default=1.0, help="seconds per throughput window (default 1)")
+    ap.add_argument("--rounds", type=int, default=10, help="throughput windows per level and server (default 10)")
     ap.add_argument("--concurrency", default="1,8,32,128", help="throughput levels (default 1,8,32,128)")
     ap.add_argument("--no-peer", action="store_true", help="skip the FastMCP peer")
     ap.add_argument("--shared", action="store_true", help="also the shared endpoint: 1,000 sessions, 2,000 requests")
