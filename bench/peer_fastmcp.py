@@ -129,7 +129,7 @@ async def inmem() -> None:
 
     server = build(False)
     nirvana_direct, exoscale_direct = clients()
-    gc.freeze()  # as bench/per_call.py's host does after building ours and the floor
+    gc.freeze()  # as bench/inmem_host.py does after building ours or the floor
     async with Client(server._mcp_server, mode="legacy") as client, nirvana_direct, exoscale_direct:
         await client.list_tools()
         print(json.dumps({"ready": True}), flush=True)

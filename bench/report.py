@@ -125,10 +125,7 @@ def render_context(res: dict[str, Any], add: Callable[[str], None]) -> None:
     ):
         if key in cc:
             line(label, cc[key])
-    add(
-        f"   average {o['bytes_per_tool']:.0f} B/tool "
-        f"(target <= 900: {'PASS' if o['bytes_per_tool'] <= 900 else 'FAIL'})"
-    )
+    add(f"   average {o['bytes_per_tool']:.0f} B/tool (target <= 900: {verdict(o['bytes_per_tool'] <= 900)})")
     if "two_accounts" in cc:
         two = cc["two_accounts"]["bytes_per_tool"]
         add(f"   with two accounts on every provider {two:.0f} B/tool (target <= 900: {verdict(two <= 900)})")
@@ -183,11 +180,11 @@ def render_dynamic(cc: dict[str, Any], add: Callable[[str], None]) -> None:
     if "peer" in cc:
         line("fastmcp peer (served), at connect", cc["peer"]["tools"], cc["peer"]["result_bytes"], 0)
     size, target = first["result_bytes"], d["first_list_target_bytes"]
-    add(f"   dynamic first tools/list {size} bytes (target <= {target}: {'PASS' if size <= target else 'FAIL'})")
+    add(f"   dynamic first tools/list {size} bytes (target <= {target}: {verdict(size <= target)})")
     worst, most = reach["dynamic_max"], reach["dynamic_target_max"]
     ok = worst is not None and worst <= most and reach["default_max"] == 0
     add(f"   calls to reach any tool: default {reach['default_max']}, dynamic at most {worst} "
-        f"(target <= {most}: {'PASS' if ok else 'FAIL'})")  # fmt: skip
+        f"(target <= {most}: {verdict(ok)})")  # fmt: skip
 
 
 def pinning(res: dict[str, Any]) -> str:
@@ -237,7 +234,7 @@ def render_calls(res: dict[str, Any], add: Callable[[str], None]) -> None:
         add(f"     of which mcp_cloudops: {funcs}")
     if "ours" in mem:
         worst = max(v["added_p50_ms"] for v in mem["ours"].values())
-        add(f"   in-memory added p50, worst tool: {worst:.2f} ms (target < 2 ms: {'PASS' if worst < 2 else 'FAIL'})")
+        add(f"   in-memory added p50, worst tool: {worst:.2f} ms (target < 2 ms: {verdict(worst < 2)})")
     for t in COMMON_TOOLS:  # issue 23 item 6: at most 1.25x the floor's added latency, p50 and p99
         for where, ours, floor in (
             ("in-memory", mem.get("ours", {}).get(t), mem.get("floor", {}).get(t)),
