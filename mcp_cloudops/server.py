@@ -60,13 +60,15 @@ def answer(redactor: Redactor, result: Any, limit: int, spec: ToolSpec, args: di
     copy nobody else reads). Most results need neither, which their JSON, made once, tells."""
     text = dumps(result)
     if fits(text, limit) and redactor.clean_json(text, result):
-        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result)
+        return ok(result, text)
     redacted = redactor.data(result)
     return ok(cap(redacted, limit, spec, args, own=redacted is not result))
 
 
-def ok(data: dict[str, Any]) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=dumps(data))], structured_content=data)
+def ok(data: dict[str, Any], text: str | None = None) -> CallToolResult:
+    """`data` as a result: its JSON (`text`, when the caller has already made it) and itself, structured."""
+    shown = dumps(data) if text is None else text
+    return CallToolResult(content=[TextContent(type="text", text=shown)], structured_content=data)
 
 
 def failed(message: str) -> CallToolResult:
